@@ -1,0 +1,145 @@
+"""Forms of the staff workspace."""
+
+from __future__ import annotations
+
+from django import forms
+from django.core.exceptions import ValidationError
+
+from portal.models import Practice, Role
+
+MODALITIES = [
+    ("", "Any"),
+    ("CT", "CT / CBCT"),
+    ("PX", "Panoramic (PX)"),
+    ("IO", "Intraoral (IO)"),
+    ("DX", "Radiograph (DX)"),
+    ("CR", "Radiograph (CR)"),
+    ("OT", "Other (OT)"),
+]
+
+
+class TokenForm(forms.Form):
+    token = forms.CharField(
+        label="Code from your authenticator app (or a backup code)",
+        max_length=48,
+        widget=forms.TextInput(attrs={"autocomplete": "one-time-code", "autofocus": True}),
+    )
+
+    def clean_token(self) -> str:
+        return self.cleaned_data["token"].replace(" ", "").strip()
+
+
+class SearchForm(forms.Form):
+    q = forms.CharField(label="Name or patient ID", required=False, max_length=100)
+    birth_date = forms.DateField(
+        label="Date of birth", required=False, widget=forms.DateInput(attrs={"type": "date"})
+    )
+    date_from = forms.DateField(
+        label="Study from", required=False, widget=forms.DateInput(attrs={"type": "date"})
+    )
+    date_to = forms.DateField(
+        label="Study to", required=False, widget=forms.DateInput(attrs={"type": "date"})
+    )
+    modality = forms.ChoiceField(choices=MODALITIES, required=False)
+
+    def clean(self) -> dict:
+        data = super().clean()
+        if data.get("date_from") and data.get("date_to") and data["date_from"] > data["date_to"]:
+            raise ValidationError("The study date range ends before it starts.")
+        return data
+
+    def used_fields(self) -> list[str]:
+        """Return which fields were filled in, never their values (they may be PHI)."""
+        return sorted(k for k, v in self.cleaned_data.items() if v)
+
+
+class ShareForm(forms.Form):
+    recipient_kind = forms.ChoiceField(
+        label="Recipient",
+        choices=[("patient", "Patient"), ("referrer", "Referring clinician")],
+        widget=forms.RadioSelect,
+        initial="patient",
+    )
+    recipient_email = forms.EmailField(label="Recipient email", required=False)
+    recipient_name = forms.CharField(label="Recipient name", required=False, max_length=200)
+    series = forms.MultipleChoiceField(
+        label="Series (none chosen means the whole study)",
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+    )
+    attachments = forms.MultipleChoiceField(
+        label="Photos and reports", required=False, widget=forms.CheckboxSelectMultiple
+    )
+    expires_in_days = forms.IntegerField(label="Expires after (days)", min_value=1)
+    password = forms.CharField(
+        label="Password (leave empty to generate one that is easy to read aloud)",
+        required=False,
+        min_length=8,
+        max_length=128,
+        widget=forms.TextInput(attrs={"autocomplete": "off"}),
+    )
+    allow_download = forms.BooleanField(label="Allow download", required=False, initial=True)
+    max_downloads = forms.IntegerField(
+        label="Download limit (optional)", required=False, min_value=1, max_value=1000
+    )
+    send_email = forms.BooleanField(
+        label="Email the link to the recipient now (the password is never emailed)",
+        required=False,
+    )
+
+    def __init__(self, *args, study, series, attachments, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.practice = study.practice
+        self.fields["series"].choices = [(str(s.code), str(s)) for s in series]
+        self.fields["attachments"].choices = [(str(a.code), str(a)) for a in attachments]
+        self.fields["expires_in_days"].initial = self.practice.share_default_days
+        self.fields["expires_in_days"].max_value = self.practice.share_max_days
+        self.fields["expires_in_days"].widget.attrs["max"] = self.practice.share_max_days
+
+    def clean_expires_in_days(self) -> int:
+        days = self.cleaned_data["expires_in_days"]
+        if days > self.practice.share_max_days:
+            raise ValidationError(
+                f"This practice allows links of at most {self.practice.share_max_days} days."
+            )
+        return days
+
+    def clean(self) -> dict:
+        data = super().clean()
+        if data.get("recipient_kind") == "referrer" and not data.get("recipient_email"):
+            self.add_error("recipient_email", "A referrer link needs the referrer's email.")
+        if data.get("send_email") and not data.get("recipient_email"):
+            self.add_error("recipient_email", "Give an email address to send the link to.")
+        return data
+
+
+class ExtendForm(forms.Form):
+    days = forms.IntegerField(min_value=1, max_value=365, label="Expire after (days from now)")
+
+
+class PracticeSettingsForm(forms.ModelForm):
+    class Meta:
+        model = Practice
+        fields = [
+            "share_default_days",
+            "share_max_days",
+            "idle_timeout_minutes",
+            "front_desk_views_images",
+            "hygienists_see_assigned_only",
+        ]
+
+    def clean(self) -> dict:
+        data = super().clean()
+        default, maximum = data.get("share_default_days"), data.get("share_max_days")
+        if default and maximum and default > maximum:
+            raise ValidationError("The default expiry cannot be longer than the maximum.")
+        if maximum is not None and not 1 <= maximum <= 365:
+            self.add_error("share_max_days", "Choose between 1 and 365 days.")
+        idle = data.get("idle_timeout_minutes")
+        if idle is not None and not 1 <= idle <= 60:
+            self.add_error("idle_timeout_minutes", "Choose between 1 and 60 minutes.")
+        return data
+
+
+class StaffRoleForm(forms.Form):
+    role = forms.ChoiceField(choices=Role.choices)

@@ -1,0 +1,246 @@
+"""Read each file once, check it from its content and stream it into the vault.
+
+Runs per file, possibly in two worker threads (AES-GCM and SHA-256 release the GIL, so one
+file's encryption overlaps the other's header parsing). Records are made later, in one
+transaction, by portal.ingest.records.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from typing import TypeVar
+
+from django.conf import settings
+from django.core.files.storage import storages
+from django.db import DEFAULT_DB_ALIAS, connections
+
+from portal import vault
+from portal.ingest import sniff
+from portal.ingest.sniff import HEAD_BYTES, DicomHeader, NeedMore, PhotoInfo, Rejected
+from portal.ingest.sources import Chain, Entry, LimitExceeded, Tee
+from portal.models import Instance, Patient, Practice, StoredObject
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+R = TypeVar("R")
+# Room for a few batches at once (several uploads in one web process).
+POOL_THREADS = 8
+
+
+class StorageFailed(Exception):
+    """The vault could not store a file; the whole batch is abandoned."""
+
+
+@dataclass
+class Outcome:
+    """What happened to one file before the records were made."""
+
+    index: int
+    name: str
+    status: str  # "ok", "duplicate" or "rejected"
+    reason: str = ""
+    kind: str = ""
+    blob: StoredObject | None = None
+    header: DicomHeader | None = None
+    photo: PhotoInfo | None = None
+    content_type: str = ""
+
+
+class Context:
+    """Limits and per-batch state shared by the workers."""
+
+    def __init__(self, practice: Practice, patient: Patient | None) -> None:
+        self.practice = practice
+        self.patient = patient
+        self.max_file_bytes = settings.PORTAL_MAX_FILE_BYTES
+        self.max_pixels = settings.PORTAL_MAX_IMAGE_PIXELS
+        self._lock = threading.Lock()
+        self._known: dict[str, set[str]] = {}
+        self._claimed: set[str] = set()
+
+    def is_duplicate(self, header: DicomHeader) -> bool:
+        """Return True if the SOP instance is stored already or earlier in this batch."""
+        with self._lock:
+            known = self._known.get(header.study_uid)
+            if known is None:
+                # One query per study, not per file.
+                known = set(
+                    Instance.objects.filter(
+                        practice=self.practice, series__study__study_uid=header.study_uid
+                    ).values_list("sop_instance_uid", flat=True)
+                )
+                self._known[header.study_uid] = known
+            if header.sop_uid in known or header.sop_uid in self._claimed:
+                return True
+            self._claimed.add(header.sop_uid)
+            return False
+
+
+def _store(src: object) -> StoredObject:
+    try:
+        return vault.store(src)  # type: ignore[arg-type]
+    except (Rejected, LimitExceeded):
+        raise
+    # A storage backend can fail in many ways (OSError, botocore errors, integrity errors).
+    except Exception as exc:  # noqa: BLE001
+        logger.error("ingest: storing a file in the vault failed", exc_info=True)
+        raise StorageFailed from exc
+
+
+def discard(objs: Iterable[StoredObject]) -> None:
+    """Delete stored objects of files that were not kept: key first, then the ciphertext."""
+    objs = [o for o in objs if o is not None and o.pk is not None]
+    if not objs:
+        return
+    StoredObject.objects.filter(pk__in=[o.pk for o in objs]).delete()
+    storage = storages["vault"]
+    for obj in objs:
+        try:
+            storage.delete(obj.storage_name)
+        except OSError:
+            # The row and its wrapped key are gone, so the ciphertext is unreadable anyway.
+            logger.warning("ingest: could not delete discarded object %s", obj.code)
+
+
+def process(index: int, entry: Entry, ctx: Context) -> Outcome:
+    """Check one file from its content and store it; never raise for bad input."""
+    out = Outcome(index=index, name=entry.name, status="rejected")
+    try:
+        if entry.size is not None and entry.size > ctx.max_file_bytes:
+            raise Rejected("file is larger than allowed")
+        with entry.open() as src:
+            _process(src, entry, ctx, out)
+    except (Rejected, LimitExceeded) as exc:
+        discard([out.blob] if out.blob else [])
+        out.status, out.reason, out.blob = "rejected", str(exc), None
+    except OSError:
+        discard([out.blob] if out.blob else [])
+        out.status, out.reason, out.blob = "rejected", "file could not be read", None
+    return out
+
+
+def _process(src, entry: Entry, ctx: Context, out: Outcome) -> None:  # noqa: ANN001
+    tee = Tee(src, ctx.max_file_bytes)
+    head = tee.read_exact(HEAD_BYTES)
+    if entry.in_archive and sniff.is_zip(head):
+        raise Rejected("archive inside an archive is not expanded")
+    out.kind = sniff.classify(head)
+    if out.kind == sniff.DICOM:
+        at_eof = len(head) < HEAD_BYTES
+        while True:
+            try:
+                header = sniff.parse_dicom(head, at_eof)
+                break
+            except NeedMore:
+                more = tee.read_exact(len(head))
+                at_eof = len(more) < len(head)
+                head += more
+        _check_patient(header, ctx)
+        out.header = header
+        if ctx.is_duplicate(header):
+            out.status = "duplicate"
+            return
+        out.blob = _store(Chain(head, tee))
+        sniff.check_stored_length(header, tee.count, tee.tail)
+    elif out.kind == sniff.PHOTO:
+        src.seek(0)
+        out.photo = sniff.check_photo(src, ctx.max_pixels)
+        out.content_type = out.photo.content_type
+        src.seek(0)
+        tee = Tee(src, ctx.max_file_bytes)
+        out.blob = _store(tee)
+    else:
+        out.content_type = "application/pdf"
+        out.blob = _store(Chain(head, tee))
+        sniff.check_pdf_tail(tee.tail)
+    if entry.size is not None and tee.count != entry.size:
+        raise Rejected("file changed while it was read")
+    out.status = "ok"
+
+
+def _check_patient(header: DicomHeader, ctx: Context) -> None:
+    if ctx.patient is not None:
+        if header.patient_id and header.patient_id != ctx.patient.patient_id:
+            raise Rejected("Patient ID in the file differs from the chosen patient")
+    elif not header.patient_id:
+        raise Rejected("DICOM file has no Patient ID: choose a patient")
+
+
+class _Pool:
+    """Long-lived worker threads, kept across chunks and batches.
+
+    The vault keeps buffers and a digest helper per calling thread; fresh threads for every
+    chunk would fault in new buffers and start new helpers each time.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._executor: ThreadPoolExecutor | None = None
+        self._pid = 0
+
+    def get(self) -> ThreadPoolExecutor:
+        with self._lock:
+            if self._executor is None or self._pid != os.getpid():
+                self._executor = ThreadPoolExecutor(POOL_THREADS, thread_name_prefix="ingest")
+                self._pid = os.getpid()
+            return self._executor
+
+
+_pool = _Pool()
+
+
+def pool_thread_call(fn: Callable[[], R]) -> R:
+    """Run fn in one of the long-lived worker threads and return its result (for tests)."""
+    return _pool.get().submit(fn).result()
+
+
+def run(
+    fn: Callable[[int, T], R],
+    items: Iterator[T],
+    workers: int,
+    meanwhile: Callable[[], object] | None = None,
+) -> tuple[list[R], BaseException | None, list[T]]:
+    """Apply fn to items in worker threads that share this thread's database connection.
+
+    Stops at the first exception and returns it with the items not yet started. This
+    thread calls meanwhile, if given, while the workers run.
+    """
+    results: list[R] = []
+    lock = threading.Lock()
+    numbered = enumerate(items)
+    failure: list[BaseException] = []
+    shared = connections[DEFAULT_DB_ALIAS]
+    # As LiveServerTestCase does: the workers' queries join this thread's transaction.
+    shared.inc_thread_sharing()
+
+    def worker() -> None:
+        connections[DEFAULT_DB_ALIAS] = shared
+        try:
+            while not failure:
+                with lock:
+                    try:
+                        i, item = next(numbered)
+                    except StopIteration:
+                        return
+                try:
+                    results.append(fn(i, item))
+                except BaseException as exc:  # noqa: BLE001 - handed back to the caller
+                    failure.append(exc)
+        finally:
+            # The thread outlives this batch; it must not keep the caller's connection.
+            del connections[DEFAULT_DB_ALIAS]
+
+    try:
+        loops = [_pool.get().submit(worker) for _ in range(workers)]
+        if meanwhile is not None:
+            meanwhile()
+        wait(loops)
+    finally:
+        shared.dec_thread_sharing()
+    rest = [item for _, item in numbered]
+    return results, (failure[0] if failure else None), rest

@@ -1,0 +1,230 @@
+"""Turn the stored files of one batch into records, in one transaction, and audit them."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+
+from audit.models import Action
+from audit.models import Outcome as AuditOutcome
+from portal.ingest.header import DicomHeader
+from portal.ingest.pipeline import Outcome
+from portal.ingest.sniff import DICOM
+from portal.models import Attachment, Instance, Patient, Practice, Series, Study
+
+CHUNK = 500
+
+
+@dataclass
+class Plan:
+    """The decisions of one attempt, applied to the outcomes only once it commits."""
+
+    status: dict[int, tuple[str, str]] = field(default_factory=dict)
+    studies: list[Study] = field(default_factory=list)
+    series_pks: list[int] = field(default_factory=list)
+    attachment_pks: list[int] = field(default_factory=list)
+
+
+def _chunks(values: list[str]) -> list[list[str]]:
+    return [values[i : i + CHUNK] for i in range(0, len(values), CHUNK)]
+
+
+def _existing_sops(practice: Practice, uids: list[str]) -> set[str]:
+    found: set[str] = set()
+    for chunk in _chunks(uids):
+        found.update(
+            Instance.objects.filter(practice=practice, sop_instance_uid__in=chunk).values_list(
+                "sop_instance_uid", flat=True
+            )
+        )
+    return found
+
+
+class _Patients:
+    """PatientID -> Patient for the batch; a missing patient is created only when needed."""
+
+    def __init__(self, practice: Practice, dicoms: list[Outcome], chosen: Patient | None) -> None:
+        self.practice, self.chosen = practice, chosen
+        ids = sorted({o.header.patient_id for o in dicoms})
+        qs = Patient.objects.filter(practice=practice, patient_id__in=ids) if chosen is None else []
+        self.found: dict[str, Patient] = {p.patient_id: p for p in qs}
+
+    def existing(self, header: DicomHeader) -> Patient | None:
+        return self.chosen or self.found.get(header.patient_id)
+
+    def get(self, header: DicomHeader) -> Patient:
+        patient = self.existing(header)
+        if patient is None:
+            patient = self.found[header.patient_id] = Patient.objects.create(
+                practice=self.practice,
+                patient_id=header.patient_id,
+                name=header.patient_name or "Unknown",
+                birth_date=header.birth_date,
+                sex=header.sex,
+            )
+        return patient
+
+
+def build(
+    outcomes: list[Outcome], practice: Practice, chosen: Patient | None, request, user
+) -> Plan:
+    """Create every record of the batch; call inside transaction.atomic()."""
+    import audit
+
+    plan = Plan()
+    for o in outcomes:
+        if o.status != "ok":
+            plan.status[o.index] = (o.status, o.reason)
+    dicoms = [o for o in outcomes if o.kind == DICOM and o.header and o.status != "rejected"]
+    new = [o for o in dicoms if o.status == "ok"]
+    existing = _existing_sops(practice, [o.header.sop_uid for o in new])
+    for o in new:
+        if o.header.sop_uid in existing:
+            plan.status[o.index] = ("duplicate", "")
+    patients = _Patients(practice, dicoms, chosen)
+
+    studies = {
+        s.study_uid: s
+        for chunk in _chunks(sorted({o.header.study_uid for o in dicoms}))
+        for s in Study.objects.filter(practice=practice, study_uid__in=chunk).select_related(
+            "patient"
+        )
+    }
+    fresh: set[str] = set()
+    rejected_by_study: Counter[str] = Counter()
+    for o in dicoms:
+        h = o.header
+        study = studies.get(h.study_uid)
+        if study is None:
+            study = Study.objects.create(practice=practice, patient=patients.get(h), **h.study)
+            studies[h.study_uid] = study
+            fresh.add(h.study_uid)
+        patient = patients.existing(h)
+        if patient is None or study.patient_id != patient.pk:
+            plan.status[o.index] = ("rejected", "study belongs to another patient record")
+            rejected_by_study[h.study_uid] += 1
+
+    series_map: dict[tuple[str, str], Series] = {}
+    for s in Series.objects.filter(study__in=list(studies.values())).select_related("study"):
+        series_map[(s.study.study_uid, s.series_uid)] = s
+    to_create: list[Instance] = []
+    counts: Counter[str] = Counter()
+    dupes: Counter[str] = Counter()
+    modalities: dict[str, set[str]] = defaultdict(set)
+    touched_series: dict[int, Series] = {}
+    for o in dicoms:
+        h = o.header
+        state = plan.status.get(o.index, ("ok", ""))[0]
+        if state == "duplicate":
+            dupes[h.study_uid] += 1
+        if state != "ok":
+            continue
+        key = (h.study_uid, h.series_uid)
+        series = series_map.get(key)
+        if series is None:
+            series = Series.objects.create(study=studies[h.study_uid], **h.series)
+            series_map[key] = series
+        touched_series[series.pk] = series
+        to_create.append(
+            Instance(
+                practice=practice,
+                series=series,
+                blob=o.blob,
+                original_name=o.name[-255:],
+                **h.instance,
+            )
+        )
+        counts[h.study_uid] += 1
+        if h.series["modality"]:
+            modalities[h.study_uid].add(h.series["modality"])
+        plan.status[o.index] = ("stored", "")
+    Instance.objects.bulk_create(to_create, batch_size=CHUNK)
+
+    batch_studies = [studies[uid] for uid in dict.fromkeys(o.header.study_uid for o in dicoms)]
+    for study in batch_studies:
+        uid = study.study_uid
+        if modalities[uid]:
+            merged = sorted(set(filter(None, study.modalities.split("\\"))) | modalities[uid])
+            value = "\\".join(merged)[:64]
+            if value != study.modalities:
+                study.modalities = value
+                study.save(update_fields=["modalities"])
+        if study.study_date and counts[uid]:
+            patient = study.patient
+            if patient.last_visit is None or patient.last_visit < study.study_date:
+                patient.last_visit = study.study_date
+                patient.save(update_fields=["last_visit"])
+        if counts[uid] or rejected_by_study[uid]:
+            audit.record(
+                Action.INGEST,
+                request=request,
+                user=user,
+                practice=practice,
+                patient=study.patient,
+                obj=study,
+                detail={
+                    "instances": counts[uid],
+                    "duplicates": dupes[uid],
+                    "rejected": rejected_by_study[uid],
+                    "new_study": uid in fresh,
+                },
+            )
+    plan.studies = [s for s in batch_studies if counts[s.study_uid] or dupes[s.study_uid]]
+    plan.series_pks = sorted(touched_series)
+
+    owner = chosen
+    if owner is None:
+        owners = {patients.existing(o.header) for o in dicoms}
+        owner = owners.pop() if len(owners) == 1 else None
+    study_for_files = batch_studies[0] if len(batch_studies) == 1 else None
+    for o in outcomes:
+        if o.status != "ok" or o.kind == DICOM:
+            continue
+        if owner is None:
+            plan.status[o.index] = ("rejected", "a photo or PDF needs a patient: choose one")
+            continue
+        attachment = Attachment.objects.create(
+            practice=practice,
+            patient=owner,
+            study=study_for_files,
+            kind=Attachment.Kind.PHOTO if o.photo else Attachment.Kind.PDF,
+            content_type=o.content_type,
+            title=o.name.rsplit("/", 1)[-1][:200],
+            original_name=o.name[-255:],
+            width=o.photo.width if o.photo else None,
+            height=o.photo.height if o.photo else None,
+            blob=o.blob,
+        )
+        plan.attachment_pks.append(attachment.pk)
+        plan.status[o.index] = ("stored", _kind_note(o))
+        audit.record(
+            Action.UPLOAD,
+            request=request,
+            user=user,
+            practice=practice,
+            patient=owner,
+            obj=attachment,
+            detail={"kind": attachment.kind},
+        )
+
+    reasons = Counter(reason for state, reason in plan.status.values() if state == "rejected")
+    if reasons:
+        audit.record(
+            Action.INGEST,
+            request=request,
+            user=user,
+            practice=practice,
+            outcome=AuditOutcome.FAILED,
+            detail={"rejected": sum(reasons.values()), "reasons": dict(reasons)},
+        )
+    return plan
+
+
+def _kind_note(o: Outcome) -> str:
+    """Say what a file really is when its name suggests something else."""
+    suffix = o.name.rsplit(".", 1)[-1].lower() if "." in o.name else ""
+    if o.photo and suffix == "pdf":
+        return f"stored as a photo: the content is a {o.photo.content_type[6:].upper()} image"
+    if not o.photo and suffix in ("jpg", "jpeg", "png"):
+        return "stored as a PDF: the content is a PDF document"
+    return ""

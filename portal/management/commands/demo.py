@@ -1,0 +1,66 @@
+"""Fill the laptop database with demo data, print how to sign in, and serve the portal."""
+
+from __future__ import annotations
+
+import json
+
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandError
+
+from portal.demo import build_demo
+
+
+class Command(BaseCommand):
+    help = "Migrate, create demo data (idempotent), print a staff login and a share link, serve."
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("--no-serve", action="store_true", help="Do everything but serving.")
+        parser.add_argument("--addrport", default="127.0.0.1:8000")
+        parser.add_argument("--json", action="store_true", help="Print the result as JSON.")
+        parser.add_argument("--cbct-slices", type=int, default=300)
+
+    def handle(self, *args, **options) -> None:
+        if not settings.LOCAL:
+            raise CommandError("The demo runs only in laptop mode (PORTAL_MODE=local).")
+        call_command("migrate", interactive=False, verbosity=0)
+        result = build_demo(cbct_slices=options["cbct_slices"])
+        base = f"http://{options['addrport']}"
+        if options["json"]:
+            self.stdout.write(
+                json.dumps(
+                    {
+                        "staff_password": result.password,
+                        "staff": [s.__dict__ for s in result.staff],
+                        "share_path": result.share_path,
+                        "share_password": result.share_password,
+                        "share_birth_date": result.share_birth_date,
+                        "study_code": str(result.cbct_study.code),
+                    }
+                )
+            )
+        else:
+            self._print(result, base)
+        if not options["no_serve"]:
+            call_command("runserver", options["addrport"], use_reloader=False)
+
+    def _print(self, result, base: str) -> None:
+        out = self.stdout.write
+        stored = sum(1 for line in result.ingest_lines if line.startswith("stored"))
+        if result.ingest_lines:
+            out(f"Ingested {stored} of {len(result.ingest_lines)} demo files.")
+        for line in result.ingest_lines:
+            if not line.startswith("stored"):
+                out(f"  {line}")
+        out("")
+        out(f"Demo practice: {result.practice.name}")
+        out(f"Staff sign-in: {base}/login/")
+        out(f"  password for every demo user: {result.password}")
+        for s in result.staff:
+            out(f"  {s.username:16} {s.role:15} authenticator: {s.otpauth_uri}")
+        out("  (no authenticator app? `python manage.py totp_code demo-frontdesk` prints the code)")
+        out("")
+        out(f"Share link (patient): {base}{result.share_path}")
+        out(f"  password: {result.share_password}")
+        out(f"  date of birth: {result.share_birth_date}")
+        out("")

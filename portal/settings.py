@@ -1,0 +1,299 @@
+"""Settings read from the environment (django-environ).
+
+PORTAL_MODE=local (the default of manage.py) is a laptop: SQLite, encrypted local storage and keys
+under PORTAL_DATA_DIR, Celery tasks run eagerly. Anything else is production: every secret must
+come from the environment and a missing one refuses to start.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+from portal.secrets_store import load_keys, load_secret_key
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+env = environ.Env()
+
+PORTAL_MODE = env.str("PORTAL_MODE", default="production")
+if PORTAL_MODE not in ("local", "production"):
+    raise ImproperlyConfigured("PORTAL_MODE must be 'local' or 'production'.")
+LOCAL = PORTAL_MODE == "local"
+
+DATA_DIR = Path(env.str("PORTAL_DATA_DIR", default=str(BASE_DIR / "data"))).resolve()
+if LOCAL:
+    DATA_DIR.mkdir(parents=True, exist_ok=True)
+
+
+def _secret(name: str) -> str | None:
+    """Return a secret from NAME or the file named by NAME_FILE."""
+    if env.str(f"{name}_FILE", default=""):
+        return Path(env.str(f"{name}_FILE")).read_text().strip()
+    return env.str(name, default="") or None
+
+
+SECRET_KEY = load_secret_key(_secret("SECRET_KEY"), DATA_DIR, LOCAL)
+PORTAL_KEYS = load_keys(_secret("PORTAL_KEYS"), DATA_DIR, LOCAL)
+PORTAL_CURRENT_KEY_ID = next(iter(PORTAL_KEYS))
+
+DEBUG = env.bool("DEBUG", default=False)
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost"] if LOCAL else [])
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+PORTAL_BASE_URL = env.str("PORTAL_BASE_URL", default="http://127.0.0.1:8000" if LOCAL else "")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "axes",
+    "auditlog",
+    "csp",
+    "portal",
+    "audit",
+    "sharing",
+    "viewer",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "portal.middleware.same_origin_fetch_metadata",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "portal.sessions.staff_session_timeouts",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
+    "portal.middleware.security_headers",
+    "auditlog.middleware.AuditlogMiddleware",
+    "axes.middleware.AxesMiddleware",
+]
+
+ROOT_URLCONF = "portal.urls"
+WSGI_APPLICATION = "portal.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {
+    "default": env.db("DATABASE_URL", default=f"sqlite:///{DATA_DIR / 'portal.sqlite3'}"),
+}
+DATABASES["default"]["ATOMIC_REQUESTS"] = False
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    DATABASES["default"].setdefault("OPTIONS", {})
+    DATABASES["default"]["OPTIONS"].setdefault("timeout", 20)
+    DATABASES["default"]["OPTIONS"].setdefault("transaction_mode", "IMMEDIATE")
+    # WAL lets readers (viewers) proceed while an upload writes; NORMAL syncs at checkpoints.
+    DATABASES["default"]["OPTIONS"].setdefault(
+        "init_command", "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
+    )
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {
+        "NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
+        "OPTIONS": {"min_length": 12},
+    },
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+LOGIN_URL = "portal:login"
+LOGIN_REDIRECT_URL = "portal:home"
+OTP_LOGIN_URL = "portal:login"
+OTP_TOTP_ISSUER = env.str("OTP_TOTP_ISSUER", default="Image Portal")
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = env.str("TIME_ZONE", default="UTC")
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = None if LOCAL else BASE_DIR / "staticfiles"
+STATICFILES_DIRS = [BASE_DIR / "static"] if (BASE_DIR / "static").is_dir() else []
+WHITENOISE_USE_FINDERS = LOCAL
+
+# Encrypted object storage: every byte written here goes through portal.vault.
+if env.str("AWS_STORAGE_BUCKET_NAME", default=""):
+    _vault_storage = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": env.str("AWS_STORAGE_BUCKET_NAME"),
+            "endpoint_url": env.str("AWS_S3_ENDPOINT_URL", default="") or None,
+            "region_name": env.str("AWS_S3_REGION_NAME", default="") or None,
+            "access_key": _secret("AWS_ACCESS_KEY_ID"),
+            "secret_key": _secret("AWS_SECRET_ACCESS_KEY"),
+            "default_acl": "private",
+            "querystring_auth": True,
+            "file_overwrite": False,
+        },
+    }
+elif LOCAL:
+    _vault_storage = {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {
+            "location": str(DATA_DIR / "vault"),
+            "directory_permissions_mode": 0o700,
+            "file_permissions_mode": 0o600,
+        },
+    }
+else:
+    _vault_storage = {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": env.str("PORTAL_VAULT_DIR", default=str(DATA_DIR / "vault"))},
+    }
+STORAGES = {
+    "default": _vault_storage,
+    "vault": _vault_storage,
+    "staticfiles": {
+        "BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"
+        if not LOCAL
+        else "django.contrib.staticfiles.storage.StaticFilesStorage"
+    },
+}
+
+# Celery: eager on a laptop; a real broker (Redis or RabbitMQ) in production.
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="memory://")
+CELERY_TASK_ALWAYS_EAGER = env.bool(
+    "CELERY_TASK_ALWAYS_EAGER", default=CELERY_BROKER_URL == "memory://"
+)
+CELERY_TASK_EAGER_PROPAGATES = True
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_RESULT_BACKEND = None
+CELERY_BEAT_SCHEDULE = {
+    "enforce-retention": {"task": "portal.tasks.enforce_retention", "schedule": 24 * 3600},
+}
+
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+if env.str("REDIS_URL", default=""):
+    CACHES["default"] = {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": env.str("REDIS_URL"),
+    }
+
+EMAIL_BACKEND = env.str(
+    "EMAIL_BACKEND",
+    default="django.core.mail.backends.console.EmailBackend"
+    if LOCAL
+    else "django.core.mail.backends.smtp.EmailBackend",
+)
+EMAIL_HOST = env.str("EMAIL_HOST", default="localhost")
+EMAIL_PORT = env.int("EMAIL_PORT", default=25)
+EMAIL_HOST_USER = env.str("EMAIL_HOST_USER", default="")
+EMAIL_HOST_PASSWORD = _secret("EMAIL_HOST_PASSWORD") or ""
+EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=False)
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="portal@localhost")
+
+# Sessions and cookies.
+SESSION_ENGINE = "django.contrib.sessions.backends.db"
+SESSION_COOKIE_AGE = 12 * 3600
+SESSION_EXPIRE_AT_BROWSER_CLOSE = True
+SESSION_COOKIE_HTTPONLY = True
+# Lax, not Strict: a link clicked in webmail is a cross-site navigation, and a Strict cookie
+# set by /s/<token> would not come back on its own 303 hop. Every state change is a POST with
+# a CSRF token, which Lax never sends cross-site.
+SESSION_COOKIE_SAMESITE = "Lax"
+SESSION_COOKIE_SECURE = not LOCAL
+SESSION_COOKIE_NAME = "portal_session" if LOCAL else "__Host-portal_session"
+CSRF_COOKIE_SECURE = not LOCAL
+CSRF_COOKIE_HTTPONLY = True
+CSRF_COOKIE_NAME = "portal_csrf" if LOCAL else "__Host-portal_csrf"
+STAFF_IDLE_TIMEOUT_MINUTES = 15
+STAFF_ABSOLUTE_SESSION_HOURS = 12
+RECIPIENT_IDLE_TIMEOUT_MINUTES = 10
+RECIPIENT_ABSOLUTE_SESSION_HOURS = 2
+
+# Transport and headers.
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if not LOCAL else None
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not LOCAL)
+SECURE_HSTS_SECONDS = 0 if LOCAL else env.int("SECURE_HSTS_SECONDS", default=31536000)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = not LOCAL
+SECURE_HSTS_PRELOAD = not LOCAL
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "no-referrer"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+USE_X_FORWARDED_FOR = env.bool("USE_X_FORWARDED_FOR", default=False)
+PORTAL_TRUSTED_PROXY_HOPS = env.int("PORTAL_TRUSTED_PROXY_HOPS", default=1)
+
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:", "blob:"],
+        "object-src": ["'none'"],
+        "base-uri": ["'none'"],
+        "frame-ancestors": ["'none'"],
+        "form-action": ["'self'"],
+        "frame-src": ["'self'"],
+    }
+}
+
+# Brute-force protection of staff sign-in (django-axes): per account and address, in the database.
+AXES_FAILURE_LIMIT = 5
+AXES_VERBOSE = False
+AXES_COOLOFF_TIME = 0.5  # hours
+AXES_LOCKOUT_PARAMETERS = [["username"], ["ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "portal/locked.html"
+AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
+AXES_CLIENT_IP_CALLABLE = "audit.services.client_ip"
+
+# Upload and ingest limits, enforced before work is done.
+DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 2**20
+FILE_UPLOAD_MAX_MEMORY_SIZE = 2**20
+# Never spool a multipart file to a plaintext temp file; uploads go through tus, encrypted.
+FILE_UPLOAD_HANDLERS = ["django.core.files.uploadhandler.MemoryFileUploadHandler"]
+PORTAL_MAX_FILE_BYTES = env.int("PORTAL_MAX_FILE_BYTES", default=4 * 2**30)
+PORTAL_MAX_ARCHIVE_MEMBERS = env.int("PORTAL_MAX_ARCHIVE_MEMBERS", default=20000)
+PORTAL_MAX_ARCHIVE_BYTES = env.int("PORTAL_MAX_ARCHIVE_BYTES", default=16 * 2**30)
+PORTAL_MAX_IMAGE_PIXELS = env.int("PORTAL_MAX_IMAGE_PIXELS", default=100_000_000)
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    "loggers": {
+        # The request logger prints paths; share paths never carry a token after the redirect,
+        # and /s/<token> itself is logged by portal.middleware with the token masked.
+        "django.server": {"handlers": [], "propagate": False},
+        "django.request": {"handlers": ["console"], "level": "ERROR", "propagate": False},
+    },
+}
+
+# Viewer: decoded pixels are cached in each worker's memory only, never on disk.
+PORTAL_VIEWER_CACHE_BYTES = env.int("PORTAL_VIEWER_CACHE_BYTES", default=1536 * 2**20)

@@ -1,0 +1,31 @@
+from django.urls import path
+
+from portal import tus
+from portal.views import auth, practice, search, studies, upload
+
+app_name = "portal"
+
+urlpatterns = [
+    path("", search.search, name="home"),
+    path("login/", auth.login, name="login"),
+    path("login/verify/", auth.verify, name="verify"),
+    path("login/enroll/", auth.enroll, name="enroll"),
+    path("logout/", auth.logout, name="logout"),
+    path("patients/<uuid:code>/", studies.patient_detail, name="patient"),
+    path("studies/<uuid:code>/", studies.study_detail, name="study"),
+    path("studies/<uuid:code>/share/", studies.issue_share, name="issue-share"),
+    path("upload/", upload.upload_page, name="upload"),
+    path("upload/batches/", upload.create_batch, name="upload-batch"),
+    path("upload/batches/<uuid:code>/finish/", upload.finish_batch, name="upload-finish"),
+    path("upload/tus/", tus.create_upload, name="tus-create"),
+    path("upload/tus/<uuid:code>", tus.upload_detail, name="tus-upload"),
+    path("practice/settings/", practice.practice_settings, name="practice-settings"),
+    path("practice/staff/", practice.staff_list, name="staff-list"),
+    path("practice/staff/<str:username>/role/", practice.change_role, name="staff-role"),
+    path("practice/staff/<str:username>/active/", practice.set_active, name="staff-active"),
+    path(
+        "practice/staff/<str:username>/reset-authenticator/",
+        practice.reset_authenticator,
+        name="staff-reset-otp",
+    ),
+]

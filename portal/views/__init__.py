@@ -1,0 +1,1 @@
+"""Staff workspace views, split by noun; see the modules of this package."""

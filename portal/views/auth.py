@@ -1,0 +1,181 @@
+"""Staff sign-in: password, then an authenticator code; enrolment at first sign-in."""
+
+from __future__ import annotations
+
+import base64
+
+import segno
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth import login as auth_login
+from django.contrib.auth import logout as auth_logout
+from django.contrib.auth.forms import AuthenticationForm
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_protect
+from django.views.decorators.debug import sensitive_post_parameters
+from django.views.decorators.http import require_http_methods, require_POST
+from django_otp import devices_for_user, user_has_device
+from django_otp import login as otp_login
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+import audit
+from audit.models import Action, Outcome
+from portal import sessions
+from portal.forms import TokenForm
+from portal.models import BackupCodeDevice
+
+BACKUP_CODES = 10
+
+
+def _next_url(request: HttpRequest) -> str:
+    """Return the safe local address to continue to after sign-in."""
+    target = request.POST.get("next") or request.GET.get("next") or ""
+    if target and url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return target
+    return "/"
+
+
+def _with_next(name: str, request: HttpRequest) -> str:
+    from urllib.parse import urlencode
+
+    from django.urls import reverse
+
+    return f"{reverse(name)}?{urlencode({'next': _next_url(request)})}"
+
+
+def _practice(user):
+    member = getattr(user, "staffmember", None)
+    return member.practice if member is not None else None
+
+
+@sensitive_post_parameters()
+@csrf_protect
+@never_cache
+@require_http_methods(["GET", "POST"])
+def login(request: HttpRequest) -> HttpResponse:
+    """Check username and password (throttled by django-axes), then ask for the second factor."""
+    user = request.user
+    if user.is_authenticated and user.is_verified():
+        return redirect(_next_url(request))
+    if user.is_authenticated:
+        return redirect(_with_next("portal:verify", request))
+    form = AuthenticationForm(request, data=request.POST if request.method == "POST" else None)
+    if request.method == "POST":
+        if form.is_valid():
+            auth_login(request, form.get_user())  # cycles the session key
+            if user_has_device(request.user):
+                return redirect(_with_next("portal:verify", request))
+            return redirect(_with_next("portal:enroll", request))
+        audit.record(
+            Action.SIGN_IN, request=request, outcome=Outcome.FAILED, detail={"step": "password"}
+        )
+    return render(request, "portal/login.html", {"form": form, "next": _next_url(request)})
+
+
+@sensitive_post_parameters()
+@csrf_protect
+@never_cache
+@require_http_methods(["GET", "POST"])
+def verify(request: HttpRequest) -> HttpResponse:
+    """Accept a TOTP or backup code; a wrong or already used code is refused."""
+    user = request.user
+    if not user.is_authenticated:
+        return redirect(_with_next("portal:login", request))
+    if user.is_verified():
+        return redirect(_next_url(request))
+    if not user_has_device(user):
+        return redirect(_with_next("portal:enroll", request))
+    form = TokenForm(request.POST if request.method == "POST" else None)
+    if request.method == "POST" and form.is_valid():
+        token = form.cleaned_data["token"]
+        for device in devices_for_user(user, confirmed=True):
+            if device.verify_token(token):
+                return _complete_sign_in(request, device)
+        audit.record(
+            Action.SIGN_IN,
+            request=request,
+            user=user,
+            practice=_practice(user),
+            outcome=Outcome.FAILED,
+            detail={"step": "otp"},
+        )
+        form.add_error("token", "That code is wrong or was already used. Try the next code.")
+    return render(request, "portal/verify.html", {"form": form, "next": _next_url(request)})
+
+
+def _complete_sign_in(request: HttpRequest, device) -> HttpResponse:
+    otp_login(request, device)
+    request.session.cycle_key()
+    sessions.start(request)
+    audit.record(
+        Action.SIGN_IN,
+        request=request,
+        user=request.user,
+        practice=_practice(request.user),
+        detail={"step": "otp", "device": device.__class__.__name__.lower()},
+    )
+    return redirect(_next_url(request))
+
+
+@sensitive_post_parameters()
+@csrf_protect
+@never_cache
+@require_http_methods(["GET", "POST"])
+def enroll(request: HttpRequest) -> HttpResponse:
+    """Set up an authenticator app with a QR code, then show single-use backup codes once."""
+    user = request.user
+    if not user.is_authenticated:
+        return redirect(_with_next("portal:login", request))
+    if user_has_device(user):
+        return redirect(_with_next("portal:verify", request))
+    device = TOTPDevice.objects.filter(user=user, confirmed=False).first()
+    if device is None:
+        device = TOTPDevice.objects.create(user=user, name="Authenticator app", confirmed=False)
+    form = TokenForm(request.POST if request.method == "POST" else None)
+    if request.method == "POST" and form.is_valid():
+        if device.verify_token(form.cleaned_data["token"]):
+            device.confirmed = True
+            device.save(update_fields=["confirmed"])
+            codes = _make_backup_codes(user)
+            _complete_sign_in(request, device)
+            return render(
+                request, "portal/backup_codes.html", {"codes": codes, "next": _next_url(request)}
+            )
+        form.add_error("token", "That code did not match. Check the clock of your phone.")
+    context = {
+        "form": form,
+        "next": _next_url(request),
+        "qr_svg": segno.make(device.config_url, error="m").svg_inline(
+            scale=5, dark="#000", light="#fff", title="Authenticator set-up code"
+        ),
+        "secret": base64.b32encode(device.bin_key).decode().rstrip("="),
+        "issuer": settings.OTP_TOTP_ISSUER,
+    }
+    return render(request, "portal/enroll.html", context)
+
+
+def _make_backup_codes(user) -> list[str]:
+    BackupCodeDevice.objects.filter(user=user).delete()
+    device = BackupCodeDevice.objects.create(user=user, name="Backup codes", confirmed=True)
+    return device.issue_codes(BACKUP_CODES)
+
+
+@require_POST
+def logout(request: HttpRequest) -> HttpResponse:
+    """Sign out and forget the session."""
+    if request.user.is_authenticated:
+        audit.record(
+            Action.SIGN_OUT,
+            request=request,
+            user=request.user,
+            practice=_practice(request.user),
+            detail={"reason": "user"},
+        )
+    auth_logout(request)
+    messages.success(request, "You are signed out.")
+    return redirect("portal:login")

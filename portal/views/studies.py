@@ -1,0 +1,150 @@
+"""Patient and study pages, and issuing a share link from a study."""
+
+from __future__ import annotations
+
+import segno
+from django.conf import settings
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.views.decorators.debug import sensitive_post_parameters
+from django.views.decorators.http import require_GET, require_POST
+
+import audit
+from audit.models import Action
+from portal.access import fetch_or_404
+from portal.decorators import staff_required
+from portal.forms import ShareForm
+from sharing import services
+from sharing.models import ShareLink
+
+
+@require_GET
+@staff_required
+def patient_detail(request: HttpRequest, code) -> HttpResponse:
+    """Show one patient's studies and attachments."""
+    scope = request.scope
+    patient = fetch_or_404(request, scope, scope.patients(), code=code)
+    audit.record(
+        Action.VIEW_STUDY,
+        request=request,
+        patient=patient,
+        obj=patient,
+        detail={"page": "patient"},
+        **scope.audit_kwargs(),
+    )
+    studies = scope.studies().filter(patient=patient).prefetch_related("series")
+    attachments = scope.attachments().filter(patient=patient)
+    return render(
+        request,
+        "portal/patient_detail.html",
+        {"patient": patient, "studies": studies, "attachments": attachments, "scope": scope},
+    )
+
+
+def _study_context(request: HttpRequest, study, form: ShareForm | None = None) -> dict:
+    scope = request.scope
+    series = scope.series().filter(study=study).order_by("number", "created_at")
+    attachments = scope.attachments().filter(study=study)
+    if form is None:
+        form = ShareForm(study=study, series=series, attachments=attachments)
+    return {
+        "study": study,
+        "patient": study.patient,
+        "series_list": series,
+        "attachments": attachments,
+        "shares": ShareLink.objects.filter(study=study, practice=scope.practice),
+        "form": form,
+        "scope": scope,
+    }
+
+
+@require_GET
+@staff_required
+def study_detail(request: HttpRequest, code) -> HttpResponse:
+    """Show a study's series and attachments, its links, and the form to share it."""
+    scope = request.scope
+    study = fetch_or_404(request, scope, scope.studies().select_related("patient"), code=code)
+    audit.record(
+        Action.VIEW_STUDY,
+        request=request,
+        patient=study.patient,
+        obj=study,
+        detail={"page": "study"},
+        **scope.audit_kwargs(),
+    )
+    return render(request, "portal/study_detail.html", _study_context(request, study))
+
+
+@sensitive_post_parameters("password")
+@require_POST
+@staff_required
+def issue_share(request: HttpRequest, code) -> HttpResponse:
+    """Issue a link and show it once; the token goes straight into this response, never stored."""
+    scope = request.scope
+    study = fetch_or_404(request, scope, scope.studies().select_related("patient"), code=code)
+    series = scope.series().filter(study=study)
+    attachments = scope.attachments().filter(study=study)
+    form = ShareForm(request.POST, study=study, series=series, attachments=attachments)
+    if not form.is_valid():
+        return render(
+            request, "portal/study_detail.html", _study_context(request, study, form), status=400
+        )
+    data = form.cleaned_data
+    try:
+        issued = services.issue_link(
+            study=study,
+            created_by=request.user,
+            recipient_kind=data["recipient_kind"],
+            recipient_email=data["recipient_email"],
+            recipient_name=data["recipient_name"],
+            series=list(series.filter(code__in=data["series"])),
+            attachments=list(attachments.filter(code__in=data["attachments"])),
+            expires_in_days=data["expires_in_days"],
+            password=data["password"] or None,
+            allow_download=data["allow_download"],
+            max_downloads=data["max_downloads"],
+            request=request,
+        )
+    except ValidationError as exc:
+        form.add_error(None, exc)
+        return render(
+            request, "portal/study_detail.html", _study_context(request, study, form), status=400
+        )
+    emailed, email_error = False, ""
+    if data["send_email"]:
+        emailed, email_error = _send_email(request, issued)
+    url = settings.PORTAL_BASE_URL.rstrip("/") + issued.path
+
+    response = render(
+        request,
+        "portal/share_issued.html",
+        {
+            "issued": issued,
+            "share": issued.share,
+            "study": study,
+            "practice": scope.practice,
+            "url": url,
+            "qr_svg": segno.make(url, error="m").svg_inline(
+                scale=4, dark="#000", light="#fff", title="QR code of the link"
+            ),
+            "password": issued.password,
+            "emailed": emailed,
+            "email_error": email_error,
+        },
+    )
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _send_email(request: HttpRequest, issued) -> tuple[bool, str]:
+    send = getattr(services, "send_link_email", None)
+    if send is None:
+        return False, "Email is not available yet on this portal; print the handout instead."
+    try:
+        send(issued, request=request)
+    except (OSError, ValidationError) as exc:
+        messages.error(request, "The email could not be sent.")
+        return False, f"The email could not be sent ({exc.__class__.__name__})."
+    return True, ""

@@ -1,0 +1,101 @@
+"""The recipient's session: bound to one link, checked on every request."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from django.conf import settings
+from django.http import HttpRequest
+from django.utils import timezone
+
+SESSION_KEY = "share_link"
+VERIFIED_KEY = "share_verified"
+SEEN_KEY = "share_seen"
+STARTED_KEY = "share_started"
+_KEYS = (SESSION_KEY, VERIFIED_KEY, SEEN_KEY, STARTED_KEY)
+# The last-seen stamp is rewritten only once it is this old, so a slice request saves no session.
+# The stamp trails real activity by less than this: the idle end can come this much early,
+# never late.
+SEEN_RESOLUTION_SECONDS = 30
+
+
+def _now() -> datetime:
+    return timezone.now()
+
+
+def bind(request: HttpRequest, share) -> None:
+    """Put a not yet verified link into a fresh session, dropping any earlier share."""
+    clear(request)
+    request.session.cycle_key()
+    request.session[SESSION_KEY] = str(share.code)
+
+
+def pending_code(request: HttpRequest) -> str | None:
+    """Return the code of the link this session opened, verified or not."""
+    return request.session.get(SESSION_KEY)
+
+
+def mark_verified(request: HttpRequest) -> None:
+    """Record a passed verification under a new session key (no fixation)."""
+    request.session.cycle_key()
+    stamp = _now().timestamp()
+    request.session[VERIFIED_KEY] = stamp
+    request.session[SEEN_KEY] = stamp
+
+
+def clear(request: HttpRequest) -> None:
+    """Forget the share in this session, leaving any staff sign-in alone."""
+    for key in _KEYS:
+        request.session.pop(key, None)
+
+
+def verified_share(request: HttpRequest):
+    """Return the ShareLink this session verified, if still valid; else None.
+
+    Checks expiry, revocation, lock and the idle and absolute timeouts on every call.
+    """
+    session = getattr(request, "session", None)
+    if session is None or VERIFIED_KEY not in session or SESSION_KEY not in session:
+        return None
+    cached = getattr(request, "_verified_share", None)
+    if cached is not None:
+        return cached
+    from portal.access import fetch_row
+    from sharing.models import ShareLink
+
+    now = _now()
+    verified_at = datetime.fromtimestamp(session[VERIFIED_KEY], tz=UTC)
+    seen_at = datetime.fromtimestamp(session.get(SEEN_KEY, 0), tz=UTC)
+    idle = timedelta(minutes=settings.RECIPIENT_IDLE_TIMEOUT_MINUTES)
+    absolute = timedelta(hours=settings.RECIPIENT_ABSOLUTE_SESSION_HOURS)
+    # The link row is read on every request (one query, no joins, no ORM compiling): expiry,
+    # revocation, lock and download counts are always current. Practice, patient and study
+    # load when used.
+    share = None
+    if now - seen_at <= idle and now - verified_at <= absolute:
+        share = fetch_row(ShareLink, "code", session[SESSION_KEY])
+    if (
+        share is None
+        or share.revoked_at is not None
+        or share.locked_at is not None
+        or share.expires_at <= now
+    ):
+        clear(request)
+        return None
+    if (now - seen_at).total_seconds() >= SEEN_RESOLUTION_SECONDS:
+        session[SEEN_KEY] = now.timestamp()
+    request._verified_share = share
+    return share
+
+
+def mark_started(request: HttpRequest, object_code: str) -> None:
+    """Remember that this session began downloading an object, so resumes are not recounted."""
+    started = list(request.session.get(STARTED_KEY, []))
+    if object_code not in started:
+        started.append(object_code)
+        request.session[STARTED_KEY] = started[-200:]
+
+
+def has_started(request: HttpRequest, object_code: str) -> bool:
+    """Return whether this session began downloading the object earlier."""
+    return object_code in request.session.get(STARTED_KEY, [])

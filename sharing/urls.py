@@ -1,0 +1,27 @@
+from django.urls import path
+
+from sharing import downloads, views
+
+app_name = "sharing"
+
+urlpatterns = [
+    path("", views.verify_recipient, name="verify"),
+    path("code/", views.send_code, name="send-code"),
+    path("home/", views.recipient_home, name="home"),
+    path("end/", views.end_session, name="end"),
+    path("download/share.zip", downloads.download_share, name="download"),
+    path("download/pictures.zip", downloads.export_share, name="export"),
+    path("download/series/<uuid:code>.zip", downloads.download_series, name="download-series"),
+    path(
+        "download/series/<uuid:code>/pictures.zip",
+        downloads.export_series,
+        name="export-series",
+    ),
+    path(
+        "download/attachments/<uuid:code>",
+        downloads.download_attachment,
+        name="download-attachment",
+    ),
+    path("download/instances/<uuid:code>", downloads.download_instance, name="download-instance"),
+    path("<str:token>", views.open_share, name="open"),
+]

@@ -1,0 +1,190 @@
+"""End-to-end fixtures: the demo served by gunicorn, driven by Debian's Chromium via Playwright.
+
+The server runs in its own laptop-mode data directory and SQLite database, filled by
+`manage.py demo --no-serve --json`, exactly as a newcomer would run it.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import hmac
+import json
+import os
+import shutil
+import socket
+import struct
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import parse_qs, urlparse
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = os.environ.get("PORTAL_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+# Playwright's sync API runs an event loop in this thread; the ORM is not used by these tests,
+# but pytest-django's fixtures may touch it.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+
+def _require_chromium() -> None:
+    if Path(CHROMIUM).exists() and shutil.which(CHROMIUM):
+        return
+    message = f"Chromium not found at {CHROMIUM}: install Debian's chromium (CI does)"
+    if os.environ.get("CI") or os.environ.get("PORTAL_REQUIRE_E2E"):
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def demo_server(tmp_path_factory) -> Iterator[dict]:
+    """Yield the demo's printed facts plus `base_url` of a running gunicorn."""
+    _require_chromium()
+    data_dir = tmp_path_factory.mktemp("e2e-data")
+    port = _free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    env = {
+        **os.environ,
+        "PORTAL_MODE": "local",
+        "PORTAL_DATA_DIR": str(data_dir),
+        "DATABASE_URL": f"sqlite:///{data_dir}/e2e.sqlite3",
+        "PORTAL_BASE_URL": base_url,
+        "ALLOWED_HOSTS": "127.0.0.1,localhost",
+    }
+    for name in ("AWS_STORAGE_BUCKET_NAME", "CELERY_BROKER_URL", "REDIS_URL"):
+        env.pop(name, None)
+    demo = subprocess.run(  # noqa: S603
+        [sys.executable, "manage.py", "demo", "--no-serve", "--json"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    if demo.returncode:
+        pytest.fail(f"manage.py demo failed:\n{demo.stderr[-3000:]}")
+    facts = json.loads(demo.stdout.strip().splitlines()[-1])
+    log = open(data_dir / "server.log", "w")  # noqa: SIM115
+    server = subprocess.Popen(  # noqa: S603
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "portal.wsgi:application",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            "2",
+            "--worker-class",
+            "gthread",
+            "--threads",
+            "4",
+            "--timeout",
+            "120",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+                break
+            if server.poll() is not None or time.monotonic() > deadline:
+                pytest.fail("gunicorn did not start:\n" + (data_dir / "server.log").read_text())
+            time.sleep(0.1)
+        yield {
+            **facts,
+            "base_url": base_url,
+            "env": env,
+            "data_dir": data_dir,
+            "server_log": data_dir / "server.log",
+        }
+    finally:
+        server.terminate()
+        server.wait(15)
+        log.close()
+
+
+@pytest.fixture(scope="session")
+def browser():
+    _require_chromium()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser, tmp_path):
+    """A fresh browser context (no cookies) at phone width, with downloads allowed."""
+    context = browser.new_context(
+        viewport={"width": 390, "height": 844}, accept_downloads=True, device_scale_factor=1
+    )
+    page = context.new_page()
+    page.set_default_timeout(20_000)
+    yield page
+    context.close()
+
+
+@pytest.fixture
+def desktop_page(browser):
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True)
+    page = context.new_page()
+    page.set_default_timeout(20_000)
+    yield page
+    context.close()
+
+
+def totp_now(otpauth_uri: str, at: float | None = None) -> str:
+    """Compute the current code for an otpauth:// URI (RFC 6238), as an authenticator app would."""
+    query = parse_qs(urlparse(otpauth_uri).query)
+    secret = query["secret"][0]
+    key = base64.b32decode(secret + "=" * (-len(secret) % 8))
+    digits = int(query.get("digits", ["6"])[0])
+    period = int(query.get("period", ["30"])[0])
+    counter = int((at or time.time()) // period)
+    mac = hmac.new(key, struct.pack(">Q", counter), hashlib.sha1).digest()
+    offset = mac[-1] & 0x0F
+    code = (struct.unpack(">I", mac[offset : offset + 4])[0] & 0x7FFFFFFF) % 10**digits
+    return f"{code:0{digits}d}"
+
+
+def run_manage(demo_server: dict, *args: str) -> str:
+    """Run a management command against the e2e server's database; return its stdout."""
+    result = subprocess.run(  # noqa: S603
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env=demo_server["env"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    return result.stdout

@@ -1,0 +1,109 @@
+"""The demo: idempotent, encrypted at rest, byte-identical originals, a working link."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from pathlib import Path
+
+from django.conf import settings
+from django.core.management import call_command
+from django.test import TestCase
+
+from audit.models import AccessEvent
+from portal import demo, vault
+from portal.models import Attachment, Instance, Patient, StoredObject, Study
+from sharing.models import ShareLink
+from sharing.services import find_link
+
+
+class DemoTestCase(TestCase):
+    @classmethod
+    def setUpTestData(cls) -> None:
+        cls.result = demo.build_demo()
+
+    def _vault_root(self) -> Path:
+        return Path(settings.STORAGES["vault"]["OPTIONS"]["location"])
+
+    def test_it_stores_no_patient_names_or_ids_in_plain_form(self) -> None:
+        needles = [
+            n.encode()
+            for p in Patient.objects.filter(practice=self.result.practice)
+            for n in (p.name, p.patient_id, p.name.split()[0], p.name.split()[-1])
+        ]
+        needles += [b"Demo-Garcia^Maria", "Álvarez-Demo^José".encode(), b"Alvarez", b"DICM"]
+        files = [p for p in self._vault_root().rglob("*") if p.is_file()]
+        self.assertGreater(len(files), 300)
+        for path in files:
+            data = path.read_bytes()
+            for needle in needles:
+                self.assertNotIn(needle, data, f"{needle!r} in {path.name}")
+
+    def test_every_ingested_cbct_file_reads_back_byte_identical(self) -> None:
+        originals = {}
+        for _name, fh in demo._cbct_files(300):
+            data = fh.getvalue()
+            import pydicom
+
+            uid = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True).SOPInstanceUID
+            originals[uid] = hashlib.sha256(data).hexdigest()
+        stored = Instance.objects.filter(series__study=self.result.cbct_study)
+        self.assertEqual(stored.count(), 300)
+        for inst in stored.select_related("blob"):
+            digest = hashlib.sha256(vault.read_bytes(inst.blob)).hexdigest()
+            self.assertEqual(digest, originals[inst.sop_instance_uid])
+
+    def test_verify_storage_passes(self) -> None:
+        out = io.StringIO()
+        call_command("verify_storage", stdout=out)
+        count = StoredObject.objects.filter(wrapped_key__isnull=False).count()
+        self.assertIn(f"{count} ok, 0 failed", out.getvalue())
+
+    def test_running_it_twice_duplicates_nothing(self) -> None:
+        counts = (
+            Patient.objects.count(),
+            Study.objects.count(),
+            Instance.objects.count(),
+            Attachment.objects.count(),
+        )
+        second = demo.build_demo()
+        self.assertEqual(
+            counts,
+            (
+                Patient.objects.count(),
+                Study.objects.count(),
+                Instance.objects.count(),
+                Attachment.objects.count(),
+            ),
+        )
+        self.assertEqual(ShareLink.objects.filter(recipient_name=demo.DEMO_LINK_NAME).count(), 1)
+        self.assertIsNotNone(find_link(second.share_path.rsplit("/", 1)[1]))
+
+    def test_it_makes_a_staff_user_of_each_role_with_an_authenticator(self) -> None:
+        roles = {s.role for s in self.result.staff}
+        self.assertEqual(roles, {"Practice admin", "Clinician", "Hygienist", "Front desk"})
+        for s in self.result.staff:
+            self.assertTrue(s.otpauth_uri.startswith("otpauth://totp/"))
+
+    def test_its_share_link_opens_the_password_page(self) -> None:
+        r = self.client.get(self.result.share_path)
+        self.assertEqual(r.status_code, 303)
+        self.assertNotIn(self.result.share_path.rsplit("/", 1)[1], r["Location"])
+
+    def test_it_audits_the_ingest_and_the_share(self) -> None:
+        self.assertTrue(AccessEvent.objects.filter(action="ingest").exists())
+        self.assertTrue(AccessEvent.objects.filter(action="share_issue").exists())
+
+    def test_a_search_without_accents_finds_the_accented_patient(self) -> None:
+        from portal.models.imaging import fold
+
+        patient = Patient.objects.get(patient_id=demo.SAMPLE_PATIENT["patient_id"])
+        self.assertEqual(patient.name, "José Álvarez-Demo")
+        self.assertIn(fold("alvarez"), patient.name_folded)
+
+    def test_it_includes_compressed_sample_files(self) -> None:
+        syntaxes = set(Instance.objects.values_list("transfer_syntax_uid", flat=True))
+        self.assertIn("1.2.840.10008.1.2.5", syntaxes)  # RLE
+        self.assertIn("1.2.840.10008.1.2.4.91", syntaxes)  # JPEG 2000
+        self.assertTrue(Attachment.objects.filter(kind="photo").exists())
+        self.assertTrue(Attachment.objects.filter(kind="pdf").exists())

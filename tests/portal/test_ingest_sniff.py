@@ -1,0 +1,97 @@
+"""Content checks of portal.ingest without the database: file types, DICOM headers, preambles."""
+
+from __future__ import annotations
+
+import io
+import os
+
+import pydicom
+import pytest
+from pydicom.data import get_testdata_file
+from pydicom.uid import UID
+
+from portal.ingest import sniff
+from portal.ingest.errors import NeedMore, Rejected
+from portal.ingest.header import DatasetValues, NotSimple, read_header, scan
+from tests.portal.ingest_helpers import dicom_bytes, jpeg_bytes, pdf_bytes, png_bytes
+
+SAMPLES = os.path.dirname(get_testdata_file("CT_small.dcm"))
+
+
+def _part10_samples() -> list[str]:
+    names = []
+    for name in sorted(os.listdir(SAMPLES)):
+        path = os.path.join(SAMPLES, name)
+        if name.endswith(".dcm") and os.path.isfile(path):
+            with open(path, "rb") as f:
+                if f.read(132)[128:] == b"DICM":
+                    names.append(name)
+    return names
+
+
+def _outcome(fn):  # noqa: ANN001, ANN202
+    try:
+        return fn()
+    except Rejected as exc:
+        return f"rejected: {exc}"
+
+
+@pytest.mark.parametrize("name", _part10_samples())
+def test_fast_scan_agrees_with_pydicom(name: str) -> None:
+    """The raw scanner finds the same fields and Pixel Data offset as pydicom, or defers."""
+    data = open(os.path.join(SAMPLES, name), "rb").read()
+    try:
+        values, syntax, pos = scan(data)
+        fast = _outcome(lambda: read_header(values, syntax, little_endian=True))
+    except NotSimple:
+        pytest.skip("left to pydicom")
+    bio = io.BytesIO(data)
+    ds = pydicom.dcmread(bio, stop_before_pixels=True)
+    ts = UID(ds.file_meta.TransferSyntaxUID)
+    slow = _outcome(lambda: read_header(DatasetValues(ds), ts, little_endian=ts.is_little_endian))
+    assert fast == slow
+    assert pos == bio.tell()
+
+
+def test_it_classifies_by_content_not_name() -> None:
+    assert sniff.classify(dicom_bytes(1)) == sniff.DICOM
+    assert sniff.classify(jpeg_bytes()) == sniff.PHOTO
+    assert sniff.classify(png_bytes()) == sniff.PHOTO
+    assert sniff.classify(pdf_bytes()) == sniff.PDF
+
+
+@pytest.mark.parametrize(
+    "preamble", [b"MZ\x90\x00", b"\x7fELF\x02", b"#!/bin/sh\n", b"\n <svg onload=x>", b"PK\x03\x04"]
+)
+def test_it_refuses_executable_preambles(preamble: bytes) -> None:
+    with pytest.raises(Rejected, match="preamble"):
+        sniff.classify(dicom_bytes(1, preamble=preamble))
+
+
+def test_a_tiff_preamble_is_allowed() -> None:
+    assert sniff.classify(dicom_bytes(1, preamble=b"II*\x00\x08\x00")) == sniff.DICOM
+
+
+def test_it_asks_for_more_bytes_when_the_header_is_longer() -> None:
+    data = dicom_bytes(1)
+    with pytest.raises(NeedMore):
+        sniff.parse_dicom(data[:700], at_eof=False)
+    header = sniff.parse_dicom(data, at_eof=True)
+    assert header.sop_uid.endswith(".1.1.1")
+    assert header.pixel_length == 128 * 128 * 2
+
+
+def test_a_truncated_header_at_the_end_of_the_file_is_rejected() -> None:
+    with pytest.raises(Rejected, match="no pixel data"):
+        sniff.parse_dicom(dicom_bytes(1)[:700], at_eof=True)
+
+
+def test_person_names_read_given_name_first() -> None:
+    header = sniff.parse_dicom(dicom_bytes(1, name="Doe^Jane^Q^Dr"), at_eof=True)
+    assert header.patient_name == "Jane Q Doe"
+
+
+def test_a_pdf_needs_its_end_marker() -> None:
+    sniff.check_pdf_tail(pdf_bytes()[-2000:])
+    with pytest.raises(Rejected, match="truncated"):
+        sniff.check_pdf_tail(pdf_bytes()[:-40])

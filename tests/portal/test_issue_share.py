@@ -1,0 +1,87 @@
+"""Issuing a link from a study page: the token is shown once, never stored."""
+
+from __future__ import annotations
+
+from django.contrib.auth.hashers import check_password
+from django.core import mail
+
+from audit.models import AccessEvent, Action
+from sharing.models import ShareLink
+from sharing.services import hash_token
+from tests.base import BaseTestCase
+
+
+class IssueShareTestCase(BaseTestCase):
+    def _post(self, **extra) -> object:
+        data = {"recipient_kind": "patient", "expires_in_days": 7, "allow_download": "on"}
+        data.update(extra)
+        return self.client.post(f"/studies/{self.study.code}/share/", data)
+
+    def test_it_issues_and_shows_the_link_once(self) -> None:
+        self.login(self.bob)
+        r = self._post()
+        self.assertEqual(r.status_code, 200)
+        share = ShareLink.objects.get()
+        token = r.context["issued"].token
+        self.assertEqual(share.token_hash, hash_token(token))
+        self.assertContains(r, f"http://127.0.0.1:8000/s/{token}")
+        self.assertContains(r, "<svg")
+        self.assertTrue(check_password(r.context["password"], share.password_hash))
+        self.assertNotContains(self.client.get(f"/studies/{self.study.code}/"), token)
+
+    def test_it_uses_a_typed_password_and_chosen_series(self) -> None:
+        self.login(self.bob)
+        series = self.study.series.get()
+        r = self._post(password="typed-secret-9", series=[str(series.code)], max_downloads=2)
+        share = ShareLink.objects.get()
+        self.assertTrue(check_password("typed-secret-9", share.password_hash))
+        self.assertEqual(list(share.series.all()), [series])
+        self.assertEqual(share.max_downloads, 2)
+        self.assertContains(r, "typed-secret-9")
+
+    def test_it_refuses_expiry_past_the_practice_maximum(self) -> None:
+        self.login(self.bob)
+        r = self._post(expires_in_days=31)
+        self.assertContains(r, "at most 30 days", status_code=400)
+        self.assertFalse(ShareLink.objects.exists())
+
+    def test_it_refuses_hostile_input(self) -> None:
+        self.login(self.bob)
+        cases = [
+            {"recipient_kind": "admin"},
+            {"recipient_kind": "referrer"},
+            {"expires_in_days": 0},
+            {"password": "short"},
+            {"series": ["not-a-uuid"]},
+        ]
+        for case in cases:
+            with self.subTest(case=case):
+                self.assertEqual(self._post(**case).status_code, 400)
+        self.assertFalse(ShareLink.objects.exists())
+
+    def test_it_emails_the_link_when_asked(self) -> None:
+        self.login(self.bob)
+        r = self._post(send_email="on", recipient_email="pat@example.org")
+        self.assertContains(r, "The link was emailed to pat@example.org")
+        self.assertEqual(mail.outbox[0].to, ["pat@example.org"])
+        self.assertNotIn(r.context["password"], mail.outbox[0].body)
+
+    def test_it_checks_practice(self) -> None:
+        self.login(self.charlie)
+        self.assertEqual(self._post().status_code, 404)
+        self.assertFalse(ShareLink.objects.exists())
+        self.assertTrue(AccessEvent.objects.filter(action=Action.ACCESS_DENIED).exists())
+
+    def test_it_redirects_anonymous(self) -> None:
+        self.assertEqual(self._post().status_code, 302)
+        self.assertFalse(ShareLink.objects.exists())
+
+    def test_it_refuses_get(self) -> None:
+        self.login(self.bob)
+        self.assertEqual(self.client.get(f"/studies/{self.study.code}/share/").status_code, 405)
+
+    def test_it_audits_the_issue(self) -> None:
+        self.login(self.bob)
+        self._post()
+        event = AccessEvent.objects.get(action=Action.SHARE_ISSUE)
+        self.assertEqual(event.user, self.bob)

@@ -1,0 +1,123 @@
+"""Idle and absolute staff timeouts, and deactivation ending sessions."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from unittest.mock import patch
+
+from django.contrib.sessions.models import Session
+from django.utils import timezone
+
+from audit.models import AccessEvent, Action
+from portal.sessions import SEEN_AT, SEEN_RESOLUTION_SECONDS
+from sharing.models import ShareLink
+from tests.base import BaseTestCase
+
+
+def later(minutes: float):
+    """Patch the session clock to `minutes` from now."""
+    return patch("portal.sessions._now", return_value=timezone.now() + timedelta(minutes=minutes))
+
+
+class StaffSessionTimeoutTestCase(BaseTestCase):
+    def test_it_signs_out_after_idle_minutes(self) -> None:
+        self.login(self.bob)
+        self.assertEqual(self.client.get("/").status_code, 200)
+        with later(16):
+            r = self.client.get("/shares/")
+        self.assertRedirects(r, "/login/?next=/shares/", fetch_redirect_response=False)
+        self.assertFalse(r.wsgi_request.user.is_authenticated)
+        event = AccessEvent.objects.get(action=Action.SIGN_OUT)
+        self.assertEqual(event.detail["reason"], "idle")
+
+    def test_it_uses_the_practice_idle_setting(self) -> None:
+        self.practice.idle_timeout_minutes = 30
+        self.practice.save()
+        self.login(self.bob)
+        self.client.get("/")
+        with later(20):
+            self.assertEqual(self.client.get("/").status_code, 200)
+
+    def test_it_keeps_an_active_session_until_the_absolute_age(self) -> None:
+        self.login(self.bob)
+        self.client.get("/")
+        for minutes in range(10, 12 * 60, 10):
+            with later(minutes):
+                self.assertEqual(self.client.get("/").status_code, 200, minutes)
+        with later(12 * 60 + 5):
+            r = self.client.get("/")
+        self.assertEqual(r.status_code, 302)
+        self.assertEqual(
+            AccessEvent.objects.get(action=Action.SIGN_OUT).detail["reason"], "absolute"
+        )
+
+    def test_it_changes_nothing_when_a_form_arrives_after_expiry(self) -> None:
+        self.login(self.bob)
+        self.client.get(f"/studies/{self.study.code}/")
+        with later(16):
+            r = self.client.post(
+                f"/studies/{self.study.code}/share/",
+                {"recipient_kind": "patient", "expires_in_days": 7},
+            )
+        self.assertRedirects(
+            r, f"/login/?next=/studies/{self.study.code}/share/", fetch_redirect_response=False
+        )
+        self.assertFalse(ShareLink.objects.exists())
+        r = self.client.get(r["Location"])
+        self.assertContains(r, "signed out after a period of inactivity")
+
+    def test_it_ends_sessions_of_a_deactivated_user(self) -> None:
+        self.login(self.bob)
+        self.client.get("/")
+        self.assertEqual(Session.objects.count(), 1)
+        self.bob.is_active = False
+        self.bob.save()
+        self.assertEqual(Session.objects.count(), 0)
+        self.assertEqual(self.client.get("/").status_code, 302)
+
+    def test_it_answers_upload_requests_with_401_after_expiry(self) -> None:
+        self.login(self.bob)
+        self.client.get("/")
+        with later(16):
+            r = self.client.head(
+                "/upload/tus/00000000-0000-0000-0000-000000000000",
+                headers={"Tus-Resumable": "1.0.0"},
+            )
+        self.assertEqual(r.status_code, 401)
+
+
+class StaffActivityStampTestCase(BaseTestCase):
+    """The last-seen stamp is written at most every SEEN_RESOLUTION_SECONDS."""
+
+    def seen(self) -> float:
+        return self.client.session[SEEN_AT]
+
+    def test_it_skips_the_session_write_within_the_resolution(self) -> None:
+        self.login(self.alice)
+        self.client.get("/robots.txt")
+        stamp = self.seen()
+        with later((SEEN_RESOLUTION_SECONDS - 5) / 60):
+            self.client.get("/robots.txt")
+        self.assertEqual(self.seen(), stamp)
+        with later((SEEN_RESOLUTION_SECONDS + 5) / 60):
+            self.client.get("/robots.txt")
+        self.assertGreater(self.seen(), stamp)
+
+    def test_steady_activity_keeps_the_session_past_the_idle_limit(self) -> None:
+        self.login(self.alice)
+        self.client.get("/robots.txt")
+        step = SEEN_RESOLUTION_SECONDS * 0.8
+        for n in range(1, int(16 * 60 / step) + 1):
+            with later(n * step / 60):
+                self.assertEqual(self.client.get("/robots.txt").status_code, 200, n)
+        with later(16 * 60 / 60 + 0.1):
+            self.assertEqual(self.client.get("/").status_code, 200)
+
+    def test_idle_sign_out_comes_early_by_less_than_the_resolution_never_late(self) -> None:
+        self.login(self.alice)
+        self.client.get("/robots.txt")  # stamped at 0
+        with later((SEEN_RESOLUTION_SECONDS - 1) / 60):
+            self.client.get("/robots.txt")  # activity, not stamped
+        with later(15 + (SEEN_RESOLUTION_SECONDS - 1) / 60 - 0.001):
+            r = self.client.get("/")  # 15 min after the last activity at the latest
+        self.assertEqual(r.status_code, 302)

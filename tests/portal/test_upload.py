@@ -1,0 +1,147 @@
+"""The upload page and its batches: ingest once all bytes arrived, per-file report."""
+
+from __future__ import annotations
+
+import base64
+import io
+
+import pydicom
+from django.core.files.storage import storages
+from django.utils import timezone
+from pydicom.data import get_testdata_file
+
+from audit.models import AccessEvent, Action
+from portal.models import StoredObject, Study, UploadBatch, UploadChunk
+from tests.base import BaseTestCase
+
+TUS = {"Tus-Resumable": "1.0.0"}
+
+
+def dicom_bytes(uid: str) -> bytes:
+    ds = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
+    ds.PatientName = "Upload^Una"
+    ds.PatientID = "U-77"
+    ds.StudyInstanceUID = f"{uid}.1"
+    ds.SeriesInstanceUID = f"{uid}.1.1"
+    ds.SOPInstanceUID = f"{uid}.1.1.1"
+    buf = io.BytesIO()
+    ds.save_as(buf, enforce_file_format=True)
+    return buf.getvalue()
+
+
+class UploadTestCase(BaseTestCase):
+    def _batch(self) -> str:
+        r = self.client.post("/upload/batches/")
+        self.assertEqual(r.status_code, 201)
+        return r.json()["batch"]
+
+    def _send(self, batch: str, name: str, data: bytes, *, upto: int | None = None) -> str:
+        b64 = base64.b64encode
+        meta = f"relativePath {b64(name.encode()).decode()},batch {b64(batch.encode()).decode()}"
+        r = self.client.post(
+            "/upload/tus/",
+            headers={**TUS, "Upload-Length": str(len(data)), "Upload-Metadata": meta},
+        )
+        url = r["Location"]
+        self.client.patch(
+            url,
+            data[:upto],
+            content_type="application/offset+octet-stream",
+            headers={**TUS, "Upload-Offset": "0"},
+        )
+        return url
+
+    def test_it_answers_404_for_a_malformed_patient(self) -> None:
+        self.login(self.bob)
+        self.assertEqual(self.client.get("/upload/?patient=not-a-uuid").status_code, 404)
+        r = self.client.post("/upload/batches/", {"patient": "not-a-uuid"})
+        self.assertEqual(r.status_code, 404)
+
+    def test_it_shows_the_drop_zone(self) -> None:
+        self.login(self.bob)
+        r = self.client.get("/upload/")
+        self.assertContains(r, 'id="dropzone"')
+        self.assertContains(r, "portal/upload.js")
+        self.assertContains(r, "webkitdirectory")
+
+    def test_it_ingests_a_batch_and_reports_per_file(self) -> None:
+        self.login(self.bob)
+        batch = self._batch()
+        self._send(batch, "scan/one.dcm", dicom_bytes("1.2.826.0.1.3680043.8.498.77"))
+        self._send(batch, "scan/notes.txt", b"not an image at all\n" * 10)
+        staged = list(UploadChunk.objects.values_list("blob__storage_name", flat=True))
+        r = self.client.post(f"/upload/batches/{batch}/finish/")
+        self.assertEqual(r.status_code, 200)
+        files = {f["name"]: f for f in r.json()["files"]}
+        self.assertEqual(files["scan/one.dcm"]["status"], "stored")
+        self.assertEqual(files["scan/notes.txt"]["status"], "rejected")
+        self.assertTrue(files["scan/notes.txt"]["reason"])
+        study = Study.objects.get(study_uid="1.2.826.0.1.3680043.8.498.77.1")
+        self.assertEqual(r.json()["studies"][0]["url"], f"/studies/{study.code}/")
+        self.assertFalse(UploadChunk.objects.exists())
+        self.assertFalse(StoredObject.objects.filter(storage_name__in=staged).exists())
+        self.assertFalse(any(storages["vault"].exists(name) for name in staged))
+
+    def test_it_waits_until_every_byte_arrived(self) -> None:
+        self.login(self.bob)
+        batch = self._batch()
+        self._send(batch, "a.dcm", dicom_bytes("1.2.826.0.1.3680043.8.498.78"), upto=100)
+        r = self.client.post(f"/upload/batches/{batch}/finish/")
+        self.assertEqual(r.status_code, 409)
+        self.assertFalse(
+            Study.objects.filter(study_uid__startswith="1.2.826.0.1.3680043.8.498.78").exists()
+        )
+
+    def test_it_rejects_a_non_imaging_upload_clearly(self) -> None:
+        self.login(self.bob)
+        batch = self._batch()
+        self._send(batch, "letter.doc", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\0" * 600)
+        r = self.client.post(f"/upload/batches/{batch}/finish/")
+        files = r.json()["files"]
+        self.assertEqual(files[0]["status"], "rejected")
+        self.assertTrue(files[0]["reason"])
+        self.assertEqual(r.json()["studies"], [])
+
+    def test_it_says_when_nothing_was_found(self) -> None:
+        self.login(self.bob)
+        batch = self._batch()
+        self._send(batch, "empty.zip", b"PK\x05\x06" + b"\0" * 18)
+        r = self.client.post(f"/upload/batches/{batch}/finish/")
+        self.assertIn("No images", r.json()["error"])
+
+    def test_it_checks_practice(self) -> None:
+        self.login(self.bob)
+        batch = self._batch()
+        self.login(self.charlie)
+        r = self.client.post(f"/upload/batches/{batch}/finish/")
+        self.assertEqual(r.status_code, 404)
+        self.assertTrue(AccessEvent.objects.filter(action=Action.ACCESS_DENIED).exists())
+        self.assertEqual(self.client.get(f"/upload/?patient={self.pat.code}").status_code, 404)
+
+    def test_it_redirects_anonymous(self) -> None:
+        self.assertEqual(self.client.get("/upload/").status_code, 302)
+        self.assertEqual(self.client.post("/upload/batches/").status_code, 302)
+        self.assertFalse(UploadBatch.objects.exists())
+
+    def test_it_refuses_get_on_batch_endpoints(self) -> None:
+        self.login(self.bob)
+        batch = self._batch()
+        self.assertEqual(self.client.get("/upload/batches/").status_code, 405)
+        self.assertEqual(self.client.get(f"/upload/batches/{batch}/finish/").status_code, 405)
+
+    def test_it_audits_the_upload(self) -> None:
+        self.login(self.bob)
+        batch = self._batch()
+        self._send(batch, "one.dcm", dicom_bytes("1.2.826.0.1.3680043.8.498.79"))
+        self.client.post(f"/upload/batches/{batch}/finish/")
+        event = AccessEvent.objects.get(action=Action.UPLOAD)
+        self.assertEqual((event.user, event.detail["files"]), (self.bob, 1))
+
+    def test_it_ingests_a_batch_once(self) -> None:
+        self.login(self.bob)
+        batch = self._batch()
+        self._send(batch, "one.dcm", dicom_bytes("1.2.826.0.1.3680043.8.498.80"))
+        UploadBatch.objects.filter(code=batch).update(finished_at=timezone.now())
+        r = self.client.post(f"/upload/batches/{batch}/finish/")
+        self.assertEqual(r.status_code, 409)
+        self.assertFalse(Study.objects.filter(study_uid="1.2.826.0.1.3680043.8.498.80.1").exists())

@@ -1,0 +1,191 @@
+"""Role x action x practice: every staff URL has a row, and each persona gets what it should.
+
+Personas: anonymous; bob (front desk, practice A); alice (admin, A); hy (hygienist in A who sees
+only assigned patients, none assigned); charlie (clinician, practice B). A new URL in the portal
+shares or viewer namespaces without a row here fails test_every_staff_url_has_a_row.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from django.contrib.auth.models import User
+from django.urls import URLResolver, get_resolver
+
+from portal.models import Role, UploadBatch
+from sharing.services import issue_link
+from tests.base import BaseTestCase, make_staff
+from tests.sharing.helpers import add_attachments
+
+PERSONAS = ["anon", "bob", "alice", "hy", "charlie"]
+TUS = {"Tus-Resumable": "1.0.0"}
+
+
+@dataclass
+class Row:
+    method: str
+    path: Callable[[MatrixTestCase], str]
+    expect: dict[str, int]
+    data: Callable[[MatrixTestCase], dict] = lambda t: {}
+    headers: Callable[[MatrixTestCase], dict] = lambda t: {}
+    extra: dict = field(default_factory=dict)
+
+
+def _for(anon: int, bob: int, alice: int, hy: int, charlie: int) -> dict[str, int]:
+    return dict(zip(PERSONAS, [anon, bob, alice, hy, charlie], strict=True))
+
+
+def _tus_meta(t: MatrixTestCase) -> dict:
+    batch = base64.b64encode(str(t.batch.code).encode()).decode()
+    return {**TUS, "Upload-Length": "10", "Upload-Metadata": f"batch {batch}"}
+
+
+MATRIX: dict[str, Row] = {
+    "portal:home": Row("get", lambda t: "/", _for(302, 200, 200, 200, 200)),
+    "portal:login": Row("get", lambda t: "/login/", _for(200, 302, 302, 302, 302)),
+    "portal:verify": Row("get", lambda t: "/login/verify/", _for(302, 302, 302, 302, 302)),
+    "portal:enroll": Row("get", lambda t: "/login/enroll/", _for(302, 302, 302, 302, 302)),
+    "portal:logout": Row("post", lambda t: "/logout/", _for(302, 302, 302, 302, 302)),
+    "portal:patient": Row(
+        "get", lambda t: f"/patients/{t.pat.code}/", _for(302, 200, 200, 404, 404)
+    ),
+    "portal:study": Row(
+        "get", lambda t: f"/studies/{t.study.code}/", _for(302, 200, 200, 404, 404)
+    ),
+    "portal:issue-share": Row(
+        "post",
+        lambda t: f"/studies/{t.study.code}/share/",
+        _for(302, 200, 200, 404, 404),
+        data=lambda t: {"recipient_kind": "patient", "expires_in_days": 3},
+    ),
+    "portal:upload": Row("get", lambda t: "/upload/", _for(302, 200, 200, 200, 200)),
+    "portal:upload-batch": Row("post", lambda t: "/upload/batches/", _for(302, 201, 201, 201, 201)),
+    "portal:upload-finish": Row(
+        "post",
+        lambda t: f"/upload/batches/{t.batch.code}/finish/",
+        _for(302, 409, 404, 404, 404),
+    ),
+    "portal:tus-create": Row(
+        "post", lambda t: "/upload/tus/", _for(302, 201, 404, 404, 404), headers=_tus_meta
+    ),
+    "portal:tus-upload": Row(
+        "head",
+        lambda t: f"/upload/tus/{t.upload.code}",
+        _for(302, 200, 404, 404, 404),
+        headers=lambda t: TUS,
+    ),
+    "portal:practice-settings": Row(
+        "get", lambda t: "/practice/settings/", _for(302, 404, 200, 404, 404)
+    ),
+    "portal:staff-list": Row("get", lambda t: "/practice/staff/", _for(302, 404, 200, 404, 404)),
+    "portal:staff-role": Row(
+        "post",
+        lambda t: "/practice/staff/dora/role/",
+        _for(302, 404, 302, 404, 404),
+        data=lambda t: {"role": Role.CLINICIAN},
+    ),
+    "portal:staff-active": Row(
+        "post",
+        lambda t: "/practice/staff/dora/active/",
+        _for(302, 404, 302, 404, 404),
+        data=lambda t: {"active": "1"},
+    ),
+    "portal:staff-reset-otp": Row(
+        "post",
+        lambda t: "/practice/staff/dora/reset-authenticator/",
+        _for(302, 404, 302, 404, 404),
+    ),
+    "shares:list": Row("get", lambda t: "/shares/", _for(302, 200, 200, 200, 200)),
+    "shares:revoke": Row(
+        "post", lambda t: f"/shares/{t.share.code}/revoke/", _for(302, 302, 302, 404, 404)
+    ),
+    "shares:unlock": Row(
+        "post", lambda t: f"/shares/{t.share.code}/unlock/", _for(302, 302, 302, 404, 404)
+    ),
+    "shares:extend": Row(
+        "post",
+        lambda t: f"/shares/{t.share.code}/extend/",
+        _for(302, 302, 302, 404, 404),
+        data=lambda t: {"days": 5},
+    ),
+    # The viewer serves staff and share recipients; here, the staff side. Front desk (bob)
+    # may not open pixel data unless the practice allows it.
+    "viewer:study": Row(
+        "get", lambda t: f"/viewer/studies/{t.study.code}/", _for(302, 404, 200, 404, 404)
+    ),
+    "viewer:manifest": Row(
+        "get",
+        lambda t: f"/viewer/series/{t.series.code}/manifest.json",
+        _for(404, 404, 200, 404, 404),
+    ),
+    "viewer:series-thumbnail": Row(
+        "get",
+        lambda t: f"/viewer/series/{t.series.code}/thumbnail.jpg",
+        _for(404, 404, 200, 404, 404),
+    ),
+    "viewer:slice": Row(
+        "get",
+        lambda t: f"/viewer/series/{t.series.code}/axial/0.jpg",
+        _for(404, 404, 200, 404, 404),
+    ),
+    "viewer:slice-png": Row(
+        "get",
+        lambda t: f"/viewer/series/{t.series.code}/axial/1.png",
+        _for(404, 404, 200, 404, 404),
+    ),
+    "viewer:attachment-thumbnail": Row(
+        "get",
+        lambda t: f"/viewer/attachments/{t.photo.code}/thumbnail.jpg",
+        _for(404, 404, 200, 404, 404),
+    ),
+    "viewer:attachment-file": Row(
+        "get",
+        lambda t: f"/viewer/attachments/{t.photo.code}/file",
+        _for(404, 404, 200, 404, 404),
+    ),
+}
+
+
+def staff_url_names() -> set[str]:
+    """Return namespace:name of every URL in the staff namespaces."""
+    names = set()
+    for entry in get_resolver().url_patterns:
+        if isinstance(entry, URLResolver) and entry.namespace in ("portal", "shares", "viewer"):
+            names.update(f"{entry.namespace}:{p.name}" for p in entry.url_patterns)
+    return names
+
+
+class MatrixTestCase(BaseTestCase):
+    def setUp(self) -> None:
+        super().setUp()
+        self.practice.hygienists_see_assigned_only = True
+        self.practice.save()
+        self.hy = make_staff("hy", self.practice, Role.HYGIENIST)
+        make_staff("dora", self.practice, Role.FRONT_DESK)
+        self.share = issue_link(
+            study=self.study, created_by=self.bob, recipient_kind="patient"
+        ).share
+        self.batch = UploadBatch.objects.create(practice=self.practice, created_by=self.bob)
+        self.series = self.study.series.get()
+        self.photo, _pdf = add_attachments(self.study)
+        self.upload = self.batch.uploads.create(
+            practice=self.practice, created_by=self.bob, relative_name="a.dcm", length=10
+        )
+
+    def test_every_staff_url_has_a_row(self) -> None:
+        self.assertEqual(staff_url_names(), set(MATRIX))
+
+    def test_each_persona_gets_what_its_role_and_practice_allow(self) -> None:
+        users = {"bob": self.bob, "alice": self.alice, "hy": self.hy, "charlie": self.charlie}
+        for name, row in MATRIX.items():
+            for persona in PERSONAS:
+                with self.subTest(url=name, persona=persona):
+                    self.client.logout()
+                    if persona != "anon":
+                        self.login(users[persona])
+                    call = getattr(self.client, row.method)
+                    r = call(row.path(self), row.data(self), headers=row.headers(self))
+                    self.assertEqual(r.status_code, row.expect[persona])
+                    User.objects.filter(username="dora").update(is_active=True)

@@ -1,0 +1,85 @@
+"""Fixtures for viewer tests: a small volume series, a photo and a PDF in the vault."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pydicom
+from pydicom.data import get_testdata_file
+
+from portal import phantom, vault
+from portal.models import Attachment, Instance, Series, Study
+
+
+def volume_pixels(n: int = 5, rows: int = 16, cols: int = 12) -> np.ndarray:
+    """Return distinct int16 stored values per voxel so any wrong cut shows."""
+    z, y, x = np.mgrid[:n, :rows, :cols]
+    return (z * 300 + y * 10 + x).astype(np.int16)
+
+
+def make_volume_series(study: Study, n: int = 5, number: int = 2) -> tuple[Series, np.ndarray]:
+    """Store an n-slice axial volume, in shuffled instance order, and return it with its pixels."""
+    pixels = volume_pixels(n)
+    series = Series.objects.create(
+        study=study, series_uid=f"{study.study_uid}.{number}", modality="CT", number=number
+    )
+    for k in reversed(range(n)):
+        ds = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
+        ds.Rows, ds.Columns = pixels.shape[1:]
+        ds.PixelData = pixels[k].tobytes()
+        ds.ImagePositionPatient = [0.0, 0.0, 2.0 * k]
+        ds.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
+        ds.PixelSpacing = [0.5, 0.4]
+        ds.SOPInstanceUID = f"{series.series_uid}.{k + 1}"
+        buf = io.BytesIO()
+        ds.save_as(buf, enforce_file_format=True)
+        buf.seek(0)
+        Instance.objects.create(
+            practice=study.practice,
+            series=series,
+            sop_instance_uid=ds.SOPInstanceUID,
+            sop_class_uid=ds.SOPClassUID,
+            transfer_syntax_uid=ds.file_meta.TransferSyntaxUID,
+            instance_number=n - k,
+            rows=ds.Rows,
+            columns=ds.Columns,
+            bits_allocated=16,
+            pixel_representation=1,
+            photometric="MONOCHROME2",
+            rescale_slope=1.0,
+            rescale_intercept=-1024.0,
+            pixel_spacing=[0.5, 0.4],
+            image_position=[0.0, 0.0, 2.0 * k],
+            image_orientation=[1, 0, 0, 0, 1, 0],
+            blob=vault.store(buf),
+        )
+    return series, pixels
+
+
+def make_photo(study: Study) -> Attachment:
+    """Store a JPEG intraoral photo attached to the study."""
+    return Attachment.objects.create(
+        practice=study.practice,
+        patient=study.patient,
+        study=study,
+        kind=Attachment.Kind.PHOTO,
+        content_type="image/jpeg",
+        title="Upper arch",
+        original_name="upper arch.jpg",
+        blob=vault.store_bytes(phantom.make_photo_jpeg()),
+    )
+
+
+def make_pdf(study: Study) -> Attachment:
+    """Store a PDF report attached to the study."""
+    return Attachment.objects.create(
+        practice=study.practice,
+        patient=study.patient,
+        study=study,
+        kind=Attachment.Kind.PDF,
+        content_type="application/pdf",
+        title="Radiology report",
+        original_name="report.pdf",
+        blob=vault.store_bytes(phantom.make_report_pdf(["Findings: none."])),
+    )

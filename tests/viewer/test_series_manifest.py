@@ -1,0 +1,65 @@
+from __future__ import annotations
+
+from audit.models import AccessEvent, Action
+from portal import vault
+from tests.base import BaseTestCase
+from tests.viewer.helpers import make_volume_series
+from viewer import mpr
+
+
+class SeriesManifestTestCase(BaseTestCase):
+    def setUp(self) -> None:
+        super().setUp()
+        mpr.clear_caches()
+        self.series = self.study.series.get()
+        self.url = f"/viewer/series/{self.series.code}/manifest.json"
+
+    def test_it_describes_a_stack(self) -> None:
+        self.login(self.alice)
+        r = self.client.get(self.url)
+        self.assertEqual(r.status_code, 200)
+        self.assertIn("no-store", r["Cache-Control"])
+        m = r.json()
+        self.assertEqual((m["kind"], m["slices"], m["rows"], m["columns"]), ("stack", 2, 128, 128))
+        self.assertEqual(list(m["planes"]), ["axial"])
+        self.assertFalse(m["monochrome1"])
+        self.assertEqual(m["error"], "")
+        self.assertIn("Bone", [p["name"] for p in m["presets"]])
+        self.assertGreater(m["window"]["width"], 1)
+
+    def test_it_describes_a_volume_with_plane_sizes(self) -> None:
+        series, _ = make_volume_series(self.study)
+        self.login(self.alice)
+        m = self.client.get(f"/viewer/series/{series.code}/manifest.json").json()
+        self.assertEqual(m["kind"], "volume")
+        self.assertEqual(m["slice_spacing"], 2.0)
+        self.assertEqual(
+            m["planes"]["coronal"], {"count": 16, "rows": 5, "columns": 12, "spacing": [2.0, 0.4]}
+        )
+        self.assertEqual(m["planes"]["sagittal"]["spacing"], [2.0, 0.5])
+        self.assertEqual(m["rescale"], {"slope": 1.0, "intercept": -1024.0})
+
+    def test_it_checks_practice(self) -> None:
+        self.login(self.charlie)
+        self.assertEqual(self.client.get(self.url).status_code, 404)
+
+    def test_it_hides_from_anonymous_and_front_desk(self) -> None:
+        self.assertEqual(self.client.get(self.url).status_code, 404)
+        self.login(self.bob)
+        self.assertEqual(self.client.get(self.url).status_code, 404)
+
+    def test_it_audits_once_per_session(self) -> None:
+        self.login(self.alice)
+        self.client.get(self.url)
+        self.client.get(f"/viewer/series/{self.series.code}/axial/0.jpg")
+        self.assertEqual(AccessEvent.objects.filter(action=Action.VIEW_SERIES).count(), 1)
+
+    def test_it_reports_a_decode_error_for_that_series_only(self) -> None:
+        for inst in self.series.instances.all():
+            inst.blob = vault.store_bytes(b"garbage")
+            inst.save()
+        good, _ = make_volume_series(self.study)
+        self.login(self.alice)
+        self.assertIn("could not be read", self.client.get(self.url).json()["error"])
+        m = self.client.get(f"/viewer/series/{good.code}/manifest.json").json()
+        self.assertEqual(m["error"], "")

@@ -1,0 +1,135 @@
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pydicom
+from PIL import Image
+
+from audit.models import AccessEvent, Action, Outcome
+from portal import vault
+from tests.base import BaseTestCase
+from tests.viewer.helpers import make_volume_series
+from viewer import mpr, render
+
+
+class SeriesSliceTestCase(BaseTestCase):
+    def setUp(self) -> None:
+        super().setUp()
+        mpr.clear_caches()
+        self.series = self.study.series.get()
+        self.url = f"/viewer/series/{self.series.code}/axial/0.jpg"
+
+    def test_it_renders_a_jpeg(self) -> None:
+        self.login(self.alice)
+        r = self.client.get(self.url + "?c=40&w=400")
+        self.assertEqual(r.status_code, 200)
+        self.assertEqual(r["Content-Type"], "image/jpeg")
+        self.assertIn("no-store", r["Cache-Control"])
+        self.assertEqual(Image.open(io.BytesIO(r.content)).size, (128, 128))
+
+    def test_it_matches_a_direct_render_losslessly(self) -> None:
+        self.login(self.alice)
+        r = self.client.get(f"/viewer/series/{self.series.code}/axial/1.png?c=100&w=500&invert=1")
+        self.assertEqual(r["Content-Type"], "image/png")
+        inst = self.series.instances.order_by("instance_number")[1]
+        ds = pydicom.dcmread(io.BytesIO(vault.read_bytes(inst.blob)))
+        expected = render.apply_window(
+            ds.pixel_array,
+            100,
+            500,
+            True,
+            slope=float(ds.RescaleSlope),
+            intercept=float(ds.RescaleIntercept),
+        )
+        got = np.asarray(Image.open(io.BytesIO(r.content)))
+        np.testing.assert_array_equal(got, expected)
+
+    def test_it_checks_practice(self) -> None:
+        self.login(self.charlie)
+        r = self.client.get(self.url)
+        self.assertEqual(r.status_code, 404)
+        self.assertTrue(AccessEvent.objects.filter(outcome=Outcome.DENIED).exists())
+
+    def test_it_hides_pixels_from_anonymous(self) -> None:
+        self.assertEqual(self.client.get(self.url).status_code, 404)
+
+    def test_it_hides_pixels_from_front_desk(self) -> None:
+        self.login(self.bob)
+        self.assertEqual(self.client.get(self.url).status_code, 404)
+
+    def test_it_lets_front_desk_see_when_the_practice_allows(self) -> None:
+        self.practice.front_desk_views_images = True
+        self.practice.save()
+        self.login(self.bob)
+        self.assertEqual(self.client.get(self.url).status_code, 200)
+
+    def test_it_audits_the_first_view_only(self) -> None:
+        self.login(self.alice)
+        for index in (0, 1, 0):
+            self.client.get(f"/viewer/series/{self.series.code}/axial/{index}.jpg")
+        events = AccessEvent.objects.filter(action=Action.VIEW_SERIES)
+        self.assertEqual(events.count(), 1)
+        self.assertEqual(events.get().object_code, str(self.series.code))
+        self.assertEqual(events.get().patient, self.pat)
+
+    def test_it_404s_out_of_range_and_unknown_planes(self) -> None:
+        self.login(self.alice)
+        for path in ("axial/2.jpg", "axial/99999.jpg", "coronal/0.jpg", "oblique/0.jpg"):
+            with self.subTest(path=path):
+                r = self.client.get(f"/viewer/series/{self.series.code}/{path}")
+                self.assertEqual(r.status_code, 404)
+
+    def test_it_rejects_hostile_window_values(self) -> None:
+        self.login(self.alice)
+        for query in (
+            "c=nan&w=400",
+            "c=1&w=inf",
+            "c=x&w=1",
+            "c=1&w=0",
+            "invert=yes",
+            "c=1e400&w=1",
+        ):
+            with self.subTest(query=query):
+                self.assertEqual(self.client.get(f"{self.url}?{query}").status_code, 400)
+
+    def test_it_reports_undecodable_pixels(self) -> None:
+        inst = self.series.instances.first()
+        inst.blob = vault.store_bytes(b"DICM? not really")
+        inst.save()
+        self.login(self.alice)
+        r = self.client.get(self.url)
+        self.assertEqual(r.status_code, 422)
+        self.series.refresh_from_db()
+        self.assertIn("could not be read", self.series.decode_error)
+
+
+class VolumeSliceTestCase(BaseTestCase):
+    def setUp(self) -> None:
+        super().setUp()
+        mpr.clear_caches()
+        self.series, self.pixels = make_volume_series(self.study)
+        self.login(self.alice)
+
+    def _png(self, plane: str, index: int) -> np.ndarray:
+        r = self.client.get(f"/viewer/series/{self.series.code}/{plane}/{index}.png?c=0&w=4000")
+        self.assertEqual(r.status_code, 200)
+        return np.asarray(Image.open(io.BytesIO(r.content)))
+
+    def _window(self, values: np.ndarray) -> np.ndarray:
+        return render.apply_window(values, 0, 4000, intercept=-1024)
+
+    def test_it_sorts_axial_slices_by_position(self) -> None:
+        np.testing.assert_array_equal(self._png("axial", 3), self._window(self.pixels[3]))
+
+    def test_it_cuts_coronal_and_sagittal_with_superior_up(self) -> None:
+        coronal = self._window(self.pixels[::-1, 7, :])
+        sagittal = self._window(self.pixels[::-1, :, 5])
+        np.testing.assert_array_equal(self._png("coronal", 7), coronal)
+        np.testing.assert_array_equal(self._png("sagittal", 5), sagittal)
+
+    def test_it_404s_past_the_volume(self) -> None:
+        for path in ("coronal/16.jpg", "sagittal/12.jpg", "axial/5.jpg"):
+            with self.subTest(path=path):
+                r = self.client.get(f"/viewer/series/{self.series.code}/{path}")
+                self.assertEqual(r.status_code, 404)

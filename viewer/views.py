@@ -1,0 +1,284 @@
+"""Viewer endpoints: the page, series manifests, rendered slices, thumbnails and attachments.
+
+Every view fetches through portal.access; pixels additionally need Scope.can_view_pixels.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+from uuid import UUID
+
+from csp.decorators import csp_replace
+from django.contrib.auth.views import redirect_to_login
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseBadRequest,
+    JsonResponse,
+)
+from django.shortcuts import redirect, render
+from django.utils.http import content_disposition_header
+from django.views.decorators.clickjacking import xframe_options_sameorigin
+from django.views.decorators.http import require_GET
+
+import audit
+from audit.models import Action
+from portal import vault
+from portal.access import Scope, SeriesOwner, deny, fetch_or_404, scope_for, series_owner_or_404
+from portal.models import Attachment, Series
+from sharing.session import pending_code
+from viewer import mpr, previews
+from viewer import render as rendering
+
+SEEN_KEY = "viewer_seen"
+MAX_SEEN = 500
+INLINE_TYPES = {"image/jpeg", "image/png", "image/webp", "application/pdf"}
+FORMATS = {"jpeg": "image/jpeg", "png": "image/png"}
+
+
+def _no_store(response: HttpResponse) -> HttpResponse:
+    response["Cache-Control"] = "no-store, private"
+    return response
+
+
+def _pixel_scope(request: HttpRequest) -> Scope | None:
+    """Return the scope if it may see pixels; None makes fetch_or_404 deny and audit."""
+    scope = scope_for(request)
+    if scope is not None and not scope.can_view_pixels:
+        return None
+    return scope
+
+
+def _fetch(request: HttpRequest, scope: Scope | None, code: UUID) -> Any:
+    """Fetch an attachment through the scope, or audit the denial and raise 404."""
+    if scope is None:
+        return fetch_or_404(request, scope_for(request), Attachment.objects.none(), code=code)
+    return fetch_or_404(request, scope, scope.attachments().select_related("blob"), code=code)
+
+
+def _series_owner(request: HttpRequest, code: UUID) -> tuple[Scope, SeriesOwner]:
+    """Decide access to a series from its owner row, or audit the denial and raise 404.
+
+    One small query instead of the scope's nested querysets: a warm slice costs less than
+    building them would.
+    """
+    scope = scope_for(request)
+    if scope is None or not scope.can_view_pixels:
+        raise deny(request, scope, "series")
+    return scope, series_owner_or_404(request, scope, code)
+
+
+def _load_series(owner: SeriesOwner) -> Series:
+    """Load an allowed series with its study and patient (for audit, previews, manifests)."""
+    series = Series.objects.select_related("study__patient").filter(pk=owner.pk).first()
+    if series is None:  # shredded between the decision and now
+        raise Http404
+    return series
+
+
+def _audit_once(request: HttpRequest, scope: Scope, action: str, obj: Any, key: str) -> None:
+    """Audit the first view of an object in this session; later requests write nothing."""
+    if _seen(request, key):
+        return
+    patient = None if scope.share is not None else _patient_of(obj)
+    audit.record(action, request=request, patient=patient, obj=obj, **scope.audit_kwargs())
+    request.session[SEEN_KEY] = [*request.session.get(SEEN_KEY, []), key][-MAX_SEEN:]
+
+
+def _seen(request: HttpRequest, key: str) -> bool:
+    return key in request.session.get(SEEN_KEY, [])
+
+
+def _patient_of(obj: Any) -> Any:
+    if isinstance(obj, Series):
+        return obj.study.patient
+    return obj.patient
+
+
+def _window(request: HttpRequest) -> tuple[float | None, float | None, bool]:
+    """Parse ?c=&w=&invert=; raise ValueError on anything but finite numbers and flags."""
+    center = request.GET.get("c")
+    width = request.GET.get("w")
+    c = float(center) if center not in (None, "") else None
+    w = float(width) if width not in (None, "") else None
+    for value in (c, w):
+        if value is not None and (not math.isfinite(value) or abs(value) > 1e7):
+            raise ValueError("window out of range")
+    if w is not None and w < 1:
+        raise ValueError("window width below 1")
+    invert = request.GET.get("invert", "0")
+    if invert not in ("0", "1", "true", "false"):
+        raise ValueError("invert must be 0 or 1")
+    return c, w, invert in ("1", "true")
+
+
+# ---------------------------------------------------------------- page
+
+
+@require_GET
+def view_study(request: HttpRequest, code: UUID) -> HttpResponse:
+    """Show the viewer for one study: its series, photos and reports."""
+    scope = scope_for(request)
+    if scope is None:
+        if pending_code(request):  # a recipient whose share session ended: verify again
+            return redirect("/s/")
+        return redirect_to_login(request.get_full_path())
+    studies = scope.studies() if scope.can_view_pixels else scope.studies().none()
+    study = fetch_or_404(request, scope, studies.select_related("patient"), code=code)
+    series = list(scope.series().filter(study=study).order_by("number", "pk"))
+    attachments = list(scope.attachments().filter(study=study))
+    audit.record(
+        Action.VIEW_STUDY, request=request, patient=study.patient, obj=study, **scope.audit_kwargs()
+    )
+    seen = request.session.get(SEEN_KEY, [])
+    if f"study:{study.code}" not in seen:  # thumbnails then need no audit of their own
+        request.session[SEEN_KEY] = [*seen, f"study:{study.code}"][-MAX_SEEN:]
+    context = {
+        "study": study,
+        "series_list": series,
+        "attachments": attachments,
+        "patient_name": study.patient.name if scope.shows_patient_name else "",
+        "is_share": scope.share is not None,
+    }
+    return _no_store(render(request, "viewer/study.html", context))
+
+
+# ---------------------------------------------------------------- series
+
+
+def _manifest(series: Series, layout: mpr.Layout) -> dict[str, Any]:
+    base = f"/viewer/series/{series.code}"
+    data: dict[str, Any] = {
+        "code": str(series.code),
+        "kind": layout.kind,
+        "modality": series.modality,
+        "description": series.description,
+        "number": series.number,
+        "rows": layout.rows,
+        "columns": layout.columns,
+        "slices": len(layout.slices),
+        "colour": layout.colour,
+        "monochrome1": bool(layout.slices) and layout.slices[0].info.invert,
+        "pixel_spacing": list(layout.pixel_spacing) if layout.pixel_spacing else None,
+        "slice_spacing": layout.slice_spacing,
+        "orientation": layout.orientation,
+        "rescale": {
+            "slope": layout.slices[0].info.slope if layout.slices else 1.0,
+            "intercept": layout.slices[0].info.intercept if layout.slices else 0.0,
+        },
+        "presets": layout.presets,
+        "window": None,
+        "initial_index": len(layout.slices) // 2,
+        "planes": {
+            plane: layout.plane_geometry(plane)
+            for plane in mpr.PLANES
+            if layout.plane_count(plane) > 0
+        },
+        "urls": {"slice": f"{base}/{{plane}}/{{index}}", "thumbnail": f"{base}/thumbnail.jpg"},
+        "error": series.decode_error,
+    }
+    if not layout.slices and not data["error"]:
+        data["error"] = "This series has no images."
+    return data
+
+
+@require_GET
+def series_manifest(request: HttpRequest, code: UUID) -> HttpResponse:
+    """Describe a series for the browser; decodes the first shown slice to catch bad pixels."""
+    scope, owner = _series_owner(request, code)
+    series = _load_series(owner)
+    layout = mpr.layout_for(series)
+    _audit_once(request, scope, Action.VIEW_SERIES, series, f"series:{series.code}")
+    data = _manifest(series, layout)
+    if not data["error"]:
+        try:
+            data["window"] = layout.default_window()
+            mpr.axial_values(layout, data["initial_index"])
+        except rendering.DecodeError as exc:
+            previews.note_decode_error(series, exc)
+            data["error"] = series.decode_error
+    return _no_store(JsonResponse(data))
+
+
+@require_GET
+def series_slice(
+    request: HttpRequest, code: UUID, plane: str, index: int, fmt: str = "jpeg"
+) -> HttpResponse:
+    """Render one image of a plane at the requested window as JPEG (or PNG for lossless).
+
+    The hot path of the viewer: access is decided from the owner row and the layout comes
+    from memory, so a warm slice loads no Series.
+    """
+    scope, owner = _series_owner(request, code)
+    series = None
+    layout = mpr.cached_layout(code)
+    if layout is None:
+        series = _load_series(owner)
+        layout = mpr.layout_for(series)
+    if plane not in mpr.PLANES or not 0 <= index < layout.plane_count(plane):
+        raise Http404
+    try:
+        center, width, invert = _window(request)
+    except ValueError:
+        return HttpResponseBadRequest("Bad window parameters.", content_type="text/plain")
+    key = f"series:{code}"
+    if not _seen(request, key):
+        series = series or _load_series(owner)
+        _audit_once(request, scope, Action.VIEW_SERIES, series, key)
+    try:
+        if center is None or width is None:
+            window = layout.default_window()
+            center = window["center"] if center is None else center
+            width = window["width"] if width is None else width
+        data = mpr.render_plane(layout, plane, index, center, width, invert, fmt)
+    except rendering.DecodeError as exc:
+        series = series or _load_series(owner)
+        previews.note_decode_error(series, exc)
+        response = HttpResponse(series.decode_error, status=422, content_type="text/plain")
+        return _no_store(response)
+    return _no_store(HttpResponse(data, content_type=FORMATS[fmt]))
+
+
+@require_GET
+def series_thumbnail(request: HttpRequest, code: UUID) -> HttpResponse:
+    """Return the series' thumbnail, building it on the fly if ingest has not yet."""
+    scope, owner = _series_owner(request, code)
+    series = _load_series(owner)
+    _audit_once(request, scope, Action.VIEW_STUDY, series.study, f"study:{series.study.code}")
+    data = previews.ensure_series_thumbnail(series)
+    return _no_store(HttpResponse(data, content_type="image/jpeg"))
+
+
+# ---------------------------------------------------------------- attachments
+
+
+@require_GET
+def attachment_thumbnail(request: HttpRequest, code: UUID) -> HttpResponse:
+    """Return a photo's thumbnail or the PDF tile."""
+    scope = _pixel_scope(request)
+    attachment = _fetch(request, scope, code)
+    _audit_once(request, scope, Action.VIEW_ATTACHMENT, attachment, f"att:{attachment.code}")
+    data = previews.ensure_attachment_thumbnail(attachment)
+    return _no_store(HttpResponse(data, content_type="image/jpeg"))
+
+
+@require_GET
+@xframe_options_sameorigin
+@csp_replace({"frame-ancestors": ["'self'"]})
+def attachment_file(request: HttpRequest, code: UUID) -> HttpResponse:
+    """Send a photo or PDF inline; PDFs may be framed by the viewer page (same origin only)."""
+    scope = _pixel_scope(request)
+    attachment = _fetch(request, scope, code)
+    _audit_once(request, scope, Action.VIEW_ATTACHMENT, attachment, f"att:{attachment.code}")
+    content_type = attachment.content_type.split(";")[0].strip().lower()
+    inline = content_type in INLINE_TYPES
+    response = HttpResponse(
+        vault.read_bytes(attachment.blob),
+        content_type=content_type if inline else "application/octet-stream",
+    )
+    response["Content-Disposition"] = content_disposition_header(
+        as_attachment=not inline, filename=attachment.original_name or "attachment"
+    )
+    return _no_store(response)
