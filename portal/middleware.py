@@ -20,22 +20,6 @@ def security_headers(get_response: Callable[[HttpRequest], HttpResponse]):
     return middleware
 
 
-def staff_referrer_policy(get_response: Callable[[HttpRequest], HttpResponse]):
-    """Send same-origin referrers outside recipient pages.
-
-    With no-referrer, Chromium sends `Origin: null` on form posts, which Django's CSRF check
-    rightly refuses; same-origin still sends nothing to other sites.
-    """
-
-    def middleware(request: HttpRequest) -> HttpResponse:
-        response = get_response(request)
-        if not request.path.startswith("/s/"):
-            response.headers["Referrer-Policy"] = "same-origin"
-        return response
-
-    return middleware
-
-
 def same_origin_fetch_metadata(get_response: Callable[[HttpRequest], HttpResponse]):
     """Let same-origin form posts from no-referrer pages through the CSRF origin check.
 
