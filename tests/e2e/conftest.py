@@ -176,6 +176,26 @@ def totp_now(otpauth_uri: str, at: float | None = None) -> str:
     return f"{code:0{digits}d}"
 
 
+_last_step_used: dict[str, int] = {}
+
+
+def fresh_totp(otpauth_uri: str) -> str:
+    """Return a code the server has not seen yet for this device.
+
+    The server accepts each time step once (a reused code is refused), so a second sign-in
+    of the same user in one test run waits for the next step, and a code about to expire is
+    not typed.
+    """
+    period = int(parse_qs(urlparse(otpauth_uri).query).get("period", ["30"])[0])
+    while True:
+        now = time.time()
+        step = int(now // period)
+        if step > _last_step_used.get(otpauth_uri, -1) and period - now % period > 3:
+            _last_step_used[otpauth_uri] = step
+            return totp_now(otpauth_uri, now)
+        time.sleep(0.5)
+
+
 def run_manage(demo_server: dict, *args: str) -> str:
     """Run a management command against the e2e server's database; return its stdout."""
     result = subprocess.run(  # noqa: S603

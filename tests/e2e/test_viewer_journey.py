@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import io
 import re
-import time
 
 import pytest
 from PIL import Image, ImageStat
 
 from portal.phantom import PhantomGeometry
-from tests.e2e.conftest import totp_now
+from tests.e2e.conftest import fresh_totp
 
 
 def _open_share(demo_server: dict, page) -> None:
@@ -28,9 +27,7 @@ def _open_as_clinician(demo_server: dict, page) -> None:
     page.fill("#id_password", demo_server["staff_password"])
     page.click("button[type=submit]")
     page.wait_for_selector("#id_token")
-    if time.time() % 30 > 27:  # a code is accepted once; wait for a fresh period
-        time.sleep(4)
-    page.fill("#id_token", totp_now(staff["otpauth_uri"]))
+    page.fill("#id_token", fresh_totp(staff["otpauth_uri"]))
     page.click("text=Sign in")
     page.wait_for_selector("text=Find a patient or study")
     page.goto(f"{demo_server['base_url']}/studies/{demo_server['study_code']}/")
