@@ -79,16 +79,28 @@ def _load_series(owner: SeriesOwner) -> Series:
 
 
 def _audit_once(request: HttpRequest, scope: Scope, action: str, obj: Any, key: str) -> None:
-    """Audit the first view of an object in this session; later requests write nothing."""
-    if _seen(request, key):
+    """Audit the first view of an object by this link or staff member in this session."""
+    if _seen(request, scope, key):
         return
     patient = None if scope.share is not None else _patient_of(obj)
     audit.record(action, request=request, patient=patient, obj=obj, **scope.audit_kwargs())
-    request.session[SEEN_KEY] = [*request.session.get(SEEN_KEY, []), key][-MAX_SEEN:]
+    _remember(request, scope, key)
 
 
-def _seen(request: HttpRequest, key: str) -> bool:
-    return key in request.session.get(SEEN_KEY, [])
+def _seen_key(scope: Scope, key: str) -> str:
+    # Keyed by who looks: a second link opened, or another user signed in, in the same
+    # browser session is audited afresh.
+    who = f"share{scope.share.pk}" if scope.share is not None else f"staff{scope.staff.pk}"
+    return f"{who}:{key}"
+
+
+def _seen(request: HttpRequest, scope: Scope, key: str) -> bool:
+    return _seen_key(scope, key) in request.session.get(SEEN_KEY, [])
+
+
+def _remember(request: HttpRequest, scope: Scope, key: str) -> None:
+    seen = request.session.get(SEEN_KEY, [])
+    request.session[SEEN_KEY] = [*seen, _seen_key(scope, key)][-MAX_SEEN:]
 
 
 def _patient_of(obj: Any) -> Any:
@@ -132,9 +144,8 @@ def view_study(request: HttpRequest, code: UUID) -> HttpResponse:
     audit.record(
         Action.VIEW_STUDY, request=request, patient=study.patient, obj=study, **scope.audit_kwargs()
     )
-    seen = request.session.get(SEEN_KEY, [])
-    if f"study:{study.code}" not in seen:  # thumbnails then need no audit of their own
-        request.session[SEEN_KEY] = [*seen, f"study:{study.code}"][-MAX_SEEN:]
+    if not _seen(request, scope, f"study:{study.code}"):  # thumbnails need no audit of their own
+        _remember(request, scope, f"study:{study.code}")
     context = {
         "study": study,
         "series_list": series,
@@ -224,7 +235,7 @@ def series_slice(
     except ValueError:
         return HttpResponseBadRequest("Bad window parameters.", content_type="text/plain")
     key = f"series:{code}"
-    if not _seen(request, key):
+    if not _seen(request, scope, key):
         series = series or _load_series(owner)
         _audit_once(request, scope, Action.VIEW_SERIES, series, key)
     try:

@@ -72,3 +72,18 @@ class ShareRecipientTestCase(BaseTestCase):
         self.assertEqual(self.client.get(url).status_code, 200)
         revoke_link(share, by=self.alice)
         self.assertEqual(self.client.get(url).status_code, 404)
+
+    def test_a_second_link_in_the_same_browser_is_audited_afresh(self) -> None:
+        """Views through link B are recorded even after link A saw the same series."""
+        url = f"/viewer/series/{self.volume.code}/axial/1.jpg"
+        first = self._open()
+        self.assertEqual(self.client.get(url).status_code, 200)
+        self.assertEqual(self.client.get(url).status_code, 200)
+        second = self._open()
+        self.assertEqual(self.client.get(url).status_code, 200)
+        codes = list(
+            AccessEvent.objects.filter(action=Action.VIEW_SERIES)
+            .order_by("pk")
+            .values_list("share_code", flat=True)
+        )
+        self.assertEqual(codes, [first.code, second.code])
