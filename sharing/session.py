@@ -49,6 +49,16 @@ def clear(request: HttpRequest) -> None:
         request.session.pop(key, None)
 
 
+def end_verification(request: HttpRequest) -> None:
+    """Drop the verification but remember the link.
+
+    The recipient then lands on /s/ again: the password page after an idle timeout, or the
+    page saying the link has expired, was revoked or is locked, instead of a bare 404.
+    """
+    for key in (VERIFIED_KEY, SEEN_KEY, STARTED_KEY):
+        request.session.pop(key, None)
+
+
 def verified_share(request: HttpRequest):
     """Return the ShareLink this session verified, if still valid; else None.
 
@@ -80,7 +90,7 @@ def verified_share(request: HttpRequest):
         or share.locked_at is not None
         or share.expires_at <= now
     ):
-        clear(request)
+        end_verification(request)
         return None
     if (now - seen_at).total_seconds() >= SEEN_RESOLUTION_SECONDS:
         session[SEEN_KEY] = now.timestamp()

@@ -23,32 +23,47 @@ class RecipientSessionTestCase(ShareTestCase):
     def test_home_works_while_verified(self) -> None:
         self.assertEqual(self.client.get("/s/home/").status_code, 200)
 
+    def assert_sent_back_to_the_link_page(self, status: int) -> None:
+        """The verification is gone; the link page explains what happened."""
+        home = self.client.get("/s/home/")
+        self.assertEqual(home.status_code, 303)
+        self.assertEqual(home["Location"], "/s/")
+        self.assertNotIn(VERIFIED_KEY, self.client.session)
+        self.assertIn(SESSION_KEY, self.client.session)
+        page = self.client.get("/s/")
+        self.assertEqual(page.status_code, status)
+        self.assertNotContains(page, "Pat Example", status_code=status)
+        return page
+
     def test_revoke_ends_an_open_session_at_its_next_request(self) -> None:
         revoke_link(self.share, by=self.alice)
         r = self.client.get("/s/download/share.zip")
         self.assertEqual(r.status_code, 404)
-        self.assertNotIn(VERIFIED_KEY, self.client.session)
-        self.assertNotIn(SESSION_KEY, self.client.session)
-        self.assertEqual(self.client.get("/s/home/").status_code, 404)
+        page = self.assert_sent_back_to_the_link_page(410)
+        self.assertContains(page, self.practice.name, status_code=410)
 
     def test_expiry_ends_the_session(self) -> None:
         self.share.expires_at = timezone.now() - timedelta(seconds=1)
         self.share.save()
         r = self.client.get(f"/viewer/studies/{self.study.code}/")
-        self.assertIn(r.status_code, (302, 404))  # staff sign-in or not found, never the study
-        self.assertNotIn(VERIFIED_KEY, self.client.session)
+        self.assertEqual(r.status_code, 302)
+        self.assertEqual(r["Location"], "/s/")
+        self.assert_sent_back_to_the_link_page(410)
 
     def test_lock_ends_the_session(self) -> None:
         self.share.locked_at = timezone.now()
         self.share.save()
-        self.assertEqual(self.client.get("/s/home/").status_code, 404)
+        self.assert_sent_back_to_the_link_page(423)
 
     @override_settings(RECIPIENT_IDLE_TIMEOUT_MINUTES=10)
-    def test_idle_timeout(self) -> None:
+    def test_idle_timeout_asks_for_the_password_again(self) -> None:
         with self.later(minutes=9):
             self.assertEqual(self.client.get("/s/home/").status_code, 200)
         with self.later(minutes=20):
-            self.assertEqual(self.client.get("/s/home/").status_code, 404)
+            viewer = self.client.get(f"/viewer/studies/{self.study.code}/")
+            self.assertEqual((viewer.status_code, viewer["Location"]), (302, "/s/"))
+            page = self.assert_sent_back_to_the_link_page(200)
+            self.assertContains(page, 'name="password"')
 
     @override_settings(RECIPIENT_ABSOLUTE_SESSION_HOURS=2)
     def test_absolute_timeout_despite_activity(self) -> None:
@@ -56,7 +71,7 @@ class RecipientSessionTestCase(ShareTestCase):
             with self.later(minutes=minutes):
                 self.assertEqual(self.client.get("/s/home/").status_code, 200)
         with self.later(minutes=122):
-            self.assertEqual(self.client.get("/s/home/").status_code, 404)
+            self.assert_sent_back_to_the_link_page(200)
 
     def test_session_is_bound_to_one_link(self) -> None:
         other = self.issue()
