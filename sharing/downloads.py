@@ -2,7 +2,8 @@
 
 The download limit counts a download when its first bytes are produced (a request that
 never streams counts nothing). A Range continuation (start > 0) of a file this session
-already began is not counted again; any other request that streams is.
+already began is not counted again while the link has delivered less than the whole file
+since its last counted download (per the audit record); any other request that streams is.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
 import audit
-from audit.models import Action, Outcome
+from audit.models import AccessEvent, Action, Outcome
 from portal import vault
 from portal.access import Scope, fetch_or_404, scope_for
 from portal.models import Attachment, Instance, Series
@@ -79,6 +80,7 @@ def _stream_response(
     body: Iterable[bytes],
     length: int,
     *,
+    start: int = 0,
     kind: str,
     obj: Any,
     filename: str,
@@ -91,7 +93,13 @@ def _stream_response(
         Action.DOWNLOAD,
         request=request,
         obj=obj,
-        detail={"phase": "start", "kind": kind, "bytes_total": length},
+        detail={
+            "phase": "start",
+            "kind": kind,
+            "bytes_total": length,
+            "from": start,
+            "counted": counted,
+        },  # fmt: skip
         **scope.audit_kwargs(),
     )
 
@@ -311,6 +319,29 @@ def export_series(request: HttpRequest, code) -> HttpResponse:
     return _export(request, scope, [series], photos=False, obj=series)
 
 
+def _free_resume_left(share: ShareLink, obj: Any, size: int) -> bool:
+    """Return whether the link's last counted download of obj has bytes still to deliver.
+
+    That download, begun at byte `from`, needed size - from bytes; resumes are free until the
+    link has delivered that many since (per the audit record). Without this, `Range: bytes=1-`
+    repeated would fetch the whole file again and again past the download limit.
+    """
+    details = (
+        AccessEvent.objects.filter(
+            action=Action.DOWNLOAD, share_code=share.code, object_code=str(obj.code)
+        )
+        .order_by("-pk")
+        .values_list("detail", flat=True)[:500]
+    )
+    delivered = 0
+    for detail in details:
+        if detail.get("phase") == "end":
+            delivered += int(detail.get("bytes") or 0)
+        elif detail.get("phase") == "start" and detail.get("counted"):
+            return delivered < size - int(detail.get("from") or 0)
+    return False
+
+
 def _single_file(
     request: HttpRequest, scope: Scope, obj, blob, filename: str, content_type: str, kind: str
 ) -> HttpResponse:
@@ -325,7 +356,11 @@ def _single_file(
         response["Content-Range"] = f"bytes */{size}"
         return response
     start, stop = wanted if wanted else (0, size)
-    resumed = start > 0 and session.has_started(request, str(obj.code))
+    resumed = (
+        start > 0
+        and session.has_started(request, str(obj.code))
+        and _free_resume_left(scope.share, obj, size)
+    )
     # A resume of a file this session began is allowed past the limit; anything else counts.
     if not scope.share.allow_download or not (resumed or scope.can_download):
         return _refused(request, scope)
@@ -333,7 +368,7 @@ def _single_file(
     response = _stream_response(
         request, scope, vault.iter_range(blob, start, stop), stop - start, kind=kind, obj=obj,
         filename=filename, content_type=content_type, counted=not resumed,
-        status=206 if wanted else 200,
+        status=206 if wanted else 200, start=start,
     )  # fmt: skip
     if wanted:
         response["Content-Range"] = f"bytes {start}-{stop - 1}/{size}"

@@ -208,6 +208,32 @@ class RangeTestCase(ShareTestCase):
         self.assertEqual(self.share.download_count, 1)
         self.assertEqual(self.get().status_code, 403)
 
+    def test_repeated_resumes_past_the_whole_file_count_as_downloads(self) -> None:
+        """`Range: bytes=1-` again and again must not fetch the file past the limit."""
+        self.share.max_downloads = 2
+        self.share.save()
+        self.assertEqual(body(self.get()), self.data)
+        self.assertEqual(body(self.get("bytes=1-")), self.data[1:])  # the second download
+        self.share.refresh_from_db()
+        self.assertEqual(self.share.download_count, 2)
+        r = self.get("bytes=1-")
+        self.assertEqual(r.status_code, 403)
+        self.assertNotIn(self.data[1:], r.content)
+
+    def test_a_download_in_chunks_counts_once(self) -> None:
+        """A download manager fetching the file in ranges uses one download of the limit."""
+        self.share.max_downloads = 1
+        self.share.save()
+        n = len(self.data)
+        step = n // 3 + 1
+        got = b"".join(
+            body(self.get(f"bytes={a}-{min(a + step, n) - 1}")) for a in range(0, n, step)
+        )
+        self.assertEqual(got, self.data)
+        self.share.refresh_from_db()
+        self.assertEqual(self.share.download_count, 1)
+        self.assertEqual(self.get("bytes=5-").status_code, 403)
+
     def test_one_instance(self) -> None:
         instance = Instance.objects.first()
         r = self.client.get(f"/s/download/instances/{instance.code}", HTTP_RANGE="bytes=128-131")
