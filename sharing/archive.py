@@ -130,9 +130,9 @@ def _stored_crc_chunks(member: ArchiveMember) -> Iterator[bytes]:
 
 
 def stream_zip(
-    members: Sequence[ArchiveMember], extra_files: dict[str, bytes]
-) -> tuple[ZipStream, int]:
-    """Return a STORED, sized ZipStream of the files and its exact length in bytes."""
+    members: Sequence[ArchiveMember], extra_files: dict[str, bytes], *, sized: bool = True
+) -> tuple[ZipStream, int | None]:
+    """Return a STORED ZipStream of the files and, when sized, its exact length in bytes."""
     names = [*extra_files, *(m.arcname for m in members)]
     for name in names:
         _check_arcname(name)
@@ -140,7 +140,7 @@ def stream_zip(
     if len({n.casefold() for n in names}) != len(names):
         raise ValueError("Duplicate name for an archive entry")
 
-    zs = ZipStream(sized=True)
+    zs = ZipStream(sized=sized)
     for name, data in extra_files.items():
         zs.add(data, name)
     for member in members:
@@ -148,7 +148,7 @@ def stream_zip(
             zs.add(_lazy(member.chunks), member.arcname, size=member.size)
         else:
             zs.add(_stored_crc_chunks(member), member.arcname, size=member.size)
-    return zs, len(zs)
+    return zs, len(zs) if sized else None
 
 
 def share_archive(members: Sequence[ArchiveMember], practice_name: str) -> tuple[ZipStream, int]:

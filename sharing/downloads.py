@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import io
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import pydicom
-from django.db.models import F, Q
+from django.db.models import F, Q, Sum
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
+from zipstream import ZipStream
 
 import audit
 from audit.models import AccessEvent, Action, Outcome
@@ -78,7 +79,7 @@ def _stream_response(
     request: HttpRequest,
     scope: Scope,
     body: Iterable[bytes],
-    length: int,
+    length: int | None,
     *,
     start: int = 0,
     kind: str,
@@ -119,7 +120,8 @@ def _stream_response(
 
     stream = AuditedStream(body, on_start=on_start, on_end=on_end)
     response = StreamingHttpResponse(stream, content_type=content_type, status=status)
-    response["Content-Length"] = str(length)
+    if length is not None:
+        response["Content-Length"] = str(length)
     response["Content-Disposition"] = content_disposition(filename)
     return response
 
@@ -252,7 +254,8 @@ def download_series(request: HttpRequest, code) -> HttpResponse:
     )  # fmt: skip
 
 
-def _render_series(series: Series, fmt: str, budget: list[int]) -> Iterator[tuple[str, bytes]]:
+def _render_series(series: Series, fmt: str) -> Iterator[tuple[str, bytes]]:
+    """Yield (name, picture) for every frame of a series, one instance decoded at a time."""
     from viewer import render as rnd
 
     folder = f"Images/Series {series.number or 0:03d}"
@@ -267,33 +270,50 @@ def _render_series(series: Series, fmt: str, budget: list[int]) -> Iterator[tupl
         info = rnd.RenderInfo.from_dataset(ds)
         presets = rnd.window_presets(ds)
         for frame in frames:
-            budget[0] -= 1
-            if budget[0] < 0:
-                raise ValueError("too many images to export")
             window = presets[0] if presets else rnd.auto_window(frame, info)
             n += 1
             data = rnd.render_slice(frame, info, window["center"], window["width"], fmt)
             yield f"{folder}/{n:04d}.{ext}", data
 
 
+def _then(data: bytes, callback: Callable[[], None]) -> Iterator[bytes]:
+    yield data
+    callback()
+
+
+def _picture_zip(members: list[ArchiveMember], pictures: Iterator[tuple[str, bytes]]) -> ZipStream:
+    """Return a ZIP that renders each picture only when the one before it has been sent.
+
+    The sizes of rendered pictures are not known in advance, so the ZIP is unsized (no
+    Content-Length) and memory holds one picture at a time, not the whole export.
+    """
+    zs = stream_zip(members, {}, sized=False)[0]
+
+    def add_next() -> None:
+        item = next(pictures, None)
+        if item is not None:
+            zs.add(_then(item[1], add_next), item[0])
+
+    add_next()
+    return zs
+
+
 def _export(request: HttpRequest, scope: Scope, series_list: list[Series], *, photos: bool, obj):
     fmt = request.GET.get("format", "jpeg")
     if fmt not in ("jpeg", "png"):
         fmt = "jpeg"
-    files: dict[str, bytes] = {}
-    budget = [EXPORT_MAX_IMAGES]
-    try:
-        for series in series_list:
-            files.update(_render_series(series, fmt, budget))
-    except ValueError:
-        return render(request, "sharing/too_big.html", {"practice": scope.share.practice}, 413)
+    frames = Instance.objects.filter(series__in=series_list).aggregate(n=Sum("frames"))["n"] or 0
+    if frames > EXPORT_MAX_IMAGES:
+        return render(
+            request, "sharing/too_big.html", {"practice": scope.share.practice}, status=413
+        )
     members = []
     if photos:
         chosen = scope.attachments().filter(kind=Attachment.Kind.PHOTO).select_related("blob")
         members = _attachment_members(chosen)
-    zs, length = stream_zip(members, files)
+    pictures = (item for series in series_list for item in _render_series(series, fmt))
     return _stream_response(
-        request, scope, zs, length, kind=f"export-{fmt}", obj=obj,
+        request, scope, _picture_zip(members, pictures), None, kind=f"export-{fmt}", obj=obj,
         filename=f"{scope.share.practice.slug}-pictures.zip", content_type="application/zip",
         counted=True,
     )  # fmt: skip

@@ -134,6 +134,28 @@ class DownloadShareTestCase(ShareTestCase):
         names = zipfile.ZipFile(io.BytesIO(body(self.client.get("/s/download/pictures.zip"))))
         self.assertTrue(any(n.startswith("Photos/") for n in names.namelist()))
 
+    def test_picture_export_renders_one_picture_at_a_time(self) -> None:
+        """The export streams: the first bytes leave before the second picture is made."""
+        from viewer import render as rnd
+
+        with mock.patch.object(rnd, "render_slice", wraps=rnd.render_slice) as spy:
+            r = self.client.get("/s/download/pictures.zip")
+            chunks = iter(r.streaming_content)
+            first = next(chunks)
+            self.assertTrue(first.startswith(b"PK"))
+            self.assertEqual(spy.call_count, 1)
+            rest = b"".join(chunks)
+            self.assertEqual(spy.call_count, 2)
+        self.assertIsNone(zipfile.ZipFile(io.BytesIO(first + rest)).testzip())
+
+    def test_too_large_a_picture_export_is_refused_with_a_page(self) -> None:
+        with mock.patch("sharing.downloads.EXPORT_MAX_IMAGES", 1):
+            r = self.client.get("/s/download/pictures.zip")
+        self.assertEqual(r.status_code, 413)
+        self.assertContains(r, "Smile Dental", status_code=413)
+        self.share.refresh_from_db()
+        self.assertEqual(self.share.download_count, 0)
+
     def test_home_lists_what_was_shared(self) -> None:
         r = self.client.get("/s/home/")
         series = self.study.series.get()
