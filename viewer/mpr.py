@@ -327,6 +327,18 @@ def _frames(layout: Layout, ref: SliceRef) -> np.ndarray:
     return pixel_cache().get_or_build(key, lambda: decode_blob(ref.blob))
 
 
+class VolumeTooLarge(Exception):
+    """The decoded volume would not fit the pixel cache, so it is not built at all."""
+
+
+def volume_bytes(layout: Layout) -> int:
+    """Return the size the decoded volume would have (modality values are float32)."""
+    itemsize = 2 if layout.uniform_info else 4
+    return (
+        len(layout.slices) * layout.rows * layout.columns * itemsize * (3 if layout.colour else 1)
+    )
+
+
 def volume(layout: Layout) -> np.ndarray:
     """Return the decoded (z, y, x) volume, building it once even under concurrent requests."""
     key = ("v", layout.key)
@@ -334,6 +346,10 @@ def volume(layout: Layout) -> np.ndarray:
     vol = cache.get(key)
     if vol is not None:
         return vol
+    # A volume the cache cannot keep would be decoded again for every reformatted image,
+    # each time holding the whole volume in memory: refuse instead.
+    if volume_bytes(layout) > cache.max_bytes:
+        raise VolumeTooLarge("This series is too large to reformat; the axial view works.")
     with _build_lock(key):
         vol = cache.get(key)
         if vol is None:

@@ -244,6 +244,8 @@ def series_slice(
             center = window["center"] if center is None else center
             width = window["width"] if width is None else width
         data = mpr.render_plane(layout, plane, index, center, width, invert, fmt)
+    except mpr.VolumeTooLarge as exc:
+        return _no_store(HttpResponse(str(exc), status=413, content_type="text/plain"))
     except rendering.DecodeError as exc:
         series = series or _load_series(owner)
         previews.note_decode_error(series, exc)

@@ -76,10 +76,11 @@ class LayoutTestCase(TestCase):
         with mock.patch.object(mpr, "LAYOUT_TTL", 0.0):
             self.assertEqual(len(mpr.layout_for(series).slices), 4)
 
-    def test_it_renders_volumes_larger_than_the_cache(self) -> None:
+    def test_it_refuses_to_reformat_volumes_larger_than_the_cache(self) -> None:
         series, pixels = make_volume_series(self.study)
         with mock.patch.object(mpr, "_pixels", render.BoundedCache(1024)):
             layout = mpr.layout_for(series)
-            values, _ = mpr.plane_values(layout, "sagittal", 3)
-            np.testing.assert_array_equal(values, pixels[::-1, :, 3])
-            self.assertEqual(mpr.pixel_cache().nbytes, 0)
+            with self.assertRaises(mpr.VolumeTooLarge):
+                mpr.plane_values(layout, "sagittal", 3)
+            values, _ = mpr.plane_values(layout, "axial", 3)
+            np.testing.assert_array_equal(values, pixels[3])

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import io
+from unittest import mock
 
 import numpy as np
 import pydicom
@@ -133,3 +134,16 @@ class VolumeSliceTestCase(BaseTestCase):
             with self.subTest(path=path):
                 r = self.client.get(f"/viewer/series/{self.series.code}/{path}")
                 self.assertEqual(r.status_code, 404)
+
+    def test_a_volume_too_large_for_the_cache_is_not_built(self) -> None:
+        """Reformats answer 413 with a reason; axial works; the series is not marked broken."""
+        budget = mpr.volume_bytes(mpr.layout_for(self.series)) - 1
+        with mock.patch.object(mpr, "_pixels", render.BoundedCache(budget)):
+            with mock.patch.object(mpr, "_build_volume", wraps=mpr._build_volume) as build:
+                r = self.client.get(f"/viewer/series/{self.series.code}/coronal/3.jpg")
+                self.assertEqual(r.status_code, 413)
+                self.assertIn(b"too large", r.content)
+                self.assertEqual(build.call_count, 0)
+            self.assertEqual(self._png("axial", 3).shape, self.pixels[3].shape)
+        self.series.refresh_from_db()
+        self.assertEqual(self.series.decode_error, "")

@@ -307,7 +307,7 @@
       if (gen !== state.gen || pane.wanted !== url) return;
       pane.loading = false;
       if (err.status === 422) showError(err.text || "The images of this series could not be decoded.");
-      else if (err.status) setStatusError("This image could not be loaded (" + err.status + ").");
+      else if (err.status) setStatusError(err.text || "This image could not be loaded (" + err.status + ").");
     });
     status();
   }
