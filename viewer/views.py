@@ -17,6 +17,7 @@ from django.http import (
     HttpResponse,
     HttpResponseBadRequest,
     JsonResponse,
+    StreamingHttpResponse,
 )
 from django.shortcuts import redirect, render
 from django.utils.http import content_disposition_header
@@ -287,10 +288,12 @@ def attachment_file(request: HttpRequest, code: UUID) -> HttpResponse:
     _audit_once(request, scope, Action.VIEW_ATTACHMENT, attachment, f"att:{attachment.code}")
     content_type = attachment.content_type.split(";")[0].strip().lower()
     inline = content_type in INLINE_TYPES
-    response = HttpResponse(
-        vault.read_bytes(attachment.blob),
+    # Streamed: a PDF report can be large, and a worker holds one segment at a time.
+    response = StreamingHttpResponse(
+        vault.iter_range(attachment.blob),
         content_type=content_type if inline else "application/octet-stream",
     )
+    response["Content-Length"] = str(attachment.blob.plain_size)
     response["Content-Disposition"] = content_disposition_header(
         as_attachment=not inline, filename=attachment.original_name or "attachment"
     )

@@ -17,7 +17,8 @@ class AttachmentFileTestCase(BaseTestCase):
         r = self.client.get(f"/viewer/attachments/{self.photo.code}/file")
         self.assertEqual(r.status_code, 200)
         self.assertEqual(r["Content-Type"], "image/jpeg")
-        self.assertEqual(r.content, phantom.make_photo_jpeg())
+        self.assertEqual(b"".join(r.streaming_content), phantom.make_photo_jpeg())
+        self.assertEqual(int(r["Content-Length"]), len(phantom.make_photo_jpeg()))
         self.assertTrue(r["Content-Disposition"].startswith("inline"))
         self.assertIn("no-store", r["Cache-Control"])
 
@@ -25,7 +26,7 @@ class AttachmentFileTestCase(BaseTestCase):
         self.login(self.alice)
         r = self.client.get(f"/viewer/attachments/{self.pdf.code}/file")
         self.assertEqual(r["Content-Type"], "application/pdf")
-        self.assertTrue(r.content.startswith(b"%PDF"))
+        self.assertTrue(b"".join(r.streaming_content).startswith(b"%PDF"))
         self.assertEqual(r["X-Frame-Options"], "SAMEORIGIN")
         self.assertIn("frame-ancestors 'self'", r["Content-Security-Policy"])
 
