@@ -150,10 +150,6 @@ def _fill(src: Readable, view: memoryview) -> int:
     return got
 
 
-# Objects at least this large hash in the helper thread; below it the hand-off costs more.
-_THREADED_HASH_MIN = 64 * 1024
-
-
 class _Crc32:
     """Hold a running CRC-32."""
 
@@ -259,7 +255,9 @@ def encrypt_stream(
         slot = 0
         length = _fill(src, ring.acquire(slot))
         # Decided once per object: every update must go through the same queue, in order.
-        threaded = length >= _THREADED_HASH_MIN
+        # A one-segment object hashes here: handing one buffer to the helper and waiting
+        # for it costs more in wake-ups than the overlap with AES-GCM saves.
+        threaded = length == segment_size
         while True:
             following = (slot + 1) % _RING_SLOTS
             if length == segment_size:

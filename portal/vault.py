@@ -26,6 +26,8 @@ from portal.models import StoredObject
 __all__ = [
     "VaultIntegrityError",
     "store",
+    "seal",
+    "discard_unsaved",
     "store_bytes",
     "iter_range",
     "read_bytes",
@@ -66,6 +68,17 @@ def _fd_writer(fd: int) -> Callable[[bytes | memoryview], None]:
 
 def store(src: BinaryIO) -> StoredObject:
     """Encrypt a stream into storage and return its saved row (sizes, SHA-256, CRC-32)."""
+    obj = seal(src)
+    obj.save(force_insert=True)
+    return obj
+
+
+def seal(src: BinaryIO) -> StoredObject:
+    """Encrypt a stream into storage and return its row unsaved, for saving in bulk.
+
+    Until the row is saved the ciphertext is unreadable (its wrapped key lives only in the
+    row), so a caller that gives up needs only delete the file: see `discard_unsaved`.
+    """
     code = uuid.uuid4()
     name = f"{code.hex[:2]}/{code.hex}"
     key_id = settings.PORTAL_CURRENT_KEY_ID
@@ -95,7 +108,7 @@ def store(src: BinaryIO) -> StoredObject:
             saved = storage.save(name, File(spool))
             if saved != name:
                 raise VaultIntegrityError("storage renamed an object")
-    return StoredObject.objects.create(
+    return StoredObject(
         code=code,
         storage_name=name,
         key_id=key_id,
@@ -105,6 +118,11 @@ def store(src: BinaryIO) -> StoredObject:
         sha256=result.sha256,
         crc32=result.crc32,
     )
+
+
+def discard_unsaved(obj: StoredObject) -> None:
+    """Delete the ciphertext of a sealed object whose row was never saved."""
+    _storage().delete(obj.storage_name)
 
 
 def store_bytes(data: bytes) -> StoredObject:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import queue
 import re
+import threading
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator
 from urllib.parse import quote
@@ -119,3 +121,103 @@ class AuditedStream:
             closer()
         if self.started:
             self._on_end(self.sent, self.complete)
+
+
+_END = object()
+
+
+class _Failure:
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc
+
+
+class Prefetched:
+    """Iterate `source` in a helper thread, at most `depth` chunks ahead of the reader.
+
+    Decryption holds the GIL but a socket write releases it, so the next chunk is made
+    while the server sends this one. Runs of small chunks (ZIP headers and descriptors)
+    are joined into one, so a write carries more than a hundred bytes. The thread starts
+    at the first chunk; close() stops it and closes the source in it. An error in the
+    source is raised to the reader.
+    """
+
+    SMALL = 64 * 1024
+
+    def __init__(self, source: Iterable[bytes], depth: int = 4) -> None:
+        self._source = source
+        self._queue: queue.Queue[object] = queue.Queue(depth)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._done = False
+
+    def __iter__(self) -> Prefetched:
+        return self
+
+    def __next__(self) -> bytes:
+        if self._done:
+            raise StopIteration
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="download-prefetch")
+            self._thread.daemon = True
+            self._thread.start()
+        item = self._queue.get()
+        if item is _END:
+            self._done = True
+            raise StopIteration
+        if isinstance(item, _Failure):
+            self._done = True
+            raise item.exc
+        return item  # type: ignore[return-value]
+
+    def _put(self, item: object) -> bool:
+        self._queue.put(item)
+        return not self._stop.is_set()
+
+    def _run(self) -> None:
+        it = iter(self._source)
+        small: list[bytes] = []
+        size = 0
+        try:
+            for chunk in it:
+                if len(chunk) < self.SMALL:
+                    small.append(chunk)
+                    size += len(chunk)
+                    if size < self.SMALL:
+                        continue
+                    chunk = b"".join(small)
+                    small.clear()
+                    size = 0
+                elif small:
+                    if not self._put(b"".join(small)):
+                        return
+                    small.clear()
+                    size = 0
+                if not self._put(chunk):
+                    return
+            if small and not self._put(b"".join(small)):
+                return
+            self._put(_END)
+        except BaseException as exc:  # noqa: BLE001 - handed to the reader, which raises it
+            self._put(_Failure(exc))
+        finally:
+            closer = getattr(it, "close", None)
+            if closer is not None:
+                closer()
+
+    def close(self) -> None:
+        """Stop the helper thread and wait until it has closed the source."""
+        self._done = True
+        if self._thread is None:
+            closer = getattr(self._source, "close", None)
+            if closer is not None:
+                closer()
+            return
+        self._stop.set()
+        # A put blocked on a full queue returns once there is room, then sees the stop.
+        while self._thread.is_alive():
+            try:
+                while True:
+                    self._queue.get_nowait()
+            except queue.Empty:
+                pass
+            self._thread.join(0.01)

@@ -18,7 +18,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 
 from portal.ingest.bench import benchmark_ingest
-from portal.ingest.pipeline import Context, Outcome, StorageFailed, discard
+from portal.ingest.pipeline import Context, Outcome, StorageFailed, discard, save_sealed
 from portal.ingest.pipeline import process as _process_one
 from portal.ingest.pipeline import run as _run
 from portal.ingest.records import Plan, build
@@ -140,6 +140,8 @@ def _ingest(items: Iterator[Entry | Refused], *, practice, user, patient, reques
             # Workers share this connection, so their rows belong to its transaction.
             with transaction.atomic():
                 done, error, rest = _run(work, iter(chunk), WORKERS, meanwhile)
+                if error is None:
+                    save_sealed(done)
             meanwhile = None
             outcomes.extend(done)
             if isinstance(error, StorageFailed):

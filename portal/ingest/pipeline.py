@@ -82,8 +82,9 @@ class Context:
 
 
 def _store(src: object) -> StoredObject:
+    """Seal one file into the vault; its row is saved with the rest of its chunk."""
     try:
-        return vault.store(src)  # type: ignore[arg-type]
+        return vault.seal(src)  # type: ignore[arg-type]
     except (Rejected, LimitExceeded):
         raise
     # A storage backend can fail in many ways (OSError, botocore errors, integrity errors).
@@ -92,12 +93,24 @@ def _store(src: object) -> StoredObject:
         raise StorageFailed from exc
 
 
+def save_sealed(outcomes: Iterable[Outcome]) -> None:
+    """Save the rows of the objects sealed for these outcomes, in one statement."""
+    StoredObject.objects.bulk_create(
+        [o.blob for o in outcomes if o.blob is not None and o.blob.pk is None]
+    )
+
+
 def discard(objs: Iterable[StoredObject]) -> None:
-    """Delete stored objects of files that were not kept: key first, then the ciphertext."""
-    objs = [o for o in objs if o is not None and o.pk is not None]
+    """Delete stored objects of files that were not kept: key first, then the ciphertext.
+
+    Objects sealed but not yet saved have no row (and no key anywhere): only their file goes.
+    """
+    objs = [o for o in objs if o is not None]
     if not objs:
         return
-    StoredObject.objects.filter(pk__in=[o.pk for o in objs]).delete()
+    saved = [o.pk for o in objs if o.pk is not None]
+    if saved:
+        StoredObject.objects.filter(pk__in=saved).delete()
     storage = storages["vault"]
     for obj in objs:
         try:

@@ -137,18 +137,18 @@ class IngestTestCase(BaseTestCase):
         self.assertEqual(Study.objects.filter(study_uid=f"{ROOT}.1").count(), 1)
 
     def test_no_part_of_the_batch_appears_when_storage_fails(self) -> None:
-        real_store, calls = vault.store, []
+        real_seal, calls = vault.seal, []
 
         def flaky(src):  # noqa: ANN001, ANN202
             calls.append(1)
             if len(calls) == 3:
                 raise OSError("disk full")
-            return real_store(src)
+            return real_seal(src)
 
         before_rows, before_files = StoredObject.objects.count(), len(vault_files())
         files = {f"IM{i}.dcm": dicom_bytes(i, study="9") for i in range(1, 6)}
         with (
-            mock.patch("portal.vault.store", side_effect=flaky),
+            mock.patch("portal.vault.seal", side_effect=flaky),
             mock.patch("portal.ingest.CHUNK_FILES", 2),  # the failure comes in the second chunk
             self.assertLogs("portal.ingest"),
         ):
