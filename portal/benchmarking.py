@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -23,7 +24,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from portal import phantom, vault
 from portal.ingest import ingest_path
-from portal.models import Instance, Practice, Role, StaffMember, Study
+from portal.models import Instance, Practice, Role, StaffMember, StoredObject, Study
 
 MB = 1_000_000
 
@@ -137,18 +138,24 @@ class BenchContext:
         rounds = max(1, len(blobs) // len(plain))
         enc_bytes = rounds * sum(len(p) for p in plain)
         encrypt: list[float] = []
+        encrypt_serial: list[float] = []
         decrypt: list[float] = []
+        pool = ThreadPoolExecutor(os.cpu_count() or 1, thread_name_prefix="bench-seal")
         for _ in range(repeats):
+            # As ingest stores a study: objects sealed on every core, rows saved in bulk.
             started = time.perf_counter()
-            stored = []
-            # One transaction for the study, as ingest does: a commit per object times SQLite.
+            sources = [io.BytesIO(data) for _ in range(rounds) for data in plain]
+            sealed = list(pool.map(vault.seal, sources))
             with transaction.atomic():
-                for _ in range(rounds):
-                    for data in plain:
-                        stored.append(vault.store(io.BytesIO(data)))
+                StoredObject.objects.bulk_create(sealed)
             encrypt.append(enc_bytes / MB / (time.perf_counter() - started))
+            # One object after another in one thread, each row saved on its own.
+            started = time.perf_counter()
             with transaction.atomic():
-                for obj in stored:
+                stored = [vault.store(io.BytesIO(data)) for _ in range(rounds) for data in plain]
+            encrypt_serial.append(enc_bytes / MB / (time.perf_counter() - started))
+            with transaction.atomic():
+                for obj in [*sealed, *stored]:
                     vault.shred(obj)
                     obj.delete()
             started = time.perf_counter()
@@ -156,9 +163,13 @@ class BenchContext:
                 for _chunk in vault.iter_range(blob):
                     pass
             decrypt.append(total / MB / (time.perf_counter() - started))
+        pool.shutdown()
         self.note(f"vault: best and median of {repeats}, load average {os.getloadavg()[0]:.1f}")
-        self.figure("vault encrypt (AES-256-GCM + SHA-256 + CRC-32)", max(encrypt), "MB/s")
-        self.figure("vault encrypt median", statistics.median(encrypt), "MB/s")
+        cores = os.cpu_count() or 1
+        label = f"vault encrypt (AES-256-GCM + SHA-256 + CRC-32), {cores} threads"
+        self.figure(label, max(encrypt), "MB/s")
+        self.figure(f"vault encrypt median, {cores} threads", statistics.median(encrypt), "MB/s")
+        self.figure("vault encrypt, one thread", max(encrypt_serial), "MB/s")
         self.figure("vault decrypt whole study", max(decrypt), "MB/s")
         self.figure("vault decrypt median", statistics.median(decrypt), "MB/s")
 
