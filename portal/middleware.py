@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from django.apps import apps
 from django.http import HttpRequest, HttpResponse
+from django_otp.middleware import OTPMiddleware as BaseOTPMiddleware
+from django_otp.models import Device
 
 
 def security_headers(get_response: Callable[[HttpRequest], HttpResponse]):
@@ -38,3 +41,25 @@ def same_origin_fetch_metadata(get_response: Callable[[HttpRequest], HttpRespons
         return get_response(request)
 
     return middleware
+
+
+class OTPMiddleware(BaseOTPMiddleware):
+    """django-otp's middleware, loading the session's device without the ORM compiler.
+
+    It runs on every staff request; the query is the same one django-otp would build.
+    """
+
+    def _device_from_persistent_id(self, persistent_id: str) -> Device | None:
+        from portal.access import fetch_row
+
+        try:
+            label, device_id = self._normalize_persistent_id(persistent_id).rsplit("/", 1)
+            model = apps.get_model(label)
+        except (ValueError, LookupError):
+            return None
+        if not issubclass(model, Device):
+            return None
+        try:
+            return fetch_row(model, model._meta.pk.name, device_id)
+        except (TypeError, ValueError):
+            return None

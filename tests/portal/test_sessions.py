@@ -121,3 +121,53 @@ class StaffActivityStampTestCase(BaseTestCase):
         with later(15 + (SEEN_RESOLUTION_SECONDS - 1) / 60 - 0.001):
             r = self.client.get("/")  # 15 min after the last activity at the latest
         self.assertEqual(r.status_code, 302)
+
+
+class PerRequestLoadsTestCase(BaseTestCase):
+    """Session, user and second factor are read on every request by portal's own loaders."""
+
+    def test_an_expired_session_row_signs_out(self) -> None:
+        self.login(self.bob)
+        self.assertEqual(self.client.get("/").status_code, 200)
+        Session.objects.update(expire_date=timezone.now() - timedelta(seconds=1))
+        r = self.client.get("/shares/")
+        self.assertRedirects(r, "/login/?next=/shares/", fetch_redirect_response=False)
+
+    def test_an_unknown_session_key_is_not_adopted(self) -> None:
+        from django.conf import settings
+
+        self.client.cookies[settings.SESSION_COOKIE_NAME] = "x" * 32
+        r = self.client.get("/shares/")
+        self.assertEqual(r.status_code, 302)
+        self.assertFalse(r.wsgi_request.user.is_authenticated)
+        self.assertNotEqual(r.wsgi_request.session.session_key, "x" * 32)
+
+    def test_a_deactivated_user_is_signed_out_at_the_next_request(self) -> None:
+        self.login(self.bob)
+        self.assertEqual(self.client.get("/").status_code, 200)
+        type(self.bob).objects.filter(pk=self.bob.pk).update(is_active=False)
+        r = self.client.get("/shares/")
+        self.assertEqual(r.status_code, 302)
+        self.assertFalse(r.wsgi_request.user.is_authenticated)
+
+    def test_a_deleted_authenticator_ends_the_second_factor(self) -> None:
+        self.login(self.bob)
+        self.assertEqual(self.client.get("/").status_code, 200)
+        self.bob.totpdevice_set.all().delete()
+        r = self.client.get("/shares/")
+        self.assertEqual(r.status_code, 302)
+        self.assertFalse(r.wsgi_request.user.is_verified())
+
+    def test_a_forged_device_id_in_the_session_verifies_nothing(self) -> None:
+        from django_otp import DEVICE_ID_SESSION_KEY
+
+        self.login(self.bob)
+        other = self.alice.totpdevice_set.get().persistent_id
+        for forged in (other, "otp_totp.totpdevice/abc", "auth.user/1", "nonsense", "a.b/1"):
+            with self.subTest(forged=forged):
+                session = self.client.session
+                session[DEVICE_ID_SESSION_KEY] = forged
+                session.save()
+                r = self.client.get("/shares/")
+                self.assertEqual(r.status_code, 302)
+                self.assertFalse(r.wsgi_request.user.is_verified())
