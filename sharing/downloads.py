@@ -41,11 +41,6 @@ EXPORT_MAX_IMAGES = 3000
 _EXTENSIONS = {"image/jpeg": ".jpg", "image/png": ".png", "application/pdf": ".pdf"}
 
 
-import os  # TEMP-AB
-if os.environ.get("AB_OFF"):  # TEMP-AB
-    Prefetched = lambda x: x  # noqa  TEMP-AB
-
-
 class DownloadLimitReached(Exception):
     """The link's download limit was used up between the check and the first byte."""
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 import hashlib
 import io
 import subprocess
+import threading
 import zipfile
 from unittest import mock
 
@@ -85,6 +86,13 @@ class DownloadShareTestCase(ShareTestCase):
         event = self.end_events().get()
         self.assertFalse(event.detail["complete"])
         self.assertEqual(event.outcome, Outcome.FAILED)
+
+    def test_a_broken_connection_stops_decrypting(self) -> None:
+        r = self.client.get("/s/download/share.zip")
+        next(iter(r.streaming_content))
+        close(r)
+        helpers = [t for t in threading.enumerate() if t.name == "download-prefetch"]
+        self.assertEqual(helpers, [])
 
     def test_a_decrypt_error_aborts_the_stream(self) -> None:
         def broken(obj, start=0, stop=None):
