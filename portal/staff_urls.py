@@ -16,6 +16,7 @@ urlpatterns = [
     path("studies/<uuid:code>/share/", studies.issue_share, name="issue-share"),
     path("upload/", upload.upload_page, name="upload"),
     path("upload/batches/", upload.create_batch, name="upload-batch"),
+    path("upload/batches/<uuid:code>/", upload.batch_status, name="upload-status"),
     path("upload/batches/<uuid:code>/finish/", upload.finish_batch, name="upload-finish"),
     path("upload/tus/", tus.create_upload, name="tus-create"),
     path("upload/tus/<uuid:code>", tus.upload_detail, name="tus-upload"),

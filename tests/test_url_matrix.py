@@ -62,6 +62,11 @@ MATRIX: dict[str, Row] = {
     ),
     "portal:upload": Row("get", lambda t: "/upload/", _for(302, 200, 200, 200, 200)),
     "portal:upload-batch": Row("post", lambda t: "/upload/batches/", _for(302, 201, 201, 201, 201)),
+    "portal:upload-status": Row(
+        "get",
+        lambda t: f"/upload/batches/{t.batch.code}/",
+        _for(302, 200, 404, 404, 404),
+    ),
     "portal:upload-finish": Row(
         "post",
         lambda t: f"/upload/batches/{t.batch.code}/finish/",

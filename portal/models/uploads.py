@@ -14,6 +14,7 @@ class UploadBatch(models.Model):
 
     class State(models.TextChoices):
         OPEN = "open", "Receiving"
+        PROCESSING = "processing", "Reading the images"
         DONE = "done", "Ingested"
         FAILED = "failed", "Failed"
 

@@ -7,12 +7,12 @@ import uuid
 from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
-from django.utils import timezone
+from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 import audit
 from audit.models import Action, Outcome
-from portal import tus
+from portal import upload_batches
 from portal.access import fetch_or_404
 from portal.decorators import staff_required
 from portal.models import UploadBatch
@@ -53,27 +53,8 @@ def create_batch(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"batch": str(batch.code)}, status=201)
 
 
-def _report_json(report) -> dict:
-    files = [
-        {
-            "name": f.name,
-            "status": str(f.status),
-            "reason": getattr(f, "reason", "") or "",
-            "kind": str(getattr(f, "kind", "") or ""),
-        }
-        for f in report.files
-    ]
-    studies = [
-        {"url": f"/studies/{s.code}/", "label": str(s), "modalities": s.modalities}
-        for s in report.studies
-    ]
-    return {"files": files, "studies": studies}
-
-
-@require_POST
-@staff_required
-def finish_batch(request: HttpRequest, code) -> JsonResponse:
-    """Ingest every file of a batch once all their bytes arrived; then shred the staged chunks."""
+def _own_batch(request: HttpRequest, code, path_kind: str) -> UploadBatch | None:
+    """Return the caller's own batch in their practice; audit and return None otherwise."""
     batch = UploadBatch.objects.filter(
         code=code, practice=request.scope.practice, created_by=request.user
     ).first()
@@ -82,11 +63,29 @@ def finish_batch(request: HttpRequest, code) -> JsonResponse:
             Action.ACCESS_DENIED,
             request=request,
             outcome=Outcome.DENIED,
-            detail={"model": "uploadbatch", "path_kind": "upload-finish"},
+            detail={"model": "uploadbatch", "path_kind": path_kind},
             **request.scope.audit_kwargs(),
         )
+    return batch
+
+
+def _status_json(batch: UploadBatch) -> JsonResponse:
+    """The batch's state and, once read, its per-file report; 202 while still processing."""
+    body = {"state": batch.state, **(batch.report or {})}
+    if batch.state == UploadBatch.State.PROCESSING:
+        body["status_url"] = reverse("portal:upload-status", args=[batch.code])
+        return JsonResponse(body, status=202)
+    return JsonResponse(body)
+
+
+@require_POST
+@staff_required
+def finish_batch(request: HttpRequest, code) -> JsonResponse:
+    """Hand a batch to a worker once every byte of every file arrived; the page then polls."""
+    batch = _own_batch(request, code, "upload-finish")
+    if batch is None:
         return JsonResponse({"error": "Unknown upload batch."}, status=404)
-    if batch.state != UploadBatch.State.OPEN:
+    if batch.state == UploadBatch.State.DONE:
         return JsonResponse({"error": "This batch was already processed.", **(batch.report or {})})
     uploads = list(batch.uploads.all())
     waiting = [u for u in uploads if not u.is_complete]
@@ -94,56 +93,19 @@ def finish_batch(request: HttpRequest, code) -> JsonResponse:
         return JsonResponse({"error": f"{len(waiting)} file(s) are still arriving."}, status=409)
     if not uploads:
         return JsonResponse({"error": "No files were uploaded."}, status=400)
-    try:
-        from portal.ingest import ingest_files
-    except ImportError:
-        return JsonResponse({"error": "Ingest is not available yet on this portal."}, status=503)
-    # Claim the batch so a double click or a second tab cannot ingest it twice.
-    now = timezone.now()
-    claimed = UploadBatch.objects.filter(pk=batch.pk, finished_at__isnull=True).update(
-        finished_at=now
-    )
-    if not claimed:
+    # A double click or a second tab must not ingest the batch twice.
+    if not upload_batches.claim(batch):
         return JsonResponse({"error": "This batch is already being processed."}, status=409)
-    streams = [(u.relative_name, tus.open_upload(u)) for u in uploads]
-    try:
-        report = ingest_files(
-            streams,
-            practice=request.scope.practice,
-            user=request.user,
-            patient=batch.patient,
-            request=request,
-        )
-    except BaseException:
-        UploadBatch.objects.filter(pk=batch.pk).update(finished_at=None)
-        raise
-    finally:
-        for _, stream in streams:
-            stream.close()
-    result = _report_json(report)
-    if not result["files"]:
-        result["error"] = "No images, photos or reports were found in these files."
-    for upload in uploads:
-        for chunk in upload.chunks.select_related("blob"):
-            blob = chunk.blob
-            chunk.delete()
-            tus.vault.shred(blob)
-            blob.delete()
-        upload.ingested_at = now
-        upload.save(update_fields=["ingested_at"])
-    batch.state = UploadBatch.State.DONE
-    batch.report = result
-    batch.finished_at = now
-    batch.save(update_fields=["state", "report", "finished_at"])
-    audit.record(
-        Action.UPLOAD,
-        request=request,
-        detail={
-            "files": len(uploads),
-            "bytes": sum(u.length for u in uploads),
-            "studies": len(result["studies"]),
-            "rejected": sum(1 for f in result["files"] if f["status"] == "rejected"),
-        },
-        **request.scope.audit_kwargs(),
-    )
-    return JsonResponse(result)
+    upload_batches.enqueue(batch, upload_batches.Origin.of(request))
+    batch.refresh_from_db()
+    return _status_json(batch)
+
+
+@require_GET
+@staff_required
+def batch_status(request: HttpRequest, code) -> JsonResponse:
+    """Answer the page's poll: still processing (202), or the report."""
+    batch = _own_batch(request, code, "upload-status")
+    if batch is None:
+        return JsonResponse({"error": "Unknown upload batch."}, status=404)
+    return _status_json(batch)

@@ -196,6 +196,45 @@
     }
   }
 
+  async function getJson(url, init) {
+    var res = await fetch(url, Object.assign({
+      headers: { "X-CSRFToken": csrf, "Accept": "application/json" }, credentials: "same-origin",
+    }, init || {}));
+    if (res.redirected) throw new Error("signed-out");
+    if ((res.headers.get("Content-Type") || "").indexOf("application/json") !== 0) {
+      throw new Error("The portal could not answer (" + res.status + "). Please try again.");
+    }
+    return { status: res.status, data: await res.json() };
+  }
+
+  // The server reads the images in the background; ask every second until it has finished.
+  async function finishBatch(batch, batchKey) {
+    overallText.textContent = "All files sent. Reading the images…";
+    var answer = await getJson("/upload/batches/" + batch + "/finish/", { method: "POST" });
+    while (answer.status === 202) {
+      await sleep(1000);
+      answer = await getJson(answer.data.status_url);
+    }
+    showReport(answer.data);
+    if (answer.data.state === "open" && answer.data.error) {
+      overallText.textContent = "Not finished.";
+      var retry = document.createElement("button");
+      retry.type = "button";
+      retry.className = "button";
+      retry.textContent = "Try again";
+      retry.addEventListener("click", function () {
+        retry.disabled = true;
+        finishBatch(batch, batchKey).catch(function (err) {
+          showReport({ error: signedOut(err) ? "Your session ended. Sign in again." : err.message });
+        });
+      });
+      report.appendChild(retry);
+      return;
+    }
+    localStorage.removeItem(batchKey);
+    overallText.textContent = "Done.";
+  }
+
   async function startBatch(items) {
     if (busy || !items.length) return;
     busy = true;
@@ -229,15 +268,7 @@
           batch = null;
         }
       }
-      overallText.textContent = "All files sent. Reading the images…";
-      var done = await fetch("/upload/batches/" + batch + "/finish/", {
-        method: "POST", headers: { "X-CSRFToken": csrf, "Accept": "application/json" },
-        credentials: "same-origin",
-      });
-      if (done.redirected) throw new Error("signed-out");
-      showReport(await done.json());
-      localStorage.removeItem(batchKey);
-      overallText.textContent = "Done.";
+      await finishBatch(batch, batchKey);
     } catch (err) {
       showReport({ error: signedOut(err)
         ? "Your session ended. Sign in again, then drop the files again: sent parts are kept."

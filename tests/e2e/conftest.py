@@ -1,7 +1,9 @@
 """End-to-end fixtures: the demo served by gunicorn, driven by Debian's Chromium via Playwright.
 
 The server runs in its own laptop-mode data directory and SQLite database, filled by
-`manage.py demo --no-serve --json`, exactly as a newcomer would run it.
+`manage.py demo --no-serve --json`, exactly as a newcomer would run it. Where Redis is up
+(always under CI), gunicorn queues its background work to a real Celery worker, as in
+production; otherwise tasks run inline, as on a laptop.
 """
 
 from __future__ import annotations
@@ -71,6 +73,8 @@ def demo_server(tmp_path_factory) -> Iterator[dict]:
         "DATABASE_URL": f"sqlite:///{data_dir}/e2e.sqlite3",
         "PORTAL_BASE_URL": base_url,
         "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        # The product's settings, not the suite's (eager tasks, fast hashing).
+        "DJANGO_SETTINGS_MODULE": "portal.settings",
     }
     for name in ("AWS_STORAGE_BUCKET_NAME", "CELERY_BROKER_URL", "REDIS_URL"):
         env.pop(name, None)
@@ -86,6 +90,7 @@ def demo_server(tmp_path_factory) -> Iterator[dict]:
     if demo.returncode:
         pytest.fail(f"manage.py demo failed:\n{demo.stderr[-3000:]}")
     facts = json.loads(demo.stdout.strip().splitlines()[-1])
+    worker = _start_worker(env, data_dir)
     log = open(data_dir / "server.log", "w")  # noqa: SIM115
     server = subprocess.Popen(  # noqa: S603
         [
@@ -128,6 +133,26 @@ def demo_server(tmp_path_factory) -> Iterator[dict]:
         server.terminate()
         server.wait(15)
         log.close()
+        if worker is not None:
+            worker.terminate()
+            worker.wait(20)
+
+
+def _start_worker(env: dict, data_dir: Path) -> subprocess.Popen | None:
+    """Point env at Redis and start a Celery worker on it; None where Redis is absent."""
+    from tests.integration.services import reachable, start_worker
+
+    broker = os.environ.get("PORTAL_E2E_REDIS_URL", "redis://127.0.0.1:6379/14")
+    if not reachable(broker):
+        if os.environ.get("CI"):
+            pytest.fail(f"Redis is not reachable at {broker}")
+        return None
+    import redis
+
+    redis.Redis.from_url(broker).flushdb()
+    env.update({"CELERY_BROKER_URL": broker, "CELERY_TASK_ALWAYS_EAGER": "0"})
+    worker_log = open(data_dir / "worker.log", "w")  # noqa: SIM115
+    return start_worker(env, worker_log)
 
 
 @pytest.fixture(scope="session")

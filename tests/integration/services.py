@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
+import sys
+from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
 
+ROOT = Path(__file__).resolve().parents[2]
 REDIS_URL = os.environ.get("PORTAL_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 
 
@@ -28,3 +32,28 @@ def require(url: str, what: str) -> None:
     if os.environ.get("CI"):
         pytest.fail(message)
     pytest.skip(message + " (CI runs this test)")
+
+
+def start_worker(env: dict, log) -> subprocess.Popen:
+    """Start a real Celery worker of the portal with env, writing its log to log."""
+    return subprocess.Popen(  # noqa: S603
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "portal",
+            "worker",
+            "--pool",
+            "solo",
+            "--loglevel",
+            "INFO",
+            "--without-heartbeat",
+            "--without-gossip",
+            "--without-mingle",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )

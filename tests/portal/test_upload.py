@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+from unittest import mock
 
 import pydicom
 from django.core.files.storage import storages
@@ -11,6 +12,8 @@ from django.utils import timezone
 from pydicom.data import get_testdata_file
 
 from audit.models import AccessEvent, Action
+from portal import upload_batches
+from portal.celery import app
 from portal.models import StoredObject, Study, UploadBatch, UploadChunk
 from tests.base import BaseTestCase
 
@@ -29,7 +32,9 @@ def dicom_bytes(uid: str) -> bytes:
     return buf.getvalue()
 
 
-class UploadTestCase(BaseTestCase):
+class UploadSteps:
+    """Open a batch and send files into it the way upload.js does."""
+
     def _batch(self) -> str:
         r = self.client.post("/upload/batches/")
         self.assertEqual(r.status_code, 201)
@@ -51,6 +56,8 @@ class UploadTestCase(BaseTestCase):
         )
         return url
 
+
+class UploadTestCase(UploadSteps, BaseTestCase):
     def test_it_answers_404_for_a_malformed_patient(self) -> None:
         self.login(self.bob)
         self.assertEqual(self.client.get("/upload/?patient=not-a-uuid").status_code, 404)
@@ -145,3 +152,82 @@ class UploadTestCase(BaseTestCase):
         r = self.client.post(f"/upload/batches/{batch}/finish/")
         self.assertEqual(r.status_code, 409)
         self.assertFalse(Study.objects.filter(study_uid="1.2.826.0.1.3680043.8.498.80.1").exists())
+
+
+class BackgroundIngestTestCase(UploadSteps, BaseTestCase):
+    """With a real broker the finish request only queues the batch; the page polls for it."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        saved = app.conf.task_always_eager
+        app.conf.task_always_eager = False  # the in-memory broker holds the message
+        self.addCleanup(setattr, app.conf, "task_always_eager", saved)
+
+    def _finished_batch(self, uid: str) -> tuple[str, UploadBatch]:
+        self.login(self.bob)
+        batch = self._batch()
+        self._send(batch, "scan/one.dcm", dicom_bytes(uid))
+        r = self.client.post(f"/upload/batches/{batch}/finish/", REMOTE_ADDR="203.0.113.9")
+        self.assertEqual(r.status_code, 202)
+        self.assertEqual(r.json()["state"], "processing")
+        self.assertEqual(r.json()["status_url"], f"/upload/batches/{batch}/")
+        return batch, UploadBatch.objects.get(code=batch)
+
+    def _origin(self) -> upload_batches.Origin:
+        return upload_batches.Origin(user_id=self.bob.pk, ip="203.0.113.9", user_agent="t")
+
+    def test_the_page_polls_until_the_worker_has_read_the_batch(self) -> None:
+        batch, row = self._finished_batch("1.2.826.0.1.3680043.8.498.81")
+        r = self.client.get(f"/upload/batches/{batch}/")
+        self.assertEqual(r.status_code, 202)
+        self.assertFalse(Study.objects.filter(study_uid="1.2.826.0.1.3680043.8.498.81.1").exists())
+        # A second click while the worker has it changes nothing.
+        self.assertEqual(self.client.post(f"/upload/batches/{batch}/finish/").status_code, 409)
+
+        upload_batches.run(row.pk, self._origin())  # what the worker does with the message
+
+        r = self.client.get(f"/upload/batches/{batch}/")
+        self.assertEqual(r.status_code, 200)
+        self.assertEqual(r.json()["state"], "done")
+        self.assertEqual(r.json()["files"][0]["status"], "stored")
+        study = Study.objects.get(study_uid="1.2.826.0.1.3680043.8.498.81.1")
+        self.assertEqual(r.json()["studies"][0]["url"], f"/studies/{study.code}/")
+        event = AccessEvent.objects.get(action=Action.UPLOAD)
+        self.assertEqual((event.user, event.ip_address), (self.bob, "203.0.113.9"))
+        self.assertEqual(event.practice, self.practice)
+
+    def test_a_redelivered_message_does_not_ingest_twice(self) -> None:
+        _batch, row = self._finished_batch("1.2.826.0.1.3680043.8.498.82")
+        upload_batches.run(row.pk, self._origin())
+        upload_batches.run(row.pk, self._origin())
+        self.assertEqual(AccessEvent.objects.filter(action=Action.UPLOAD).count(), 1)
+
+    def test_an_unexpected_failure_keeps_the_files_for_another_try(self) -> None:
+        batch, row = self._finished_batch("1.2.826.0.1.3680043.8.498.83")
+        with (
+            mock.patch("portal.ingest.ingest_files", side_effect=OSError("disk went away")),
+            self.assertLogs("portal.upload_batches", "ERROR") as logs,
+        ):
+            upload_batches.run(row.pk, self._origin())
+        self.assertNotIn("disk went away", "\n".join(logs.output))
+        r = self.client.get(f"/upload/batches/{batch}/")
+        self.assertEqual((r.status_code, r.json()["state"]), (200, "open"))
+        self.assertIn("Try again", r.json()["error"])
+        self.assertTrue(UploadChunk.objects.exists())
+
+        self.assertEqual(self.client.post(f"/upload/batches/{batch}/finish/").status_code, 202)
+        upload_batches.run(row.pk, self._origin())
+        r = self.client.get(f"/upload/batches/{batch}/")
+        self.assertEqual((r.json()["state"], r.json()["files"][0]["status"]), ("done", "stored"))
+        self.assertNotIn("error", r.json())
+        self.assertFalse(UploadChunk.objects.exists())
+
+    def test_only_the_uploader_sees_the_batch_status(self) -> None:
+        batch, _row = self._finished_batch("1.2.826.0.1.3680043.8.498.84")
+        self.login(self.alice)
+        self.assertEqual(self.client.get(f"/upload/batches/{batch}/").status_code, 404)
+        self.assertTrue(
+            AccessEvent.objects.filter(
+                action=Action.ACCESS_DENIED, detail__path_kind="upload-status"
+            ).exists()
+        )
