@@ -5,7 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from django.apps import apps
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse
+from django.urls import Resolver404, resolve
+from django.utils.html import escape
 from django_otp.middleware import OTPMiddleware as BaseOTPMiddleware
 from django_otp.models import Device
 
@@ -63,3 +66,48 @@ class OTPMiddleware(BaseOTPMiddleware):
             return fetch_row(model, model._meta.pk.name, device_id)
         except (TypeError, ValueError):
             return None
+
+
+_BOUNCE_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta http-equiv="refresh" content="0;url={url}">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Opening the portal</title></head>
+<body><p>Opening the portal… <a href="{url}">Continue</a></p></body></html>
+"""
+
+
+def cross_site_navigation_bounce(get_response: Callable[[HttpRequest], HttpResponse]):
+    """Re-open a page followed from another site, so the SameSite=Strict session cookie comes.
+
+    A browser withholds a Strict cookie on a navigation that started on another site, such
+    as a share link clicked in webmail (including the 303 hop after /s/<token>) or a
+    bookmark in a chat app. Such a request arrives without the session; answering it with a
+    page that reloads the same address makes the next request same-site, and the cookie is
+    sent. Only the token URL itself is not repeated: it sets the cookie and redirects.
+    """
+
+    def middleware(request: HttpRequest) -> HttpResponse:
+        meta = request.META
+        if (
+            request.method in ("GET", "HEAD")
+            and meta.get("HTTP_SEC_FETCH_SITE") == "cross-site"
+            and meta.get("HTTP_SEC_FETCH_MODE") == "navigate"
+            and settings.SESSION_COOKIE_NAME not in request.COOKIES
+            and not _is_share_token_url(request.path_info)
+        ):
+            # One leading slash only: "//host/..." would be another site's address.
+            url = "/" + request.get_full_path().lstrip("/")
+            response = HttpResponse(_BOUNCE_PAGE.format(url=escape(url)))
+            response.headers["Cache-Control"] = "no-store"
+            return response
+        return get_response(request)
+
+    return middleware
+
+
+def _is_share_token_url(path: str) -> bool:
+    try:
+        return resolve(path).view_name == "sharing:open"
+    except Resolver404:
+        return False

@@ -76,6 +76,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
     "portal.middleware.security_headers",
+    "portal.middleware.cross_site_navigation_bounce",
     "auditlog.middleware.AuditlogMiddleware",
     "axes.middleware.AxesMiddleware",
 ]
@@ -220,10 +221,10 @@ SESSION_ENGINE = "portal.session_store"
 SESSION_COOKIE_AGE = 12 * 3600
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True
 SESSION_COOKIE_HTTPONLY = True
-# Lax, not Strict: a link clicked in webmail is a cross-site navigation, and a Strict cookie
-# set by /s/<token> would not come back on its own 303 hop. Every state change is a POST with
-# a CSRF token, which Lax never sends cross-site.
-SESSION_COOKIE_SAMESITE = "Lax"
+# Strict: the session never rides on a request another site started. A link followed from
+# webmail arrives without it; portal.middleware.cross_site_navigation_bounce reloads such a
+# page from our own origin, and the cookie comes back.
+SESSION_COOKIE_SAMESITE = "Strict"
 SESSION_COOKIE_SECURE = not LOCAL
 SESSION_COOKIE_NAME = "portal_session" if LOCAL else "__Host-portal_session"
 CSRF_COOKIE_SECURE = not LOCAL
