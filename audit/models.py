@@ -29,6 +29,7 @@ class Action(models.TextChoices):
     UPLOAD = "upload", "Upload"
     ADMIN_VIEW = "admin_view", "Viewed in the back office"
     STAFF_CHANGE = "staff_change", "Staff account changed"
+    PATIENT_CHANGE = "patient_change", "Patient record changed"
 
 
 class Outcome(models.TextChoices):

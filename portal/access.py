@@ -218,6 +218,11 @@ class Scope:
         return self.share is None and self.staff.role == Role.ADMIN
 
     @property
+    def can_edit_patient(self) -> bool:
+        """Staff who see a patient may correct the birth date a patient link asks for."""
+        return self.share is None
+
+    @property
     def can_share(self) -> bool:
         """Every staff role may issue, revoke and extend links within its scope."""
         return self.share is None

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 from django import forms
+from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 
 from portal.models import Practice, Role
@@ -53,6 +56,12 @@ class SearchForm(forms.Form):
         return sorted(k for k, v in self.cleaned_data.items() if v)
 
 
+NO_BIRTH_DATE = (
+    "A patient link asks for the date of birth, and none is on file for this patient: "
+    "add it on the patient's page, or issue a referrer link."
+)
+
+
 class ShareForm(forms.Form):
     recipient_kind = forms.ChoiceField(
         label="Recipient",
@@ -90,6 +99,7 @@ class ShareForm(forms.Form):
     def __init__(self, *args, study, series, attachments, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.practice = study.practice
+        self.patient = study.patient
         self.fields["series"].choices = [(str(s.code), str(s)) for s in series]
         self.fields["attachments"].choices = [(str(a.code), str(a)) for a in attachments]
         self.fields["expires_in_days"].initial = self.practice.share_default_days
@@ -108,6 +118,8 @@ class ShareForm(forms.Form):
         data = super().clean()
         if data.get("recipient_kind") == "referrer" and not data.get("recipient_email"):
             self.add_error("recipient_email", "A referrer link needs the referrer's email.")
+        if data.get("recipient_kind") == "patient" and self.patient.birth_date is None:
+            self.add_error("recipient_kind", NO_BIRTH_DATE)
         if data.get("send_email") and not data.get("recipient_email"):
             self.add_error("recipient_email", "Give an email address to send the link to.")
         return data
@@ -139,6 +151,50 @@ class PracticeSettingsForm(forms.ModelForm):
         if idle is not None and not 1 <= idle <= 60:
             self.add_error("idle_timeout_minutes", "Choose between 1 and 60 minutes.")
         return data
+
+
+class PatientRecordForm(forms.Form):
+    """What staff may correct on a patient's record: the birth date a patient link asks for,
+    and (practice admins) which hygienists the patient is assigned to."""
+
+    birth_date = forms.DateField(
+        label="Date of birth", required=False, widget=forms.DateInput(attrs={"type": "date"})
+    )
+    assigned_staff = forms.MultipleChoiceField(
+        label="Assigned hygienists", required=False, widget=forms.CheckboxSelectMultiple
+    )
+
+    def __init__(self, *args, hygienists, can_assign: bool, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if can_assign:
+            self.fields["assigned_staff"].choices = [
+                (str(u.pk), u.get_full_name() or u.get_username()) for u in hygienists
+            ]
+        else:
+            del self.fields["assigned_staff"]
+
+    def clean_birth_date(self):
+        born = self.cleaned_data["birth_date"]
+        if born is not None and not date(1900, 1, 1) <= born <= date.today():
+            raise ValidationError("Give a date of birth between 1900 and today.")
+        return born
+
+
+class NewStaffForm(forms.Form):
+    username = forms.RegexField(
+        label="Username",
+        regex=r"^[A-Za-z0-9._-]{3,40}$",
+        error_messages={"invalid": "3 to 40 letters, digits, dots, dashes or underscores."},
+    )
+    full_name = forms.CharField(label="Full name", max_length=150)
+    email = forms.EmailField(label="Email")
+    role = forms.ChoiceField(choices=Role.choices)
+
+    def clean_username(self) -> str:
+        username = self.cleaned_data["username"]
+        if User.objects.filter(username__iexact=username).exists():
+            raise ValidationError("That username is taken; choose another.")
+        return username
 
 
 class StaffRoleForm(forms.Form):

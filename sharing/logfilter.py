@@ -7,11 +7,14 @@ import re
 
 _TOKEN_PATH = re.compile(r"/s/(?!home/|code/|end/|download/)[A-Za-z0-9_\-]{16,}")
 MASK = "/s/<token>"
+# A staff invitation's set-password address carries a token the same way.
+_INVITE_PATH = re.compile(r"/login/set-password/[A-Za-z0-9_\-]+/(?!choose/)[A-Za-z0-9_\-]{8,}")
+INVITE_MASK = "/login/set-password/<token>"
 
 
 def mask_tokens(text: str) -> str:
-    """Return text with every /s/<token> path replaced by a placeholder."""
-    return _TOKEN_PATH.sub(MASK, text)
+    """Return text with every /s/<token> or invitation path replaced by a placeholder."""
+    return _INVITE_PATH.sub(INVITE_MASK, _TOKEN_PATH.sub(MASK, text))
 
 
 class MaskShareTokens(logging.Filter):

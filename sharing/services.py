@@ -80,6 +80,9 @@ def issue_link(
         raise ValidationError("Unknown recipient kind.")
     if recipient_kind == ShareLink.Recipient.REFERRER and not recipient_email:
         raise ValidationError("A referrer link needs the referrer's email for the sign-in code.")
+    if recipient_kind == ShareLink.Recipient.PATIENT and study.patient.birth_date is None:
+        # The recipient proves who they are with it; without one the link could never open.
+        raise ValidationError("A patient link needs the patient's date of birth on file.")
     series = list(series)
     attachments = list(attachments)
     if any(s.study_id != study.pk for s in series):

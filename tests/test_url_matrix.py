@@ -1,8 +1,10 @@
 """Role x action x practice: every staff URL has a row, and each persona gets what it should.
 
 Personas: anonymous; bob (front desk, practice A); alice (admin, A); hy (hygienist in A who sees
-only assigned patients, none assigned); charlie (clinician, practice B). A new URL in the portal
-shares or viewer namespaces without a row here fails test_every_staff_url_has_a_row.
+only assigned patients, none assigned); charlie (clinician, practice B); cli (clinician, A);
+hya (hygienist in A assigned the patient). A new URL in the portal, shares or viewer namespaces
+without a row here fails test_every_staff_url_has_a_row. Every 404 a signed-in persona gets
+must leave an access-denied record.
 """
 
 from __future__ import annotations
@@ -10,16 +12,19 @@ from __future__ import annotations
 import base64
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 from django.contrib.auth.models import User
 from django.urls import URLResolver, get_resolver
 
+from audit.models import AccessEvent, Outcome
 from portal.models import Role, UploadBatch
+from portal.views.auth import invitation_url
 from sharing.services import issue_link
 from tests.base import BaseTestCase, make_staff
 from tests.sharing.helpers import add_attachments
 
-PERSONAS = ["anon", "bob", "alice", "hy", "charlie"]
+PERSONAS = ["anon", "bob", "alice", "hy", "charlie", "cli", "hya"]
 TUS = {"Tus-Resumable": "1.0.0"}
 
 
@@ -33,8 +38,13 @@ class Row:
     extra: dict = field(default_factory=dict)
 
 
-def _for(anon: int, bob: int, alice: int, hy: int, charlie: int) -> dict[str, int]:
-    return dict(zip(PERSONAS, [anon, bob, alice, hy, charlie], strict=True))
+def _for(
+    anon: int, bob: int, alice: int, hy: int, charlie: int, cli: int | None = None
+) -> dict[str, int]:
+    """The clinician of practice A, and the hygienist assigned the patient, get what the admin
+    gets unless told otherwise (admin-only pages, another member's upload)."""
+    cli = alice if cli is None else cli
+    return dict(zip(PERSONAS, [anon, bob, alice, hy, charlie, cli, cli], strict=True))
 
 
 def _tus_meta(t: MatrixTestCase) -> dict:
@@ -82,25 +92,42 @@ MATRIX: dict[str, Row] = {
         headers=lambda t: TUS,
     ),
     "portal:practice-settings": Row(
-        "get", lambda t: "/practice/settings/", _for(302, 404, 200, 404, 404)
+        "get", lambda t: "/practice/settings/", _for(302, 404, 200, 404, 404, cli=404)
     ),
-    "portal:staff-list": Row("get", lambda t: "/practice/staff/", _for(302, 404, 200, 404, 404)),
+    "portal:staff-list": Row(
+        "get", lambda t: "/practice/staff/", _for(302, 404, 200, 404, 404, cli=404)
+    ),
     "portal:staff-role": Row(
         "post",
         lambda t: "/practice/staff/dora/role/",
-        _for(302, 404, 302, 404, 404),
+        _for(302, 404, 302, 404, 404, cli=404),
         data=lambda t: {"role": Role.CLINICIAN},
     ),
     "portal:staff-active": Row(
         "post",
         lambda t: "/practice/staff/dora/active/",
-        _for(302, 404, 302, 404, 404),
+        _for(302, 404, 302, 404, 404, cli=404),
         data=lambda t: {"active": "1"},
     ),
+    "portal:staff-add": Row(
+        "get", lambda t: "/practice/staff/new/", _for(302, 404, 200, 404, 404, cli=404)
+    ),
+    "portal:staff-password-link": Row(
+        "post",
+        lambda t: "/practice/staff/dora/password-link/",
+        _for(302, 404, 302, 404, 404, cli=404),
+    ),
+    "portal:patient-record": Row(
+        "post",
+        lambda t: f"/patients/{t.pat.code}/record/",
+        _for(302, 302, 302, 404, 404),
+        data=lambda t: {"birth_date": "1980-05-17", "assigned_staff": [str(t.hya.pk)]},
+    ),
+    "portal:set-password": Row("get", lambda t: t.invitation_path, _for(302, 302, 302, 302, 302)),
     "portal:staff-reset-otp": Row(
         "post",
         lambda t: "/practice/staff/dora/reset-authenticator/",
-        _for(302, 404, 302, 404, 404),
+        _for(302, 404, 302, 404, 404, cli=404),
     ),
     "shares:list": Row("get", lambda t: "/shares/", _for(302, 200, 200, 200, 200)),
     "shares:revoke": Row(
@@ -168,7 +195,11 @@ class MatrixTestCase(BaseTestCase):
         self.practice.hygienists_see_assigned_only = True
         self.practice.save()
         self.hy = make_staff("hy", self.practice, Role.HYGIENIST)
-        make_staff("dora", self.practice, Role.FRONT_DESK)
+        dora = make_staff("dora", self.practice, Role.FRONT_DESK)
+        self.invitation_path = urlsplit(invitation_url(dora)).path
+        self.cli = make_staff("cli", self.practice, Role.CLINICIAN)
+        self.hya = make_staff("hya", self.practice, Role.HYGIENIST)
+        self.pat.assigned_staff.add(self.hya)
         self.share = issue_link(
             study=self.study, created_by=self.bob, recipient_kind="patient"
         ).share
@@ -183,7 +214,14 @@ class MatrixTestCase(BaseTestCase):
         self.assertEqual(staff_url_names(), set(MATRIX))
 
     def test_each_persona_gets_what_its_role_and_practice_allow(self) -> None:
-        users = {"bob": self.bob, "alice": self.alice, "hy": self.hy, "charlie": self.charlie}
+        users = {
+            "bob": self.bob,
+            "alice": self.alice,
+            "hy": self.hy,
+            "charlie": self.charlie,
+            "cli": self.cli,
+            "hya": self.hya,
+        }
         for name, row in MATRIX.items():
             for persona in PERSONAS:
                 with self.subTest(url=name, persona=persona):
@@ -191,6 +229,10 @@ class MatrixTestCase(BaseTestCase):
                     if persona != "anon":
                         self.login(users[persona])
                     call = getattr(self.client, row.method)
+                    denials = AccessEvent.objects.filter(outcome=Outcome.DENIED).count()
                     r = call(row.path(self), row.data(self), headers=row.headers(self))
                     self.assertEqual(r.status_code, row.expect[persona])
+                    if r.status_code == 404 and persona != "anon":
+                        after = AccessEvent.objects.filter(outcome=Outcome.DENIED).count()
+                        self.assertGreater(after, denials, "a 404 left no denial record")
                     User.objects.filter(username="dora").update(is_active=True)

@@ -10,9 +10,13 @@ from django.contrib import messages
 from django.contrib.auth import login as auth_login
 from django.contrib.auth import logout as auth_logout
 from django.contrib.auth.forms import AuthenticationForm
+from django.contrib.auth.tokens import default_token_generator
+from django.contrib.auth.views import PasswordResetConfirmView
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.utils.http import url_has_allowed_host_and_scheme
+from django.urls import reverse, reverse_lazy
+from django.utils.encoding import force_bytes
+from django.utils.http import url_has_allowed_host_and_scheme, urlsafe_base64_encode
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.debug import sensitive_post_parameters
@@ -179,3 +183,42 @@ def logout(request: HttpRequest) -> HttpResponse:
     auth_logout(request)
     messages.success(request, "You are signed out.")
     return redirect("portal:login")
+
+
+class SetPassword(PasswordResetConfirmView):
+    """A new staff member chooses their password from the link in their invitation email.
+
+    Django's view moves the link's token into the session and redirects, so the token is
+    in one URL, once. The authenticator is set up at the first sign-in that follows.
+    """
+
+    template_name = "portal/set_password.html"
+    success_url = reverse_lazy("portal:login")
+    reset_url_token = "choose"  # noqa: S105 - a path segment, not a secret
+
+    def form_valid(self, form):
+        response = super().form_valid(form)
+        audit.record(
+            Action.STAFF_CHANGE,
+            request=self.request,
+            user=form.user,
+            practice=_practice(form.user),
+            detail={"member": form.user.pk, "change": "password chosen"},
+        )
+        messages.success(self.request, "Password saved. Sign in to set up your authenticator.")
+        return response
+
+
+set_password = SetPassword.as_view()
+
+
+def invitation_url(user) -> str:
+    """Return the one-time address where a new member chooses a password (valid 3 days)."""
+    path = reverse(
+        "portal:set-password",
+        kwargs={
+            "uidb64": urlsafe_base64_encode(force_bytes(user.pk)),
+            "token": default_token_generator.make_token(user),
+        },
+    )
+    return settings.PORTAL_BASE_URL.rstrip("/") + path

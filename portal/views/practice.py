@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import smtplib
+
+from django.conf import settings
 from django.contrib import messages
+from django.contrib.auth.models import User
+from django.core.mail import send_mail
+from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
 from django.views.decorators.http import require_http_methods, require_POST
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
@@ -12,9 +19,10 @@ import audit
 from audit.models import Action
 from portal.access import fetch_or_404
 from portal.decorators import practice_admin_required
-from portal.forms import PracticeSettingsForm, StaffRoleForm
+from portal.forms import NewStaffForm, PracticeSettingsForm, StaffRoleForm
 from portal.models import BackupCodeDevice, Role, StaffMember
 from portal.sessions import end_sessions_of
+from portal.views.auth import invitation_url
 
 
 @require_http_methods(["GET", "POST"])
@@ -36,6 +44,75 @@ def _staff(request: HttpRequest):
 
 def _member(request: HttpRequest, username: str) -> StaffMember:
     return fetch_or_404(request, request.scope, _staff(request), user__username=username)
+
+
+def _audit_change(request: HttpRequest, member: StaffMember, change: str) -> None:
+    audit.record(
+        Action.STAFF_CHANGE,
+        request=request,
+        detail={"member": member.user_id, "change": change},
+        **request.scope.audit_kwargs(),
+    )
+
+
+@require_http_methods(["GET", "POST"])
+@practice_admin_required
+def add_staff(request: HttpRequest) -> HttpResponse:
+    """Create a staff account and email the member a link to choose their own password.
+
+    Nobody else ever knows the password; the authenticator is set up at first sign-in.
+    """
+    form = NewStaffForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        first, _, last = data["full_name"].strip().partition(" ")
+        with transaction.atomic():
+            user = User.objects.create_user(
+                data["username"], data["email"], None, first_name=first, last_name=last
+            )
+            member = StaffMember.objects.create(
+                user=user, practice=request.scope.practice, role=data["role"]
+            )
+            _audit_change(request, member, f"created as {member.role}")
+        messages.success(request, f"{user.get_username()} is added.")
+        _invite(request, member)
+        return redirect("portal:staff-list")
+    status = 400 if form.is_bound else 200
+    return render(request, "portal/staff_add.html", {"form": form}, status=status)
+
+
+@require_POST
+@practice_admin_required
+def send_password_link(request: HttpRequest, username: str) -> HttpResponse:
+    """Email a member a new set-password link (a lost password, or a lost invitation)."""
+    member = _member(request, username)
+    _invite(request, member)
+    return redirect("portal:staff-list")
+
+
+def _invite(request: HttpRequest, member: StaffMember) -> None:
+    user = member.user
+    try:
+        send_invitation(member)
+    except (OSError, smtplib.SMTPException):
+        messages.error(
+            request,
+            f"The email to {user.email} could not be sent; check the mail settings, "
+            "then use Send password link.",
+        )
+        return
+    _audit_change(request, member, "password link sent")
+    messages.success(
+        request, f"A link to choose a password went to {user.email}; it works for 3 days."
+    )
+
+
+def send_invitation(member: StaffMember) -> None:
+    """Email the new member the address where they choose a password."""
+    context = {"practice": member.practice, "user": member.user, "url": invitation_url(member.user)}
+    subject = render_to_string("emails/staff-invite-subject.txt", context).strip()
+    text = render_to_string("emails/staff-invite-body.txt", context)
+    send_mail(subject, text, settings.DEFAULT_FROM_EMAIL, [member.user.email])
 
 
 @require_http_methods(["GET"])
@@ -62,6 +139,7 @@ def change_role(request: HttpRequest, username: str) -> HttpResponse:
     else:
         member.role = form.cleaned_data["role"]
         member.save(update_fields=["role"])
+        _audit_change(request, member, f"role {member.role}")
         messages.success(
             request, f"{member.user.get_username()} is now {member.get_role_display()}."
         )
@@ -79,6 +157,7 @@ def set_active(request: HttpRequest, username: str) -> HttpResponse:
         return redirect("portal:staff-list")
     user.is_active = request.POST.get("active") == "1"
     user.save(update_fields=["is_active"])
+    _audit_change(request, member, "reactivated" if user.is_active else "deactivated")
     messages.success(
         request,
         f"{user.get_username()} can sign in again."
@@ -97,12 +176,7 @@ def reset_authenticator(request: HttpRequest, username: str) -> HttpResponse:
     TOTPDevice.objects.filter(user=user).delete()
     BackupCodeDevice.objects.filter(user=user).delete()
     end_sessions_of(user.pk)
-    audit.record(
-        Action.STAFF_CHANGE,
-        request=request,
-        practice=member.practice,
-        detail={"member": user.pk, "change": "authenticator reset"},
-    )
+    _audit_change(request, member, "authenticator reset")
     messages.success(
         request,
         f"{user.get_username()} sets up a new authenticator at their next sign-in.",

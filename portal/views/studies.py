@@ -5,17 +5,21 @@ from __future__ import annotations
 import segno
 from django.conf import settings
 from django.contrib import messages
+from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
+from django.db import transaction
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_POST
 
 import audit
 from audit.models import Action
+from portal.access import deny as scope_denied
 from portal.access import fetch_or_404
 from portal.decorators import staff_required
-from portal.forms import ShareForm
+from portal.forms import PatientRecordForm, ShareForm
+from portal.models import Role
 from sharing import services
 from sharing.models import ShareLink
 
@@ -34,13 +38,78 @@ def patient_detail(request: HttpRequest, code) -> HttpResponse:
         detail={"page": "patient"},
         **scope.audit_kwargs(),
     )
+    return _patient_page(request, patient)
+
+
+def _record_form(request: HttpRequest, patient, data=None) -> PatientRecordForm:
+    scope = request.scope
+    hygienists = User.objects.filter(
+        staffmember__practice=scope.practice, staffmember__role=Role.HYGIENIST
+    ).order_by("username")
+    initial = {
+        "birth_date": patient.birth_date,
+        "assigned_staff": [str(pk) for pk in patient.assigned_staff.values_list("pk", flat=True)],
+    }
+    return PatientRecordForm(
+        data,
+        initial=initial,
+        hygienists=hygienists,
+        can_assign=scope.can_manage_practice,
+    )
+
+
+def _patient_page(request: HttpRequest, patient, form=None, status: int = 200) -> HttpResponse:
+    scope = request.scope
     studies = scope.studies().filter(patient=patient).prefetch_related("series")
     attachments = scope.attachments().filter(patient=patient)
-    return render(
-        request,
-        "portal/patient_detail.html",
-        {"patient": patient, "studies": studies, "attachments": attachments, "scope": scope},
-    )
+    context = {
+        "patient": patient,
+        "studies": studies,
+        "attachments": attachments,
+        "scope": scope,
+        "record_form": form or _record_form(request, patient),
+    }
+    return render(request, "portal/patient_detail.html", context, status=status)
+
+
+@require_POST
+@staff_required
+def patient_record(request: HttpRequest, code) -> HttpResponse:
+    """Correct the birth date and, for practice admins, the hygienists assigned."""
+    scope = request.scope
+    patient = fetch_or_404(request, scope, scope.patients(), code=code)
+    if not scope.can_edit_patient:
+        raise scope_denied(request, scope, "patient")
+    form = _record_form(request, patient, request.POST)
+    if not form.is_valid():
+        return _patient_page(request, patient, form, status=400)
+    changed = []
+    with transaction.atomic():
+        born = form.cleaned_data["birth_date"]
+        if born != patient.birth_date:
+            patient.birth_date = born
+            patient.save(update_fields=["birth_date"])
+            changed.append("birth_date")
+        if "assigned_staff" in form.cleaned_data:
+            wanted = {int(pk) for pk in form.cleaned_data["assigned_staff"]}
+            hygienists = {int(pk) for pk, _ in form.fields["assigned_staff"].choices}
+            current = set(patient.assigned_staff.values_list("pk", flat=True))
+            # Only hygienists are offered; assignments of other users are left as they are.
+            if wanted != current & hygienists:
+                patient.assigned_staff.remove(*(current & hygienists - wanted))
+                patient.assigned_staff.add(*(wanted - current))
+                changed.append("assigned_staff")
+        if changed:
+            audit.record(
+                Action.PATIENT_CHANGE,
+                request=request,
+                patient=patient,
+                obj=patient,
+                detail={"fields": changed},
+                **scope.audit_kwargs(),
+            )
+    messages.success(request, "Record saved." if changed else "Nothing changed.")
+    return redirect("portal:patient", code=patient.code)
 
 
 def _study_context(request: HttpRequest, study, form: ShareForm | None = None) -> dict:
