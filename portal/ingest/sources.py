@@ -5,17 +5,23 @@ Nothing here extracts to disk: a ZIP member is read straight from the archive in
 
 from __future__ import annotations
 
+import lzma
 import os
 import stat
 import threading
 import zipfile
+import zlib
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
 from portal.ingest.sniff import TAIL_BYTES, Rejected, is_zip
+
+# Methods zipfile decompresses; anything else (Deflate64, PPMd, ...) is refused by name.
+ZIP_METHODS = {zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA}
+OTHER_ZIP_METHODS = {6: "Implode", 9: "Deflate64", 93: "Zstandard", 95: "XZ", 98: "PPMd"}
 
 
 class LimitExceeded(Exception):
@@ -232,6 +238,9 @@ def _member_problem(info: zipfile.ZipInfo) -> str | None:
         return "archive member is a symbolic link"
     if info.flag_bits & 0x1:
         return "archive member is encrypted"
+    if info.compress_type not in ZIP_METHODS:
+        method = OTHER_ZIP_METHODS.get(info.compress_type, f"method {info.compress_type}")
+        return f"archive member uses unsupported compression ({method})"
     return None
 
 
@@ -267,28 +276,51 @@ def zip_entries(
             continue
 
         def opener(info: zipfile.ZipInfo = info) -> AbstractContextManager[BinaryIO]:
-            return _BudgetedMember(archive.open(info), budget)
+            try:
+                member = archive.open(info)
+            except (zipfile.BadZipFile, EOFError):
+                raise Rejected("archive member is damaged (bad local header)") from None
+            except NotImplementedError:
+                raise Rejected("archive member uses an unsupported ZIP feature") from None
+            return _BudgetedMember(member, budget)
 
         yield Entry(name, info.file_size, opener, in_archive=True)
 
 
+@contextmanager
+def _damage_rejected() -> Iterator[None]:
+    """Turn what zipfile raises for damaged member data into Rejected."""
+    try:
+        yield
+    except zipfile.BadZipFile:
+        raise Rejected("archive member is damaged (CRC or size mismatch)") from None
+    except (zlib.error, lzma.LZMAError):
+        raise Rejected("archive member is damaged (invalid compressed data)") from None
+    except EOFError:
+        raise Rejected("archive member is damaged (truncated)") from None
+
+
 class _BudgetedMember:
-    """A ZIP member stream that charges every byte read to the archive's budget."""
+    """A ZIP member stream that charges every byte read to the archive's budget.
+
+    Damaged data turns into Rejected wherever it is met, even deep in the member while
+    the vault is writing it, so only this member is refused and not the whole batch.
+    """
 
     def __init__(self, member: BinaryIO, budget: Budget) -> None:
         self.member = member
         self.budget = budget
 
     def read(self, n: int = -1) -> bytes:
-        try:
+        with _damage_rejected():
             data = self.member.read(n)
-        except zipfile.BadZipFile:
-            raise Rejected("archive member is damaged (CRC or size mismatch)") from None
         self.budget.take(len(data))
         return data
 
     def seek(self, offset: int, whence: int = 0) -> int:
-        return self.member.seek(offset, whence)
+        # Seeking a compressed member decompresses up to the new position.
+        with _damage_rejected():
+            return self.member.seek(offset, whence)
 
     def tell(self) -> int:
         return self.member.tell()
