@@ -28,6 +28,8 @@ PLANES = render.PLANES
 JPEG_QUALITY = 85
 # A volume needs this many slices; fewer is a stack (e.g. two bitewings).
 MIN_VOLUME_SLICES = 3
+# Slices tried, spread over the series, before calling the whole series undecodable.
+PROBES = 5
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,7 @@ class Layout:
     presets: list[dict[str, Any]]
     window: dict[str, Any] | None
     auto_window: dict[str, Any] | None = field(default=None)
+    volume_error: str = ""  # why reformats failed, so the volume is not decoded again per cut
 
     @property
     def uniform_info(self) -> bool:
@@ -67,7 +70,7 @@ class Layout:
         if self.window is not None:
             return self.window
         if self.auto_window is None:
-            values = axial_values(self, len(self.slices) // 2)
+            values = axial_values(self, first_decodable(self))
             self.auto_window = render.auto_window(values, self.slices[0].info)
         return self.auto_window
 
@@ -352,12 +355,20 @@ def volume(layout: Layout) -> np.ndarray:
         raise VolumeTooLarge("This series is too large to reformat; the axial view works.")
     with _build_lock(key):
         vol = cache.get(key)
-        if vol is None:
-            vol = _build_volume(layout)
-            cache.put(key, vol)
-            for ref in layout.slices:  # the volume now holds these frames
-                cache.discard(("f", layout.key, ref.blob.code))
+        if vol is None and not layout.volume_error:
+            try:
+                vol = _build_volume(layout)
+            except render.DecodeError as exc:
+                layout.volume_error = (
+                    f"Coronal and sagittal views need every slice, and one cannot be decoded: {exc}"
+                )
+            else:
+                cache.put(key, vol)
+                for ref in layout.slices:  # the volume now holds these frames
+                    cache.discard(("f", layout.key, ref.blob.code))
     _drop_build_lock(key)
+    if vol is None:
+        raise render.DecodeError(layout.volume_error)
     return vol
 
 
@@ -399,6 +410,30 @@ def _volume_info(layout: Layout) -> render.RenderInfo:
     if layout.uniform_info:
         return layout.slices[0].info
     return render.RenderInfo(1.0, 0.0, layout.slices[0].info.invert)
+
+
+def probe_indices(layout: Layout) -> list[int]:
+    """Return the middle slice, then a few spread from first to last, without repeats."""
+    last = len(layout.slices) - 1
+    spread = (round(k * last / (PROBES - 1)) for k in range(PROBES))
+    return list(dict.fromkeys([len(layout.slices) // 2, *spread]))
+
+
+def first_decodable(layout: Layout) -> int:
+    """Return the first probed slice that decodes; raise the middle's DecodeError if none does.
+
+    One corrupt file must not condemn a 450-slice series, so only a series whose probes
+    all fail counts as undecodable.
+    """
+    error: render.DecodeError | None = None
+    for index in probe_indices(layout):
+        try:
+            axial_values(layout, index)
+        except render.DecodeError as exc:
+            error = error or exc
+        else:
+            return index
+    raise error or render.DecodeError("The series has no images.")
 
 
 def axial_values(layout: Layout, index: int) -> np.ndarray:

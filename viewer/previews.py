@@ -32,7 +32,7 @@ def series_thumbnail(series: Series) -> bytes:
     layout = mpr.layout_for(series)
     if not layout.slices:
         raise render.DecodeError("The series has no images.")
-    return _middle_slice(layout)
+    return _shown_slice(layout)
 
 
 def photo_thumbnail(data: bytes) -> bytes:
@@ -68,6 +68,7 @@ def ensure_series_thumbnail(series: Series) -> bytes:
         return placeholder("?")
     series.thumbnail = vault.store_bytes(data)
     series.save(update_fields=["thumbnail"])
+    note_decodable(series)
     return data
 
 
@@ -94,10 +95,16 @@ def note_decode_error(series: Series, exc: Exception) -> None:
         series.save(update_fields=["decode_error"])
 
 
-def _middle_slice(layout: mpr.Layout) -> bytes:
-    """Render the middle slice at the default window as a small JPEG."""
-    mid = len(layout.slices) // 2
-    values, info = mpr.plane_values(layout, "axial", mid)
+def note_decodable(series: Series) -> None:
+    """Clear a stale decode error once the series is seen to decode."""
+    if series.decode_error:
+        series.decode_error = ""
+        series.save(update_fields=["decode_error"])
+
+
+def _shown_slice(layout: mpr.Layout) -> bytes:
+    """Render the slice the viewer opens on (the middle one, if it decodes) as a small JPEG."""
+    values, info = mpr.plane_values(layout, "axial", mpr.first_decodable(layout))
     window = layout.default_window()
     if values.ndim == 3:
         img = values

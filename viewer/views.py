@@ -198,19 +198,25 @@ def _manifest(series: Series, layout: mpr.Layout) -> dict[str, Any]:
 
 @require_GET
 def series_manifest(request: HttpRequest, code: UUID) -> HttpResponse:
-    """Describe a series for the browser; decodes the first shown slice to catch bad pixels."""
+    """Describe a series for the browser; decode a few slices to tell whether it is broken.
+
+    The series is marked broken only when every probed slice fails, and cleared once one
+    decodes; a single bad slice answers 422 for itself in series_slice.
+    """
     scope, owner = _series_owner(request, code)
     series = _load_series(owner)
     layout = mpr.layout_for(series)
     _audit_once(request, scope, Action.VIEW_SERIES, series, f"series:{series.code}")
     data = _manifest(series, layout)
-    if not data["error"]:
+    if layout.slices:
         try:
+            data["initial_index"] = mpr.first_decodable(layout)
             data["window"] = layout.default_window()
-            mpr.axial_values(layout, data["initial_index"])
         except rendering.DecodeError as exc:
             previews.note_decode_error(series, exc)
-            data["error"] = series.decode_error
+        else:
+            previews.note_decodable(series)
+        data["error"] = series.decode_error
     return _no_store(JsonResponse(data))
 
 
@@ -248,10 +254,8 @@ def series_slice(
     except mpr.VolumeTooLarge as exc:
         return _no_store(HttpResponse(str(exc), status=413, content_type="text/plain"))
     except rendering.DecodeError as exc:
-        series = series or _load_series(owner)
-        previews.note_decode_error(series, exc)
-        response = HttpResponse(series.decode_error, status=422, content_type="text/plain")
-        return _no_store(response)
+        # This image only: the rest of the series may be fine, and the manifest decides that.
+        return _no_store(HttpResponse(str(exc)[:200], status=422, content_type="text/plain"))
     return _no_store(HttpResponse(data, content_type=FORMATS[fmt]))
 
 

@@ -57,6 +57,18 @@ def make_volume_series(study: Study, n: int = 5, number: int = 2) -> tuple[Serie
     return series, pixels
 
 
+def truncate_pixels(series: Series, index: int) -> None:
+    """Cut the pixel data of slice `index` of a make_volume_series volume in half."""
+    instance = series.instances.get(image_position=[0.0, 0.0, 2.0 * index])
+    ds = pydicom.dcmread(io.BytesIO(vault.read_bytes(instance.blob)))
+    ds.PixelData = ds.PixelData[: len(ds.PixelData) // 2]
+    buf = io.BytesIO()
+    ds.save_as(buf, enforce_file_format=True)
+    buf.seek(0)
+    instance.blob = vault.store(buf)
+    instance.save(update_fields=["blob"])
+
+
 def make_photo(study: Study) -> Attachment:
     """Store a JPEG intraoral photo attached to the study."""
     return Attachment.objects.create(

@@ -3,7 +3,7 @@ from __future__ import annotations
 from audit.models import AccessEvent, Action
 from portal import vault
 from tests.base import BaseTestCase
-from tests.viewer.helpers import make_volume_series
+from tests.viewer.helpers import make_volume_series, truncate_pixels
 from viewer import mpr
 
 
@@ -63,3 +63,24 @@ class SeriesManifestTestCase(BaseTestCase):
         self.assertIn("could not be read", self.client.get(self.url).json()["error"])
         m = self.client.get(f"/viewer/series/{good.code}/manifest.json").json()
         self.assertEqual(m["error"], "")
+
+    def test_it_does_not_mark_a_series_broken_for_one_corrupt_slice(self) -> None:
+        """The middle slice is corrupt: the viewer opens on a probed slice that decodes."""
+        series, _ = make_volume_series(self.study)
+        truncate_pixels(series, 2)
+        self.login(self.alice)
+        m = self.client.get(f"/viewer/series/{series.code}/manifest.json").json()
+        self.assertEqual(m["error"], "")
+        self.assertNotEqual(m["initial_index"], 2)
+        r = self.client.get(f"/viewer/series/{series.code}/axial/{m['initial_index']}.jpg")
+        self.assertEqual(r.status_code, 200)
+        series.refresh_from_db()
+        self.assertEqual(series.decode_error, "")
+
+    def test_it_clears_a_stale_decode_error(self) -> None:
+        self.series.decode_error = "The file could not be read as DICOM."
+        self.series.save()
+        self.login(self.alice)
+        self.assertEqual(self.client.get(self.url).json()["error"], "")
+        self.series.refresh_from_db()
+        self.assertEqual(self.series.decode_error, "")

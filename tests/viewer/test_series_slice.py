@@ -10,7 +10,7 @@ from PIL import Image
 from audit.models import AccessEvent, Action, Outcome
 from portal import vault
 from tests.base import BaseTestCase
-from tests.viewer.helpers import make_volume_series
+from tests.viewer.helpers import make_volume_series, truncate_pixels
 from viewer import mpr, render
 
 
@@ -94,15 +94,17 @@ class SeriesSliceTestCase(BaseTestCase):
             with self.subTest(query=query):
                 self.assertEqual(self.client.get(f"{self.url}?{query}").status_code, 400)
 
-    def test_it_reports_undecodable_pixels(self) -> None:
+    def test_it_reports_an_undecodable_slice_without_marking_the_series(self) -> None:
         inst = self.series.instances.first()
         inst.blob = vault.store_bytes(b"DICM? not really")
         inst.save()
         self.login(self.alice)
-        r = self.client.get(self.url)
-        self.assertEqual(r.status_code, 422)
+        urls = [f"/viewer/series/{self.series.code}/axial/{i}.jpg?c=40&w=400" for i in (0, 1)]
+        responses = sorted((self.client.get(u) for u in urls), key=lambda r: r.status_code)
+        self.assertEqual([r.status_code for r in responses], [200, 422])
+        self.assertEqual(responses[1].content, b"The file could not be read as DICOM.")
         self.series.refresh_from_db()
-        self.assertIn("could not be read", self.series.decode_error)
+        self.assertEqual(self.series.decode_error, "")
 
 
 class VolumeSliceTestCase(BaseTestCase):
@@ -145,5 +147,30 @@ class VolumeSliceTestCase(BaseTestCase):
                 self.assertIn(b"too large", r.content)
                 self.assertEqual(build.call_count, 0)
             self.assertEqual(self._png("axial", 3).shape, self.pixels[3].shape)
+        self.series.refresh_from_db()
+        self.assertEqual(self.series.decode_error, "")
+
+    def test_it_answers_a_corrupt_slice_alone(self) -> None:
+        """That slice gets a short plain reason; the others render; the series is not broken."""
+        truncate_pixels(self.series, 2)
+        r = self.client.get(f"/viewer/series/{self.series.code}/axial/2.jpg")
+        self.assertEqual((r.status_code, r["Content-Type"]), (422, "text/plain"))
+        self.assertEqual(r.content, b"The pixel data is shorter than the image size declares.")
+        self.assertIn("no-store", r["Cache-Control"])
+        for index in (0, 1, 3, 4):
+            self.assertEqual(self._png("axial", index).shape, self.pixels[index].shape)
+        self.series.refresh_from_db()
+        self.assertEqual(self.series.decode_error, "")
+
+    def test_it_refuses_reformats_past_a_corrupt_slice_once(self) -> None:
+        """Reformats answer 422 with a reason, decoding the volume only once; axial works."""
+        truncate_pixels(self.series, 2)
+        with mock.patch.object(mpr, "_build_volume", wraps=mpr._build_volume) as build:
+            for path in ("coronal/3.jpg", "coronal/4.jpg", "sagittal/5.jpg"):
+                r = self.client.get(f"/viewer/series/{self.series.code}/{path}")
+                self.assertEqual(r.status_code, 422)
+                self.assertIn(b"need every slice", r.content)
+            self.assertEqual(build.call_count, 1)
+        self.assertEqual(self._png("axial", 3).shape, self.pixels[3].shape)
         self.series.refresh_from_db()
         self.assertEqual(self.series.decode_error, "")

@@ -6,7 +6,7 @@ from PIL import Image
 
 from portal import vault
 from tests.base import BaseTestCase
-from tests.viewer.helpers import make_pdf, make_photo, make_volume_series
+from tests.viewer.helpers import make_pdf, make_photo, make_volume_series, truncate_pixels
 from viewer import mpr
 from viewer.tasks import build_previews
 
@@ -37,6 +37,14 @@ class ThumbnailsTestCase(BaseTestCase):
         self.assertEqual(max(size), 128)
         build_previews.delay([volume.pk], [self.photo.pk])  # safe to run twice
         self.assertEqual(mpr.pixel_cache().nbytes, 0)
+
+    def test_it_builds_a_thumbnail_past_a_corrupt_middle_slice(self) -> None:
+        volume, _ = make_volume_series(self.study)
+        truncate_pixels(volume, 2)
+        build_previews.delay([volume.pk], [])
+        volume.refresh_from_db()
+        self.assertIsNotNone(volume.thumbnail)
+        self.assertEqual(volume.decode_error, "")
 
     def test_it_serves_attachment_thumbnails(self) -> None:
         pdf = make_pdf(self.study)

@@ -34,7 +34,7 @@
       count: 0, index: 0, shown: -1, rows: 0, cols: 0, sp: [1, 1],
       img: null, source: null, rendered: null, work: null, src: null, out: null,
       scale: 1, ox: 0, oy: 0, fitted: true, cssW: 1, cssH: 1,
-      measures: [], draft: null, loading: false, wanted: ""
+      measures: [], draft: null, loading: false, wanted: "", failed: ""
     };
   });
 
@@ -164,7 +164,7 @@
     var c = pane.canvas.dataset;
     c.originX = num(pane.ox); c.originY = num(pane.oy);
     c.pxPerCol = String(pane.sp[1] * pane.scale); c.pxPerRow = String(pane.sp[0] * pane.scale);
-    if (!pane.source) return;
+    if (!pane.source) { if (pane.failed) drawFailure(pane); return; }
     ctx.imageSmoothingEnabled = pane.sp[1] * pane.scale < 2;
     ctx.drawImage(pane.source, pane.ox, pane.oy, pane.cols * pane.sp[1] * pane.scale,
       pane.rows * pane.sp[0] * pane.scale);
@@ -220,6 +220,20 @@
     return "";
   }
 
+  function drawFailure(pane) {
+    var ctx = pane.ctx, words = pane.failed.split(" "), lines = [""], max = pane.cssW - 32;
+    ctx.font = "15px system-ui, sans-serif";
+    words.forEach(function (w) {
+      var next = lines[lines.length - 1] ? lines[lines.length - 1] + " " + w : w;
+      if (ctx.measureText(next).width > max && lines[lines.length - 1]) lines.push(w);
+      else lines[lines.length - 1] = next;
+    });
+    ctx.fillStyle = "#fecdca";
+    ctx.textAlign = "center";
+    lines.forEach(function (l, i) { ctx.fillText(l, pane.cssW / 2, pane.cssH / 2 + (i - lines.length / 2) * 20); });
+    ctx.textAlign = "start";
+  }
+
   function drawMeasure(pane, m) {
     var ctx = pane.ctx;
     var pts = m.pts.map(function (p) { return toScreen(pane, p); });
@@ -241,7 +255,7 @@
   // ------------------------------------------------------------ window/level preview
 
   function previewWindow(pane) {
-    if (!pane.img || !pane.rendered || (state.manifest && state.manifest.colour)) return;
+    if (!pane.img || pane.failed || !pane.rendered || (state.manifest && state.manifest.colour)) return;
     var w = pane.img.width, h = pane.img.height;
     if (!pane.src) {
       pane.work = pane.work || document.createElement("canvas");
@@ -289,6 +303,7 @@
     getBitmap(url).then(function (bmp) {
       if (gen !== state.gen || pane.wanted !== url) return;
       pane.loading = false;
+      pane.failed = "";
       var first = !pane.img || pane.img.width !== bmp.width || pane.img.height !== bmp.height;
       pane.img = bmp; pane.source = bmp; pane.src = null;
       pane.rendered = { c: state.center, w: state.width, inv: state.invert };
@@ -306,10 +321,29 @@
     }, function (err) {
       if (gen !== state.gen || pane.wanted !== url) return;
       pane.loading = false;
-      if (err.status === 422) showError(err.text || "The images of this series could not be decoded.");
+      if (err.status === 422) sliceFailed(pane, index, err.text || "It could not be decoded.");
       else if (err.status) setStatusError(err.text || "This image could not be loaded (" + err.status + ").");
     });
     status();
+  }
+
+  // A slice that cannot be decoded blanks itself with the reason; the rest of the series still
+  // scrolls. The manifest alone reports a series as broken.
+  function sliceFailed(pane, index, text) {
+    pane.failed = cap(pane.plane) + " " + (index + 1) + " cannot be shown. " + text;
+    pane.source = null; pane.src = null; pane.shown = index;
+    pane.el.dataset.sliceIndex = String(index);
+    if (!pane.cols) {
+      var g = state.manifest.planes[pane.plane];
+      pane.rows = g.rows; pane.cols = g.columns;
+      resize(pane); fit(pane);
+    }
+    draw(pane);
+    if (pane.plane === state.active) {
+      viewportEl.dataset.sliceIndex = String(index);
+      viewportEl.dataset.state = "slice-error";
+      setStatusError(pane.failed);
+    }
   }
 
   function prefetch(pane) {
@@ -424,6 +458,7 @@
       var pane = panes[p];
       pane.count = 0; pane.index = 0; pane.shown = -1; pane.img = null; pane.source = null;
       pane.src = null; pane.measures = []; pane.draft = null; pane.fitted = true; pane.wanted = "";
+      pane.failed = ""; pane.rows = 0; pane.cols = 0;
       delete pane.el.dataset.sliceIndex;
       draw(pane);
     });
@@ -473,7 +508,7 @@
 
   function openSeries(btn) {
     var gen = state.gen;
-    if (btn.dataset.error) { showError(btn.dataset.error); return; }
+    // The manifest, not the page's data-error, is the word on a broken series: it re-checks.
     fetch(btn.dataset.manifest, { credentials: "same-origin" }).then(function (r) {
       if (!r.ok) throw new Error("HTTP " + r.status);
       return r.json();
@@ -498,7 +533,7 @@
       state.active = "axial";
       setActive("axial");
     }).catch(function () {
-      if (gen === state.gen) showError("This series could not be opened.");
+      if (gen === state.gen) showError(btn.dataset.error || "This series could not be opened.");
     });
   }
 
@@ -560,7 +595,7 @@
   }
 
   function onDown(pane, e) {
-    if (!pane.img) return;
+    if (!pane.img && !pane.failed) return;
     if (pane.plane !== state.active) setActive(pane.plane);
     try { pane.canvas.setPointerCapture(e.pointerId); } catch (err) { /* synthetic or ended */ }
     pointers.set(e.pointerId, local(pane, e));
@@ -575,6 +610,7 @@
     if (pointers.size > 2) return;
     var p = local(pane, e);
     var tool = e.button === 1 || (e.button === 0 && e.shiftKey) ? "pan" : e.button === 2 ? "zoom" : state.tool;
+    if (pane.failed && tool !== "scroll") return;  // nothing shown to measure, pan or zoom
     drag = { pane: pane, tool: tool, start: p, last: p, c0: state.center, w0: state.width,
       index0: pane.index, moved: false };
     var ip = toImage(pane, p.x, p.y);
@@ -654,7 +690,7 @@
 
   var wheelAcc = 0;
   function onWheel(pane, e) {
-    if (!pane.img) return;
+    if (!pane.img && !pane.failed) return;
     e.preventDefault();
     if (pane.plane !== state.active) setActive(pane.plane);
     if (e.ctrlKey || e.metaKey || state.kind === "photo") {
@@ -713,9 +749,13 @@
   });
   slider.addEventListener("input", function () { setIndex(panes[state.active], parseInt(slider.value, 10)); });
 
+  // Keys go to the viewer from the page or the image; a focused control keeps those it uses:
+  // form controls (the slider, the preset list) every key, buttons and links Space and Enter.
   document.addEventListener("keydown", function (e) {
-    var tag = (e.target && e.target.tagName) || "";
-    if (tag === "INPUT" || tag === "SELECT" || tag === "TEXTAREA" || !state.manifest) return;
+    var el = e.target && e.target.closest ? e.target : null;
+    if (!state.manifest || e.ctrlKey || e.metaKey || e.altKey) return;
+    if (el && el.closest("input, select, textarea, [contenteditable]")) return;
+    if ((e.key === " " || e.key === "Enter") && el && el.closest("button, a[href], [role=button]")) return;
     var p = panes[state.active];
     var keys = {
       ArrowUp: -1, ArrowLeft: -1, ArrowDown: 1, ArrowRight: 1, PageUp: -10, PageDown: 10
