@@ -14,6 +14,7 @@ from django.contrib.sessions.models import Session
 from django.db.models.signals import post_save, pre_save
 from django.dispatch import receiver
 from django.http import HttpRequest, HttpResponse
+from django.urls import Resolver404, resolve
 from django.utils import timezone
 
 import audit
@@ -98,11 +99,33 @@ def staff_session_timeouts(get_response: Callable[[HttpRequest], HttpResponse]):
                     "Accept", ""
                 ).startswith("application/json"):
                     return HttpResponse("Signed out.", status=401, content_type="text/plain")
-                next_url = request.get_full_path() if request.method == "GET" else request.path
+                next_url = (
+                    request.get_full_path()
+                    if request.method == "GET"
+                    else page_of_form(request.path)
+                )
                 return redirect_to_login(next_url)
         return get_response(request)
 
     return middleware
+
+
+def page_of_form(path: str) -> str:
+    """Return the page a form posting to `path` lives on, to continue after signing in again.
+
+    Action URLs answer POST only (/studies/<id>/share/, /shares/<id>/revoke/); their page is
+    the nearest parent path the portal serves (the study, the list of links).
+    """
+    parts = [p for p in path.split("/") if p]
+    while parts:
+        parts.pop()
+        candidate = "/" + "".join(f"{p}/" for p in parts)
+        try:
+            resolve(candidate)
+        except Resolver404:
+            continue
+        return candidate
+    return "/"
 
 
 def end_sessions_of(user_id: int) -> int:

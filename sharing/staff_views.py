@@ -12,6 +12,8 @@ from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
+import audit
+from audit.models import Action
 from portal.access import fetch_or_404
 from portal.decorators import staff_required
 from portal.forms import ExtendForm
@@ -52,6 +54,13 @@ def list_shares(request: HttpRequest) -> HttpResponse:
             Q(locked_at__isnull=False), revoked_at__isnull=True, expires_at__gt=now
         )
     page = Paginator(shares, 50).get_page(request.GET.get("page"))
+    # The list names patients and recipients: a read of patient data like a search.
+    audit.record(
+        Action.SEARCH,
+        request=request,
+        detail={"list": "share links", "status": status, "results": page.paginator.count},
+        **request.scope.audit_kwargs(),
+    )
     return render(
         request,
         "portal/share_list.html",

@@ -49,7 +49,10 @@ class BackupCodeDevice(ThrottlingMixin, Device):
             return False
         match = self.codes.filter(lookup=token[:LOOKUP_CHARS]).first()
         if match is not None and check_password(token[LOOKUP_CHARS:], match.secret_hash):
-            match.delete()
+            # Only the request that deletes the row may use the code: two at once, one wins.
+            deleted, _ = self.codes.filter(pk=match.pk).delete()
+            if not deleted:
+                return False
             self.throttle_reset(commit=False)
             self.save()
             return True

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from unittest.mock import patch
 
 from django.contrib.auth.models import User
 from django.test import override_settings
@@ -11,6 +12,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from audit.models import AccessEvent, Action, Outcome
 from portal.models import BackupCodeDevice, Role, StaffMember
+from portal.models import backup as backup_module
 from tests.base import BaseTestCase
 
 
@@ -103,6 +105,21 @@ class LoginTestCase(BaseTestCase):
         self._password()
         r = self.client.post("/login/verify/", {"token": code})
         self.assertContains(r, "wrong or was already used")
+
+    def test_two_sign_ins_racing_with_one_backup_code_let_only_one_in(self) -> None:
+        device = BackupCodeDevice.objects.create(user=self.bob, name="Backup codes")
+        code = device.issue_codes(1)[0]
+        real_check = backup_module.check_password
+
+        def check_while_the_other_request_uses_it(raw: str, hashed: str) -> bool:
+            ok = real_check(raw, hashed)
+            device.codes.all().delete()  # the racing request deleted the row first
+            return ok
+
+        with patch.object(
+            backup_module, "check_password", side_effect=check_while_the_other_request_uses_it
+        ):
+            self.assertFalse(device.verify_token(code))
 
     def test_it_sends_the_admin_through_staff_sign_in(self) -> None:
         self.alice.is_staff = self.alice.is_superuser = True

@@ -11,6 +11,7 @@ from django.utils import timezone
 from audit.models import AccessEvent, Action
 from portal.sessions import SEEN_AT, SEEN_RESOLUTION_SECONDS
 from sharing.models import ShareLink
+from sharing.services import issue_link
 from tests.base import BaseTestCase
 
 
@@ -59,12 +60,34 @@ class StaffSessionTimeoutTestCase(BaseTestCase):
                 f"/studies/{self.study.code}/share/",
                 {"recipient_kind": "patient", "expires_in_days": 7},
             )
+        # After signing in again the browser goes back to the study page, not to a URL that
+        # only answers POST (which would show a bare 405).
         self.assertRedirects(
-            r, f"/login/?next=/studies/{self.study.code}/share/", fetch_redirect_response=False
+            r, f"/login/?next=/studies/{self.study.code}/", fetch_redirect_response=False
         )
         self.assertFalse(ShareLink.objects.exists())
         r = self.client.get(r["Location"])
         self.assertContains(r, "signed out after a period of inactivity")
+
+    def test_after_expiry_every_form_leads_back_to_a_page_that_exists(self) -> None:
+        share = issue_link(study=self.study, created_by=self.bob, recipient_kind="patient").share
+        cases = {
+            f"/shares/{share.code}/revoke/": "/shares/",
+            "/practice/staff/bob/role/": "/practice/staff/",
+            f"/patients/{self.pat.code}/record/": f"/patients/{self.pat.code}/",
+            "/upload/batches/": "/upload/",
+        }
+        for action, page in cases.items():
+            with self.subTest(action=action):
+                self.login(self.alice)
+                self.client.get("/")
+                with later(16):
+                    r = self.client.post(action, {})
+                self.assertRedirects(r, f"/login/?next={page}", fetch_redirect_response=False)
+                self.login(self.alice)
+                self.assertEqual(self.client.get(page).status_code, 200)
+        share.refresh_from_db()
+        self.assertIsNone(share.revoked_at)
 
     def test_it_ends_sessions_of_a_deactivated_user(self) -> None:
         self.login(self.bob)
