@@ -26,6 +26,11 @@ class StaffSharesTestCase(BaseTestCase):
         self.assertContains(r, "status-active")
         self.assertContains(r, '<td data-label="Opens">3</td>')
         self.assertContains(self.client.get("/shares/?status=revoked"), "No links.")
+        # The list names patients and recipients: each look at it is in the access history.
+        reads = AccessEvent.objects.filter(action=Action.SEARCH, user=self.bob).order_by("id")
+        self.assertEqual(
+            [(e.detail["status"], e.detail["results"]) for e in reads], [("", 1), ("revoked", 0)]
+        )
 
     def test_it_revokes(self) -> None:
         self.login(self.bob)
