@@ -1,4 +1,8 @@
-"""Find patients and studies: name, patient ID, birth date, study dates, modality."""
+"""Find patients and studies: name, patient ID, birth date, study dates, modality.
+
+Searches are POSTed, pager included, so names and birth dates never sit in a URL: not in
+the browser's history on a shared front-desk computer, not in a proxy's or server's log.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,7 @@ from django.core.paginator import Paginator
 from django.db.models import Prefetch, Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_http_methods
 
 import audit
 from audit.models import Action
@@ -18,12 +22,13 @@ from portal.models.imaging import fold
 PAGE_SIZE = 20
 
 
-@require_GET
+@require_http_methods(["GET", "POST"])
 @staff_required
 def search(request: HttpRequest) -> HttpResponse:
-    """List the studies in scope that match; the home page of the workspace."""
+    """List the studies in scope that match; the home page of the workspace (recent first)."""
     scope = request.scope
-    form = SearchForm(request.GET or None)
+    form = SearchForm(request.POST if request.method == "POST" else None)
+    page_number = request.POST.get("page") if form.is_bound else request.GET.get("page")
     studies = (
         scope.studies()
         .select_related("patient")
@@ -50,7 +55,7 @@ def search(request: HttpRequest) -> HttpResponse:
                 Q(modalities__icontains=data["modality"]) | Q(series__modality=data["modality"])
             ).distinct()
         page = Paginator(studies.order_by("-study_date", "-created_at"), PAGE_SIZE).get_page(
-            request.GET.get("page")
+            page_number
         )
         audit.record(
             Action.SEARCH,
@@ -59,25 +64,16 @@ def search(request: HttpRequest) -> HttpResponse:
             **scope.audit_kwargs(),
         )
     elif not form.is_bound:
-        page = Paginator(studies.order_by("-created_at"), PAGE_SIZE).get_page(
-            request.GET.get("page")
-        )
+        page = Paginator(studies.order_by("-created_at"), PAGE_SIZE).get_page(page_number)
         audit.record(
             Action.SEARCH,
             request=request,
             detail={"fields": [], "results": page.paginator.count, "list": "recent"},
             **scope.audit_kwargs(),
         )
-    query = request.GET.copy()
-    query.pop("page", None)
     return render(
         request,
         "portal/search.html",
-        {
-            "form": form,
-            "page": page,
-            "query": query.urlencode(),
-            "scope": scope,
-            "recent": not form.is_bound,
-        },
+        {"form": form, "page": page, "scope": scope, "recent": not form.is_bound},
+        status=400 if form.is_bound and not form.is_valid() else 200,
     )
