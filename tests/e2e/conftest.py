@@ -108,6 +108,9 @@ def demo_server(tmp_path_factory) -> Iterator[dict]:
             "4",
             "--timeout",
             "120",
+            # Request lines go to server.log, so tests can check that no token reaches them.
+            "--access-logfile",
+            "-",
         ],
         cwd=ROOT,
         env=env,

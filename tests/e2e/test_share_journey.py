@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
+import sqlite3
 import subprocess
+import uuid
 import zipfile
+from pathlib import Path
 
 import pydicom
 
+from portal.demo import _cbct_files
+
+# `manage.py demo`'s default, which the demo_server fixture uses.
+DEMO_CBCT_SLICES = 300
+
 
 def test_patient_verifies_sees_thumbnails_and_downloads_the_zip(demo_server, page, tmp_path):
-    """The ZIP saved by Chromium passes unzip -t and its DICOMDIR lists every DICOM file."""
+    """The ZIP saved by Chromium holds the byte-identical originals, indexed by its DICOMDIR."""
     base = demo_server["base_url"]
     token = demo_server["share_path"].rsplit("/", 1)[1]
     page.goto(base + demo_server["share_path"])
@@ -46,6 +55,18 @@ def test_patient_verifies_sees_thumbnails_and_downloads_the_zip(demo_server, pag
     download.save_as(path)
     assert path.suffix == ".zip"
     subprocess.run(["unzip", "-tq", str(path)], check=True, capture_output=True)
+    _check_zip(path, demo_server)
+
+    log = demo_server["server_log"].read_text()
+    # The access log records each request line; the link's own request shows up masked.
+    assert '"GET /s/home/ HTTP/1.1" 200' in log
+    assert '"GET /s/download/share.zip HTTP/1.1" 200' in log
+    assert token not in log
+    assert '"GET /s/<token> HTTP/1.1" 303' in log
+
+
+def _check_zip(path: Path, demo_server: dict) -> None:
+    """Assert the ZIP holds exactly the study's originals, indexed by its DICOMDIR."""
     with zipfile.ZipFile(path) as zf:
         assert zf.testzip() is None
         names = zf.namelist()
@@ -53,12 +74,65 @@ def test_patient_verifies_sees_thumbnails_and_downloads_the_zip(demo_server, pag
         assert dicom and "README.txt" in names
         dicomdir = pydicom.dcmread(io.BytesIO(zf.read("DICOMDIR")))
         listed = {
-            "/".join(r.ReferencedFileID)
+            "/".join(r.ReferencedFileID): r.ReferencedSOPInstanceUIDInFile
             for r in dicomdir.DirectoryRecordSequence
             if r.DirectoryRecordType == "IMAGE"
         }
-        assert listed == set(dicom)
-        first = zf.read(dicom[0])
-        assert first[128:132] == b"DICM"
-        assert len(hashlib.sha256(first).hexdigest()) == 64
-    assert token not in demo_server["server_log"].read_text()
+        uids, digests = {}, {}
+        for name in dicom:
+            data = zf.read(name)
+            assert data[128:132] == b"DICM", name
+            uids[name] = _sop_uid(data)
+            digests[uids[name]] = hashlib.sha256(data).hexdigest()
+        others = sorted(
+            hashlib.sha256(zf.read(n)).hexdigest()
+            for n in names
+            if n not in (*dicom, "DICOMDIR", "README.txt")
+        )
+    assert listed == uids
+    assert len(digests) == len(dicom)
+    stored, attachments = _stored_digests(demo_server)
+    assert digests == stored
+    assert digests == _demo_originals()
+    assert others == attachments
+
+
+def _sop_uid(data: bytes) -> str:
+    return str(pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True).SOPInstanceUID)
+
+
+def _stored_digests(demo_server: dict) -> tuple[dict[str, str], list[str]]:
+    """Return the SHA-256 recorded at ingest for the study's instances and attachments.
+
+    Read from the e2e server's own database: {SOP Instance UID: digest}, sorted digests.
+    """
+    db = demo_server["data_dir"] / "e2e.sqlite3"
+    study = uuid.UUID(demo_server["study_code"]).hex
+    with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
+        instances = conn.execute(
+            "SELECT i.sop_instance_uid, o.sha256 FROM portal_instance i"
+            " JOIN portal_storedobject o ON o.id = i.blob_id"
+            " JOIN portal_series s ON s.id = i.series_id"
+            " JOIN portal_study st ON st.id = s.study_id WHERE st.code = ?",
+            (study,),
+        ).fetchall()
+        attachments = conn.execute(
+            "SELECT o.sha256 FROM portal_attachment a"
+            " JOIN portal_storedobject o ON o.id = a.blob_id"
+            " JOIN portal_study st ON st.id = a.study_id WHERE st.code = ?",
+            (study,),
+        ).fetchall()
+    assert instances
+    return dict(instances), sorted(d for (d,) in attachments)
+
+
+def _demo_originals() -> dict[str, str]:
+    """Regenerate the demo CBCT exactly as `manage.py demo` hands it to ingest.
+
+    The phantom is deterministic (seeded noise, name-based UIDs), so these are the bytes that
+    were uploaded. Return {SOP Instance UID: SHA-256}.
+    """
+    return {
+        _sop_uid(f.getvalue()): hashlib.sha256(f.getvalue()).hexdigest()
+        for _, f in _cbct_files(DEMO_CBCT_SLICES)
+    }

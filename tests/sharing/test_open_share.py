@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import logging
 from datetime import timedelta
+from unittest.mock import patch
 
 from django.utils import timezone
 
@@ -77,12 +78,27 @@ class OpenShareTestCase(ShareTestCase):
         self.assertEqual(self.client.post(self.issued.path).status_code, 405)
 
     def test_no_log_line_carries_the_token(self) -> None:
-        with self.assertLogs(level=logging.DEBUG) as logs:
-            logging.getLogger("probe").info("start")
-            self.open_link()
-            self.client.get(f"/s/{self.issued.token[:-2]}zz")
-            self.verify(password="wrong-one-1")
+        """Requests that django.request logs with the real token's path show it masked."""
+        token = self.issued.token
+        with self.assertLogs("django.request", logging.WARNING) as logs:
+            self.assertEqual(self.client.get(f"/s/{token}/extra").status_code, 404)
+            self.share.revoked_at = timezone.now()
+            self.share.save()
+            self.assertEqual(self.open_link().status_code, 410)
+        self.assertFalse([line for line in logs.output if token in line])
+        self.assertIn("Not Found: /s/<token>/extra", logs.output[0])
+        self.assertIn("Gone: /s/<token>", logs.output[1])
+
+    def test_a_crash_logs_the_path_without_the_token(self) -> None:
+        """An exception in the view is logged as an error whose path has the token masked."""
+        self.client.raise_request_exception = False
+        with (
+            patch("sharing.views.find_link", side_effect=RuntimeError("boom")),
+            self.assertLogs("django.request", logging.ERROR) as logs,
+        ):
+            self.assertEqual(self.open_link().status_code, 500)
         self.assertFalse([line for line in logs.output if self.issued.token in line])
+        self.assertIn("Internal Server Error: /s/<token>", logs.output[0])
 
     def test_log_filter_masks_token_paths(self) -> None:
         line = mask_tokens(f"Internal Server Error: {self.issued.path}")
