@@ -8,26 +8,24 @@ since its last counted download (per the audit record); any other request that s
 
 from __future__ import annotations
 
-import io
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-import pydicom
 from django.db.models import F, Q, Sum
-from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
-from zipstream import ZipStream
 
 import audit
 from audit.models import AccessEvent, Action, Outcome
 from portal import vault
-from portal.access import Scope, fetch_or_404, scope_for
+from portal.access import Scope, fetch_or_404
 from portal.models import Attachment, Instance, Series
-from sharing import session
-from sharing.archive import ArchiveMember, DicomRef, dicom_layout, share_archive, stream_zip
+from sharing import pictures, session
+from sharing.archive import ArchiveMember, DicomRef, dicom_layout, share_archive
+from sharing.denials import recipient_scope
 from sharing.models import ShareLink
 from sharing.streaming import (
     UNSATISFIABLE,
@@ -46,10 +44,7 @@ class DownloadLimitReached(Exception):
 
 
 def _scope(request: HttpRequest) -> Scope:
-    scope = scope_for(request)
-    if scope is None or scope.share is None:
-        raise Http404
-    return scope
+    return recipient_scope(request)
 
 
 def _refused(request: HttpRequest, scope: Scope) -> HttpResponse:
@@ -255,66 +250,31 @@ def download_series(request: HttpRequest, code) -> HttpResponse:
     )  # fmt: skip
 
 
-def _render_series(series: Series, fmt: str) -> Iterator[tuple[str, bytes]]:
-    """Yield (name, picture) for every frame of a series, one instance decoded at a time."""
-    from viewer import render as rnd
-
-    folder = f"Images/Series {series.number or 0:03d}"
-    ext = "jpg" if fmt == "jpeg" else "png"
-    n = 0
-    for instance in series.instances.select_related("blob").order_by("instance_number"):
-        ds = pydicom.dcmread(io.BytesIO(vault.read_bytes(instance.blob)))
-        try:
-            frames = rnd.decode_frames(ds)
-        except rnd.DecodeError:
-            continue
-        info = rnd.RenderInfo.from_dataset(ds)
-        presets = rnd.window_presets(ds)
-        for frame in frames:
-            window = presets[0] if presets else rnd.auto_window(frame, info)
-            n += 1
-            data = rnd.render_slice(frame, info, window["center"], window["width"], fmt)
-            yield f"{folder}/{n:04d}.{ext}", data
-
-
-def _then(data: bytes, callback: Callable[[], None]) -> Iterator[bytes]:
-    yield data
-    callback()
-
-
-def _picture_zip(members: list[ArchiveMember], pictures: Iterator[tuple[str, bytes]]) -> ZipStream:
-    """Return a ZIP that renders each picture only when the one before it has been sent.
-
-    The sizes of rendered pictures are not known in advance, so the ZIP is unsized (no
-    Content-Length) and memory holds one picture at a time, not the whole export.
-    """
-    zs = stream_zip(members, {}, sized=False)[0]
-
-    def add_next() -> None:
-        item = next(pictures, None)
-        if item is not None:
-            zs.add(_then(item[1], add_next), item[0])
-
-    add_next()
-    return zs
-
-
 def _export(request: HttpRequest, scope: Scope, series_list: list[Series], *, photos: bool, obj):
     fmt = request.GET.get("format", "jpeg")
     if fmt not in ("jpeg", "png"):
         fmt = "jpeg"
     frames = Instance.objects.filter(series__in=series_list).aggregate(n=Sum("frames"))["n"] or 0
     if frames > EXPORT_MAX_IMAGES:
-        return render(
-            request, "sharing/too_big.html", {"practice": scope.share.practice}, status=413
+        audit.record(
+            Action.DOWNLOAD,
+            request=request,
+            obj=obj,
+            outcome=Outcome.DENIED,
+            detail={"reason": "too_many_images", "kind": f"export-{fmt}", "images": frames},
+            **scope.audit_kwargs(),
         )
+        context = {"practice": scope.share.practice}
+        return render(request, "sharing/too_big.html", context, status=413)
     members = []
     if photos:
         chosen = scope.attachments().filter(kind=Attachment.Kind.PHOTO).select_related("blob")
         members = _attachment_members(chosen)
-    pictures = (item for series in series_list for item in _render_series(series, fmt))
+    rendered = (item for series in series_list for item in pictures.render_series(series, fmt))
+    # Without Content-Length: picture sizes are known only once rendered (see picture_zip).
+    zs = pictures.picture_zip(members, rendered)
     return _stream_response(
-        request, scope, _picture_zip(members, pictures), None, kind=f"export-{fmt}", obj=obj,
+        request, scope, zs, None, kind=f"export-{fmt}", obj=obj,
         filename=f"{scope.share.practice.slug}-pictures.zip", content_type="application/zip",
         counted=True,
     )  # fmt: skip

@@ -18,6 +18,7 @@ from audit.models import Action, Outcome
 from audit.services import client_ip
 from portal.access import scope_for
 from sharing import session, throttle, verification
+from sharing.denials import deny, pending_share
 from sharing.models import ShareLink
 from sharing.services import find_link, send_code_email
 
@@ -66,13 +67,6 @@ def _see_other(to: str = "/s/") -> HttpResponse:
     return response
 
 
-def _pending_share(request: HttpRequest) -> ShareLink | None:
-    code = session.pending_code(request)
-    if not code:
-        return None
-    return ShareLink.objects.select_related("practice", "patient").filter(code=code).first()
-
-
 def _normalise_second(share: ShareLink, value: str) -> str:
     value = (value or "").strip()
     if share.recipient_kind == ShareLink.Recipient.PATIENT:
@@ -93,13 +87,20 @@ def _verify_page(request: HttpRequest, share: ShareLink, error: str = "") -> Htt
 @require_http_methods(["GET", "POST"])
 def verify_recipient(request: HttpRequest) -> HttpResponse:
     """Ask for the link's password and birth date (patients) or emailed code (referrers)."""
-    share = _pending_share(request)
+    share = pending_share(request)
     if share is None:
-        raise Http404
+        raise deny(request, "no_link", scope=scope_for(request))
     if session.verified_share(request) is not None:
         return _see_other("/s/home/")
     if request.method == "GET":
         if share.status != ShareLink.Status.ACTIVE:
+            audit.record(
+                Action.SHARE_VERIFY,
+                request=request,
+                share=share,
+                outcome=Outcome.DENIED,
+                detail={"reason": share.status},
+            )
             return unavailable(request, share)
         return _verify_page(request, share)
     # Attempts on one link run one at a time against its fresh row, so parallel guesses
@@ -173,14 +174,20 @@ def _check_attempt(request: HttpRequest, share: ShareLink) -> HttpResponse:
 @require_POST
 def send_code(request: HttpRequest) -> HttpResponse:
     """Email a referrer a fresh one-time code; only a POST sends one."""
-    share = _pending_share(request)
-    if share is None or share.recipient_kind != ShareLink.Recipient.REFERRER:
-        raise Http404
+    share = pending_share(request)
+    if share is None:
+        raise deny(request, "no_link", scope=scope_for(request))
+    if share.recipient_kind != ShareLink.Recipient.REFERRER:
+        raise deny(request, "not_referrer", share=share)
     if share.status != ShareLink.Status.ACTIVE:
+        _refuse_code(request, share, share.status)
         return unavailable(request, share)
     if verification.can_send_code(share):
         code = verification.issue_code(share)
         send_code_email(share, code, request=request)
+    else:
+        # The answer stays the same, so the page does not say whether a code went out.
+        _refuse_code(request, share, "too_many_codes")
     messages.info(
         request,
         "If the address the practice has for you is right, a code is on its way. "
@@ -189,15 +196,27 @@ def send_code(request: HttpRequest) -> HttpResponse:
     return _see_other("/s/")
 
 
+def _refuse_code(request: HttpRequest, share: ShareLink, reason: str) -> None:
+    audit.record(
+        Action.SHARE_EMAIL,
+        request=request,
+        share=share,
+        outcome=Outcome.DENIED,
+        detail={"email": "sign_in_code", "reason": reason},
+    )
+
+
 @require_GET
 def recipient_home(request: HttpRequest) -> HttpResponse:
     """Show what was shared, when the link expires, and how to view and download it."""
     scope = scope_for(request)
     share = session.verified_share(request)
     if scope is None or share is None:
-        if _pending_share(request) is not None:
+        # An opened link whose session ended, or not yet verified, goes back to its own page:
+        # the password form or the notice that it expired, was revoked or is locked.
+        if pending_share(request) is not None:
             return _see_other("/s/")
-        raise Http404
+        raise deny(request, "no_link", scope=scope)
     series = list(scope.series().select_related("study").order_by("number", "created_at"))
     attachments = list(scope.attachments().order_by("created_at"))
     audit.record(Action.VIEW_STUDY, request=request, obj=share.study, **scope.audit_kwargs())
