@@ -8,6 +8,7 @@ come from the environment and a missing one refuses to start.
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
@@ -53,6 +54,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django_otp",
     "django_otp.plugins.otp_totp",
+    "django_otp_webauthn",
     "axes",
     "auditlog",
     "csp",
@@ -130,6 +132,24 @@ LOGIN_URL = "portal:login"
 LOGIN_REDIRECT_URL = "portal:home"
 OTP_LOGIN_URL = "portal:login"
 OTP_TOTP_ISSUER = env.str("OTP_TOTP_ISSUER", default="Image Portal")
+
+# Passkeys, an optional second factor beside the authenticator app. A passkey belongs to a
+# domain name (its relying party), never to an IP address, and only pages at the allowed
+# origins (https, or http://localhost) may use one: by default the host of PORTAL_BASE_URL,
+# and on a laptop http://localhost:<port> (open the portal there to add a passkey).
+_base = urlsplit(PORTAL_BASE_URL)
+_local_host = LOCAL and _base.hostname in ("127.0.0.1", "localhost", None)
+OTP_WEBAUTHN_RP_ID = env.str(
+    "PORTAL_PASSKEY_RP_ID", default="localhost" if _local_host else (_base.hostname or "")
+)
+OTP_WEBAUTHN_RP_NAME = OTP_TOTP_ISSUER
+OTP_WEBAUTHN_ALLOWED_ORIGINS = env.list(
+    "PORTAL_PASSKEY_ORIGINS",
+    default=[f"http://localhost:{_base.port or 8000}"]
+    if _local_host
+    else ([f"https://{_base.netloc}"] if _base.scheme == "https" else []),
+)
+OTP_WEBAUTHN_ALLOW_PASSWORDLESS_LOGIN = False
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = env.str("TIME_ZONE", default="UTC")

@@ -27,6 +27,7 @@ urlpatterns = [
     path("admin/login/", admin_login),
     path("robots.txt", robots_txt),
     path("admin/", admin.site.urls),
+    path("webauthn/", include("portal.passkeys")),
     path("s/", include("sharing.urls")),
     path("shares/", include("sharing.staff_urls")),
     path("viewer/", include("viewer.urls")),

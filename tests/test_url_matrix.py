@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 from django.contrib.auth.models import User
 from django.urls import URLResolver, get_resolver
+from django_otp_webauthn.models import WebAuthnCredential
 
 from audit.models import AccessEvent, Outcome
 from portal.models import Role, UploadBatch
@@ -124,6 +125,28 @@ MATRIX: dict[str, Row] = {
         data=lambda t: {"birth_date": "1980-05-17", "assigned_staff": [str(t.hya.pk)]},
     ),
     "portal:set-password": Row("get", lambda t: t.invitation_path, _for(302, 302, 302, 302, 302)),
+    "portal:account": Row("get", lambda t: "/account/", _for(302, 200, 200, 200, 200)),
+    "portal:passkey-remove": Row(
+        "post",
+        lambda t: f"/account/passkeys/{t.passkey.pk}/remove/",
+        _for(302, 404, 302, 404, 404, cli=404),
+    ),
+    # Passkey ceremonies (JSON): only a signed-in member; without a started ceremony, 400.
+    "otp_webauthn:credential-registration-begin": Row(
+        "post", lambda t: "/webauthn/registration/begin/", _for(403, 200, 200, 200, 200)
+    ),
+    "otp_webauthn:credential-registration-complete": Row(
+        "post", lambda t: "/webauthn/registration/complete/", _for(403, 400, 400, 400, 400)
+    ),
+    "otp_webauthn:credential-authentication-begin": Row(
+        "post", lambda t: "/webauthn/authentication/begin/", _for(403, 200, 200, 200, 200)
+    ),
+    "otp_webauthn:credential-authentication-complete": Row(
+        "post", lambda t: "/webauthn/authentication/complete/", _for(403, 400, 400, 400, 400)
+    ),
+    "otp_webauthn:js-i18n-catalog": Row(
+        "get", lambda t: "/webauthn/jsi18n/", _for(200, 200, 200, 200, 200)
+    ),
     "portal:staff-reset-otp": Row(
         "post",
         lambda t: "/practice/staff/dora/reset-authenticator/",
@@ -184,7 +207,7 @@ def staff_url_names() -> set[str]:
     """Return namespace:name of every URL in the staff namespaces."""
     names = set()
     for entry in get_resolver().url_patterns:
-        if isinstance(entry, URLResolver) and entry.namespace in ("portal", "shares", "viewer"):
+        if isinstance(entry, URLResolver) and entry.namespace in ("portal", "shares", "viewer", "otp_webauthn"):
             names.update(f"{entry.namespace}:{p.name}" for p in entry.url_patterns)
     return names
 
@@ -200,6 +223,13 @@ class MatrixTestCase(BaseTestCase):
         self.cli = make_staff("cli", self.practice, Role.CLINICIAN)
         self.hya = make_staff("hya", self.practice, Role.HYGIENIST)
         self.pat.assigned_staff.add(self.hya)
+        self.passkey = WebAuthnCredential.objects.create(
+            user=self.alice,
+            name="Laptop",
+            credential_id=b"matrix-credential",
+            public_key=b"not-a-key",
+            confirmed=True,
+        )
         self.share = issue_link(
             study=self.study, created_by=self.bob, recipient_kind="patient"
         ).share

@@ -20,14 +20,17 @@ from django.utils.http import url_has_allowed_host_and_scheme, urlsafe_base64_en
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.debug import sensitive_post_parameters
-from django.views.decorators.http import require_http_methods, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_otp import devices_for_user, user_has_device
 from django_otp import login as otp_login
 from django_otp.plugins.otp_totp.models import TOTPDevice
+from django_otp_webauthn.models import WebAuthnCredential
 
 import audit
 from audit.models import Action, Outcome
-from portal import sessions
+from portal import passkeys, sessions
+from portal.access import deny
+from portal.decorators import staff_required
 from portal.forms import TokenForm
 from portal.models import BackupCodeDevice
 
@@ -109,7 +112,13 @@ def verify(request: HttpRequest) -> HttpResponse:
             detail={"step": "otp"},
         )
         form.add_error("token", "That code is wrong or was already used. Try the next code.")
-    return render(request, "portal/verify.html", {"form": form, "next": _next_url(request)})
+    context = {
+        "form": form,
+        "next": _next_url(request),
+        "offer_passkey": passkeys.available(request)
+        and WebAuthnCredential.objects.filter(user=user, confirmed=True).exists(),
+    }
+    return render(request, "portal/verify.html", context)
 
 
 def _complete_sign_in(request: HttpRequest, device) -> HttpResponse:
@@ -222,3 +231,32 @@ def invitation_url(user) -> str:
         },
     )
     return settings.PORTAL_BASE_URL.rstrip("/") + path
+
+
+@require_GET
+@staff_required
+def account(request: HttpRequest) -> HttpResponse:
+    """The signed-in member's own sign-in methods: the authenticator app and passkeys."""
+    context = {
+        "passkeys": passkeys.for_user(request.user),
+        "passkeys_available": passkeys.available(request),
+        "passkey_origin": (settings.OTP_WEBAUTHN_ALLOWED_ORIGINS or [""])[0],
+    }
+    return render(request, "portal/account.html", context)
+
+
+@require_POST
+@staff_required
+def remove_passkey(request: HttpRequest, pk: int) -> HttpResponse:
+    """Remove one of the member's own passkeys; the authenticator app still works."""
+    removed, _ = WebAuthnCredential.objects.filter(pk=pk, user=request.user).delete()
+    if not removed:
+        raise deny(request, request.scope, "passkey")
+    audit.record(
+        Action.STAFF_CHANGE,
+        request=request,
+        detail={"member": request.user.pk, "change": "passkey removed"},
+        **request.scope.audit_kwargs(),
+    )
+    messages.success(request, "The passkey is removed.")
+    return redirect("portal:account")

@@ -14,6 +14,7 @@ from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.views.decorators.http import require_http_methods, require_POST
 from django_otp.plugins.otp_totp.models import TOTPDevice
+from django_otp_webauthn.models import WebAuthnCredential
 
 import audit
 from audit.models import Action
@@ -175,6 +176,7 @@ def reset_authenticator(request: HttpRequest, username: str) -> HttpResponse:
     user = member.user
     TOTPDevice.objects.filter(user=user).delete()
     BackupCodeDevice.objects.filter(user=user).delete()
+    WebAuthnCredential.objects.filter(user=user).delete()
     end_sessions_of(user.pk)
     _audit_change(request, member, "authenticator reset")
     messages.success(
