@@ -2,9 +2,9 @@
 
 Personas: anonymous; bob (front desk, practice A); alice (admin, A); hy (hygienist in A who sees
 only assigned patients, none assigned); charlie (clinician, practice B); cli (clinician, A);
-hya (hygienist in A assigned the patient). A new URL in the portal, shares or viewer namespaces
-without a row here fails test_every_staff_url_has_a_row. Every 404 a signed-in persona gets
-must leave an access-denied record.
+hya (hygienist in A assigned the patient). A new URL in the portal, shares, viewer or passkey
+(otp_webauthn) namespaces without a row here fails test_every_staff_url_has_a_row. Every 404
+a signed-in persona gets must leave an access-denied record.
 """
 
 from __future__ import annotations
@@ -203,11 +203,14 @@ MATRIX: dict[str, Row] = {
 }
 
 
+STAFF_NAMESPACES = ("portal", "shares", "viewer", "otp_webauthn")
+
+
 def staff_url_names() -> set[str]:
     """Return namespace:name of every URL in the staff namespaces."""
     names = set()
     for entry in get_resolver().url_patterns:
-        if isinstance(entry, URLResolver) and entry.namespace in ("portal", "shares", "viewer", "otp_webauthn"):
+        if isinstance(entry, URLResolver) and entry.namespace in STAFF_NAMESPACES:
             names.update(f"{entry.namespace}:{p.name}" for p in entry.url_patterns)
     return names
 

@@ -4,15 +4,41 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('audit', '0002_admin_actions'),
+        ("audit", "0002_admin_actions"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='accessevent',
-            name='action',
-            field=models.CharField(choices=[('ingest', 'Ingest'), ('view_study', 'View study'), ('view_series', 'View series'), ('view_attachment', 'View attachment'), ('download', 'Download'), ('search', 'Search'), ('share_issue', 'Share issued'), ('share_open', 'Share link opened'), ('share_verify', 'Share verification'), ('share_revoke', 'Share revoked'), ('share_unlock', 'Share unlocked'), ('share_extend', 'Share extended'), ('share_email', 'Share emailed'), ('share_lock', 'Share locked'), ('sign_in', 'Sign-in'), ('sign_out', 'Sign-out'), ('access_denied', 'Access denied'), ('key_rotation', 'Key rotation'), ('shred', 'Crypto-shred'), ('upload', 'Upload'), ('admin_view', 'Viewed in the back office'), ('staff_change', 'Staff account changed'), ('patient_change', 'Patient record changed')], max_length=32),
+            model_name="accessevent",
+            name="action",
+            field=models.CharField(
+                choices=[
+                    ("ingest", "Ingest"),
+                    ("view_study", "View study"),
+                    ("view_series", "View series"),
+                    ("view_attachment", "View attachment"),
+                    ("download", "Download"),
+                    ("search", "Search"),
+                    ("share_issue", "Share issued"),
+                    ("share_open", "Share link opened"),
+                    ("share_verify", "Share verification"),
+                    ("share_revoke", "Share revoked"),
+                    ("share_unlock", "Share unlocked"),
+                    ("share_extend", "Share extended"),
+                    ("share_email", "Share emailed"),
+                    ("share_lock", "Share locked"),
+                    ("sign_in", "Sign-in"),
+                    ("sign_out", "Sign-out"),
+                    ("access_denied", "Access denied"),
+                    ("key_rotation", "Key rotation"),
+                    ("shred", "Crypto-shred"),
+                    ("upload", "Upload"),
+                    ("admin_view", "Viewed in the back office"),
+                    ("staff_change", "Staff account changed"),
+                    ("patient_change", "Patient record changed"),
+                ],
+                max_length=32,
+            ),
         ),
     ]
