@@ -75,3 +75,22 @@ class RecipientHeadersTestCase(ShareTestCase):
             with self.subTest(url=url):
                 self.assertEqual(r.status_code, 200)
                 self.assert_headers(r)
+
+    def test_the_inline_file_may_be_framed_by_the_portal_only(self) -> None:
+        """PDFs show inside the viewer page (issue: PDFs inline), so this one response allows
+        framing by its own origin and by nobody else; every other header stays."""
+        photo, pdf = add_attachments(self.study)
+        self.open_link()
+        self.verify()
+        for attachment in (photo, pdf):
+            r = self.client.get(f"/viewer/attachments/{attachment.code}/file")
+            with self.subTest(kind=attachment.kind):
+                self.assertEqual(r.status_code, 200)
+                self.assertEqual(r["X-Frame-Options"], "SAMEORIGIN")
+                csp = r["Content-Security-Policy"]
+                self.assertIn("frame-ancestors 'self'", csp)
+                self.assertNotIn("frame-ancestors *", csp)
+                self.assertIn("no-store", r["Cache-Control"])
+                self.assertEqual(r["Referrer-Policy"], "no-referrer")
+                self.assertEqual(r["X-Content-Type-Options"], "nosniff")
+                self.assertNotIn("unsafe-inline", csp)
