@@ -298,6 +298,10 @@ def _damage_rejected() -> Iterator[None]:
         raise Rejected("archive member is damaged (invalid compressed data)") from None
     except EOFError:
         raise Rejected("archive member is damaged (truncated)") from None
+    except OSError:
+        # bz2 reports bad data as OSError; a failing read of the archive itself lands here
+        # too, and either way only this member is lost.
+        raise Rejected("archive member is damaged or unreadable") from None
 
 
 class _BudgetedMember:

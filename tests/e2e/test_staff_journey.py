@@ -91,5 +91,9 @@ def test_clinician_uploads_a_folder(demo_server, page, tmp_path) -> None:
     assert "stored" in page.locator("#report").inner_text()
     page.click("a:has-text('Open the new study')")
     page.wait_for_selector("text=ID E2E-UP-1")
-    page.goto(demo_server["base_url"] + "/?q=E2E-UP-1")
+    page.goto(demo_server["base_url"] + "/")
+    page.fill("#id_q", "E2E-UP-1")
+    page.click("button:has-text('Search')")
+    page.wait_for_selector("text=1 result")
     assert page.locator("ul.results li.result").count() == 1
+    assert "E2E-UP-1" not in page.url  # the search was posted, not put in the address

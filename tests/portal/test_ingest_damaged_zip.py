@@ -137,6 +137,19 @@ class DamagedZipTestCase(BaseTestCase):
         report = self.ingest({"upload.zip": archive, "IM2.dcm": dicom_bytes(2)})
         self.assertIn(DAMAGED, self.only_rejected(report, "upload.zip/cut.dcm"))
 
+    def test_it_rejects_a_bzip2_member_damaged_past_its_first_block(self) -> None:
+        def three_mb(ds) -> None:  # noqa: ANN001
+            ds.Rows, ds.Columns = 1536, 1024
+            ds.PixelData = random.Random(9).randbytes(1536 * 1024 * 2)
+
+        members = {"IM1.dcm": dicom_bytes(1), "bz.dcm": edited_dicom(three_mb, 50)}
+        archive = zip_bytes(members, compression=zipfile.ZIP_BZIP2)
+        start, end = _data_span(archive, "bz.dcm")
+        at = start + (end - start) * 4 // 5  # in the last of several 900 kB blocks
+        archive = archive[:at] + bytes(b ^ 0x5A for b in archive[at : at + 64]) + archive[at + 64 :]
+        report = self.ingest({"upload.zip": archive, "IM2.dcm": dicom_bytes(2)})
+        self.assertIn(DAMAGED, self.only_rejected(report, "upload.zip/bz.dcm"))
+
     def test_it_rejects_a_member_whose_crc_does_not_match(self) -> None:
         members = {"IM1.dcm": dicom_bytes(1), "crc.dcm": dicom_bytes(50)}
         archive = zip_bytes(members, compression=zipfile.ZIP_STORED)
