@@ -20,7 +20,7 @@ from django_otp_webauthn import views as webauthn
 from django_otp_webauthn.models import WebAuthnCredential
 
 import audit
-from audit.models import Action
+from audit.models import Action, Outcome
 from portal import sessions
 from portal.access import member_of
 
@@ -80,8 +80,37 @@ class CompleteRegistration(webauthn.CompleteCredentialRegistrationView):
         return response
 
 
+class AlreadySignedIn(exceptions.OTPWebAuthnApiError):
+    status_code = 409
+    default_detail = "You are already signed in."
+    default_code = "already_signed_in"
+
+
 class CompleteAuthentication(webauthn.CompleteCredentialAuthenticationView):
-    """A passkey after the password: the same completion as an authenticator code."""
+    """A passkey after the password: the same completion as an authenticator code.
+
+    A session that is already fully signed in is refused: touching a passkey must not
+    restart the session's clock and so outlive its maximum age without the password.
+    Every refusal is audited like a wrong code.
+    """
+
+    def initial(self, request, *args, **kwargs) -> None:
+        super().initial(request, *args, **kwargs)
+        if request.user.is_authenticated and request.user.is_verified():
+            raise AlreadySignedIn()
+
+    def handle_exception(self, exc):
+        if isinstance(exc, exceptions.OTPWebAuthnApiError):
+            user = self.request.user if self.request.user.is_authenticated else None
+            audit.record(
+                Action.SIGN_IN,
+                request=self.request,
+                user=user,
+                practice=getattr(member_of(user), "practice", None) if user else None,
+                outcome=Outcome.FAILED,
+                detail={"step": "otp", "device": "passkey", "reason": exc.code},
+            )
+        return super().handle_exception(exc)
 
     def complete_auth(self, device: WebAuthnCredential) -> None:
         request = self.request

@@ -135,20 +135,21 @@ OTP_TOTP_ISSUER = env.str("OTP_TOTP_ISSUER", default="Image Portal")
 
 # Passkeys, an optional second factor beside the authenticator app. A passkey belongs to a
 # domain name (its relying party), never to an IP address, and only pages at the allowed
-# origins (https, or http://localhost) may use one: by default the host of PORTAL_BASE_URL,
-# and on a laptop http://localhost:<port> (open the portal there to add a passkey).
+# origins (https, or http://localhost) may use one: in production the host of an https
+# PORTAL_BASE_URL; on a laptop http://localhost:<port> (open the portal there to add one).
+# Without an allowed origin the portal simply does not offer passkeys.
 _base = urlsplit(PORTAL_BASE_URL)
-_local_host = LOCAL and _base.hostname in ("127.0.0.1", "localhost", None)
-OTP_WEBAUTHN_RP_ID = env.str(
-    "PORTAL_PASSKEY_RP_ID", default="localhost" if _local_host else (_base.hostname or "")
-)
+if LOCAL:
+    _passkey_host, _passkey_origins = "localhost", [f"http://localhost:{_base.port or 8000}"]
+elif _base.scheme == "https" and _base.hostname:
+    _passkey_host, _passkey_origins = _base.hostname, [f"https://{_base.netloc}"]
+else:
+    _passkey_host, _passkey_origins = "", []
+OTP_WEBAUTHN_RP_ID = env.str("PORTAL_PASSKEY_RP_ID", default=_passkey_host)
 OTP_WEBAUTHN_RP_NAME = OTP_TOTP_ISSUER
-OTP_WEBAUTHN_ALLOWED_ORIGINS = env.list(
-    "PORTAL_PASSKEY_ORIGINS",
-    default=[f"http://localhost:{_base.port or 8000}"]
-    if _local_host
-    else ([f"https://{_base.netloc}"] if _base.scheme == "https" else []),
-)
+OTP_WEBAUTHN_ALLOWED_ORIGINS = env.list("PORTAL_PASSKEY_ORIGINS", default=_passkey_origins)
+if not OTP_WEBAUTHN_RP_ID or not OTP_WEBAUTHN_ALLOWED_ORIGINS:
+    SILENCED_SYSTEM_CHECKS = ["otp_webauthn.E010", "otp_webauthn.E030"]
 OTP_WEBAUTHN_ALLOW_PASSWORDLESS_LOGIN = False
 
 LANGUAGE_CODE = "en-us"

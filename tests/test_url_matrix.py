@@ -131,7 +131,8 @@ MATRIX: dict[str, Row] = {
         lambda t: f"/account/passkeys/{t.passkey.pk}/remove/",
         _for(302, 404, 302, 404, 404, cli=404),
     ),
-    # Passkey ceremonies (JSON): only a signed-in member; without a started ceremony, 400.
+    # Passkey ceremonies (JSON): registration only for a signed-in member (400 without a
+    # started ceremony); sign-in completion only between password and second factor (409).
     "otp_webauthn:credential-registration-begin": Row(
         "post", lambda t: "/webauthn/registration/begin/", _for(403, 200, 200, 200, 200)
     ),
@@ -142,7 +143,7 @@ MATRIX: dict[str, Row] = {
         "post", lambda t: "/webauthn/authentication/begin/", _for(403, 200, 200, 200, 200)
     ),
     "otp_webauthn:credential-authentication-complete": Row(
-        "post", lambda t: "/webauthn/authentication/complete/", _for(403, 400, 400, 400, 400)
+        "post", lambda t: "/webauthn/authentication/complete/", _for(403, 409, 409, 409, 409)
     ),
     "otp_webauthn:js-i18n-catalog": Row(
         "get", lambda t: "/webauthn/jsi18n/", _for(200, 200, 200, 200, 200)

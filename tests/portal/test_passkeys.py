@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django_otp_webauthn.models import WebAuthnCredential
 
-from audit.models import AccessEvent, Action
+from audit.models import AccessEvent, Action, Outcome
 from tests.base import BaseTestCase
 
 
@@ -43,6 +43,28 @@ class PasskeyTestCase(BaseTestCase):
         r = self.client.post("/webauthn/authentication/begin/")
         self.assertEqual(r.status_code, 403)
         self.assertEqual(r.json()["code"], "passwordless_login_disabled")
+
+    def test_a_failed_passkey_sign_in_is_audited(self) -> None:
+        self.client.force_login(self.bob)  # password step done, no second factor yet
+        r = self.client.post("/webauthn/authentication/complete/", {"id": "forged"})
+        self.assertEqual(r.status_code, 400)
+        event = AccessEvent.objects.get(action=Action.SIGN_IN, outcome=Outcome.FAILED)
+        self.assertEqual(event.user, self.bob)
+        self.assertEqual(
+            event.detail, {"step": "otp", "device": "passkey", "reason": "invalid_state"}
+        )
+        self.assertFalse(self.client.get("/").status_code == 200)
+
+    def test_a_signed_in_session_cannot_restart_its_clock_with_a_passkey(self) -> None:
+        self.login(self.bob)
+        r = self.client.post("/webauthn/authentication/complete/", {})
+        self.assertEqual(r.status_code, 409)
+        self.assertEqual(r.json()["code"], "already_signed_in")
+        self.assertTrue(
+            AccessEvent.objects.filter(
+                action=Action.SIGN_IN, outcome=Outcome.FAILED, detail__reason="already_signed_in"
+            ).exists()
+        )
 
     def test_members_remove_their_own_passkeys_only(self) -> None:
         mine, theirs = _passkey(self.bob, "Bob's phone"), _passkey(self.alice, "Alice's key")

@@ -85,3 +85,25 @@ def test_check_deploy_wants_an_https_base_url(tmp_path) -> None:
     result = _manage(tmp_path, env, "check", "--deploy")
     assert result.returncode != 0
     assert "portal.E001" in result.stderr
+
+
+def _passkey_settings(tmp_path: Path, env: dict[str, str]) -> list[str]:
+    code = (
+        "from django.conf import settings as s;"
+        "print(s.OTP_WEBAUTHN_RP_ID);print(','.join(s.OTP_WEBAUTHN_ALLOWED_ORIGINS))"
+    )
+    result = _manage(tmp_path, env, "shell", "-c", code)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.splitlines()
+
+
+def test_passkeys_belong_to_the_portal_host_name(tmp_path) -> None:
+    assert _passkey_settings(tmp_path, PRODUCTION) == [
+        "portal.example.com",
+        "https://portal.example.com",
+    ]
+    # A laptop reached over the LAN (to try the handout's QR code on a phone) still starts;
+    # passkeys stay at localhost, the one name browsers allow over plain http.
+    lan = {"PORTAL_MODE": "local", "PORTAL_BASE_URL": "http://192.168.1.10:8000"}
+    assert _manage(tmp_path, lan, "check").returncode == 0
+    assert _passkey_settings(tmp_path, lan) == ["localhost", "http://localhost:8000"]
