@@ -155,7 +155,11 @@ class PracticeSettingsForm(forms.ModelForm):
 
 class PatientRecordForm(forms.Form):
     """What staff may correct on a patient's record: the birth date a patient link asks for,
-    and (practice admins) which hygienists the patient is assigned to."""
+    and (practice admins) which hygienists the patient is assigned to.
+
+    Any member may fill in a missing birth date; only a practice admin may change one on
+    file (patient links already issued ask for it), and nobody may remove it.
+    """
 
     birth_date = forms.DateField(
         label="Date of birth", required=False, widget=forms.DateInput(attrs={"type": "date"})
@@ -164,8 +168,12 @@ class PatientRecordForm(forms.Form):
         label="Assigned hygienists", required=False, widget=forms.CheckboxSelectMultiple
     )
 
-    def __init__(self, *args, hygienists, can_assign: bool, **kwargs) -> None:
+    def __init__(self, *args, hygienists, can_assign: bool, birth_date_on_file, **kwargs) -> None:
         super().__init__(*args, **kwargs)
+        self.birth_date_on_file = birth_date_on_file
+        self.can_change_birth_date = can_assign or birth_date_on_file is None
+        if not self.can_change_birth_date:
+            self.fields["birth_date"].disabled = True
         if can_assign:
             self.fields["assigned_staff"].choices = [
                 (str(u.pk), u.get_full_name() or u.get_username()) for u in hygienists
@@ -175,6 +183,8 @@ class PatientRecordForm(forms.Form):
 
     def clean_birth_date(self):
         born = self.cleaned_data["birth_date"]
+        if born is None and self.birth_date_on_file is not None:
+            raise ValidationError("A date of birth on file cannot be removed; correct it.")
         if born is not None and not date(1900, 1, 1) <= born <= date.today():
             raise ValidationError("Give a date of birth between 1900 and today.")
         return born

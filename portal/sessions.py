@@ -99,15 +99,26 @@ def staff_session_timeouts(get_response: Callable[[HttpRequest], HttpResponse]):
                     "Accept", ""
                 ).startswith("application/json"):
                     return HttpResponse("Signed out.", status=401, content_type="text/plain")
-                next_url = (
-                    request.get_full_path()
-                    if request.method == "GET"
-                    else page_of_form(request.path)
-                )
-                return redirect_to_login(next_url)
+                return redirect_to_login(continue_after_sign_in(request))
         return get_response(request)
 
     return middleware
+
+
+# Addresses that carry a secret token: never copied into the sign-in page's address.
+TOKEN_URLS = {"sharing:open", "portal:set-password"}
+
+
+def continue_after_sign_in(request: HttpRequest) -> str:
+    """Return where to go after signing in again: this page, or the page of this form."""
+    if request.method != "GET":
+        return page_of_form(request.path)
+    try:
+        if resolve(request.path_info).view_name in TOKEN_URLS:
+            return "/"
+    except Resolver404:
+        pass
+    return request.get_full_path()
 
 
 def page_of_form(path: str) -> str:

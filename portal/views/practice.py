@@ -93,6 +93,13 @@ def send_password_link(request: HttpRequest, username: str) -> HttpResponse:
 
 def _invite(request: HttpRequest, member: StaffMember) -> None:
     user = member.user
+    if not user.email:
+        messages.error(
+            request,
+            f"{user.get_username()} has no email address on file; add one in the admin site "
+            "first, or help them choose a password there.",
+        )
+        return
     try:
         send_invitation(member)
     except (OSError, smtplib.SMTPException):

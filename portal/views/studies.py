@@ -10,6 +10,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils import timezone
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_POST
 
@@ -55,6 +56,7 @@ def _record_form(request: HttpRequest, patient, data=None) -> PatientRecordForm:
         initial=initial,
         hygienists=hygienists,
         can_assign=scope.can_manage_practice,
+        birth_date_on_file=patient.birth_date,
     )
 
 
@@ -87,9 +89,23 @@ def patient_record(request: HttpRequest, code) -> HttpResponse:
     with transaction.atomic():
         born = form.cleaned_data["birth_date"]
         if born != patient.birth_date:
+            corrected = patient.birth_date is not None
             patient.birth_date = born
             patient.save(update_fields=["birth_date"])
             changed.append("birth_date")
+            if corrected:
+                links = ShareLink.objects.filter(
+                    patient=patient,
+                    recipient_kind=ShareLink.Recipient.PATIENT,
+                    revoked_at__isnull=True,
+                    expires_at__gt=timezone.now(),
+                ).count()
+                if links:
+                    messages.warning(
+                        request,
+                        f"{links} open patient link{'s' if links != 1 else ''} now ask"
+                        f"{'' if links != 1 else 's'} for the corrected date of birth.",
+                    )
         if "assigned_staff" in form.cleaned_data:
             wanted = {int(pk) for pk in form.cleaned_data["assigned_staff"]}
             hygienists = {int(pk) for pk, _ in form.fields["assigned_staff"].choices}

@@ -58,14 +58,30 @@ class PatientRecordTestCase(BaseTestCase):
         self.assertEqual(r.status_code, 200)
 
     def test_it_refuses_impossible_dates_and_changes_nothing(self) -> None:
-        self.login(self.bob)
-        for value in ["1850-01-01", "2999-01-01", "not a date"]:
+        self.login(self.alice)
+        for value in ["1850-01-01", "2999-01-01", "not a date", ""]:
             with self.subTest(value=value):
                 r = self.client.post(self.url, {"birth_date": value})
                 self.assertEqual(r.status_code, 400)
         self.pat.refresh_from_db()
         self.assertEqual(self.pat.birth_date, date(1980, 5, 17))
         self.assertFalse(AccessEvent.objects.filter(action=Action.PATIENT_CHANGE).exists())
+
+    def test_only_an_admin_corrects_a_birth_date_on_file_and_is_told_about_open_links(self) -> None:
+        issue_link(study=self.study, created_by=self.bob, recipient_kind="patient")
+        self.login(self.bob)
+        page = self.client.get(f"/patients/{self.pat.code}/")
+        self.assertContains(page, "Only a practice admin can correct")
+        self.client.post(self.url, {"birth_date": "1999-09-09"})
+        self.pat.refresh_from_db()
+        self.assertEqual(self.pat.birth_date, date(1980, 5, 17))
+        self.assertFalse(AccessEvent.objects.filter(action=Action.PATIENT_CHANGE).exists())
+
+        self.login(self.alice)
+        r = self.client.post(self.url, {"birth_date": "1980-07-15"}, follow=True)
+        self.assertContains(r, "1 open patient link now asks for the corrected date of birth")
+        self.pat.refresh_from_db()
+        self.assertEqual(self.pat.birth_date, date(1980, 7, 15))
 
     def test_practice_admin_assigns_hygienists_who_then_see_the_patient(self) -> None:
         self.practice.hygienists_see_assigned_only = True

@@ -69,6 +69,15 @@ class StaffSessionTimeoutTestCase(BaseTestCase):
         r = self.client.get(r["Location"])
         self.assertContains(r, "signed out after a period of inactivity")
 
+    def test_after_expiry_a_token_address_is_not_copied_into_the_sign_in_address(self) -> None:
+        issued = issue_link(study=self.study, created_by=self.bob, recipient_kind="patient")
+        self.login(self.alice)
+        self.client.get("/")
+        with later(16):
+            r = self.client.get(issued.path)
+        self.assertRedirects(r, "/login/?next=/", fetch_redirect_response=False)
+        self.assertNotIn(issued.token, r["Location"])
+
     def test_after_expiry_every_form_leads_back_to_a_page_that_exists(self) -> None:
         share = issue_link(study=self.study, created_by=self.bob, recipient_kind="patient").share
         cases = {

@@ -125,3 +125,11 @@ class StaffInviteTestCase(BaseTestCase):
             self.client.get(link + "extra/")  # an unknown path is logged as "Not Found: <path>"
         self.assertTrue(logs.output)
         self.assertFalse(any(token in line for line in logs.output))
+
+    def test_a_member_without_email_gets_no_link_and_the_admin_is_told(self) -> None:
+        User.objects.filter(pk=self.bob.pk).update(email="")
+        self.login(self.alice)
+        r = self.client.post("/practice/staff/bob/password-link/", follow=True)
+        self.assertContains(r, "has no email address on file")
+        self.assertEqual(mail.outbox, [])
+        self.assertFalse(AccessEvent.objects.filter(detail__change="password link sent").exists())
