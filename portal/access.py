@@ -356,18 +356,30 @@ def scope_for(request: HttpRequest) -> Scope | None:
     return None
 
 
-def deny(request: HttpRequest, scope: Scope | None, model: str) -> Http404:
-    """Audit a denied object request and return the 404 to raise."""
-    kwargs = scope.audit_kwargs() if scope is not None else {}
+def deny(
+    request: HttpRequest,
+    scope: Scope | None,
+    model: str,
+    *,
+    reason: str = "",
+    share: Any = None,
+) -> Http404:
+    """Audit a denied request and return the 404 to raise.
+
+    The event names the share when one is known, else whoever the scope belongs to.
+    """
+    if share is not None:
+        kwargs: dict[str, Any] = {"share": share}
+    else:
+        kwargs = scope.audit_kwargs() if scope is not None else {}
+    detail = {
+        "model": model,
+        "path_kind": request.resolver_match.url_name if request.resolver_match else "",
+    }
+    if reason:
+        detail["reason"] = reason
     audit.record(
-        Action.ACCESS_DENIED,
-        request=request,
-        outcome=Outcome.DENIED,
-        detail={
-            "model": model,
-            "path_kind": request.resolver_match.url_name if request.resolver_match else "",
-        },
-        **kwargs,
+        Action.ACCESS_DENIED, request=request, outcome=Outcome.DENIED, detail=detail, **kwargs
     )
     return Http404()
 

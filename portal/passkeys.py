@@ -117,15 +117,7 @@ class CompleteAuthentication(webauthn.CompleteCredentialAuthenticationView):
         if not request.user.is_authenticated or device.user_id != request.user.pk:
             raise exceptions.CredentialUserMismatch()
         super().complete_auth(device)
-        request.session.cycle_key()
-        sessions.start(request)
-        audit.record(
-            Action.SIGN_IN,
-            request=request,
-            user=request.user,
-            practice=getattr(member_of(request.user), "practice", None),
-            detail={"step": "otp", "device": "passkey"},
-        )
+        sessions.second_factor_passed(request, "passkey")
 
 
 app_name = "otp_webauthn"

@@ -51,6 +51,23 @@ def start(request: HttpRequest) -> None:
     request.session[SEEN_AT] = now
 
 
+def second_factor_passed(request: HttpRequest, device_kind: str) -> None:
+    """Finish a sign-in after its second factor: new session key, fresh clocks, audit.
+
+    The same for an authenticator code, a backup code and a passkey; the caller has already
+    marked the session verified with django_otp.login.
+    """
+    request.session.cycle_key()
+    start(request)
+    audit.record(
+        Action.SIGN_IN,
+        request=request,
+        user=request.user,
+        practice=getattr(member_of(request.user), "practice", None),
+        detail={"step": "otp", "device": device_kind},
+    )
+
+
 def expiry_reason(request: HttpRequest) -> str | None:
     """Return 'idle' or 'absolute' if the signed-in session has run out, else None."""
     session = request.session

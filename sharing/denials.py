@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from django.http import Http404, HttpRequest
 
-import audit
-from audit.models import Action, Outcome
+from portal import access
 from portal.access import Scope, scope_for
 from sharing import session
 from sharing.models import ShareLink
@@ -30,22 +29,7 @@ def deny(
 
     The event names the share when one is known, else the staff member whose session it is.
     """
-    if share is not None:
-        kwargs = {"share": share}
-    else:
-        kwargs = scope.audit_kwargs() if scope is not None else {}
-    audit.record(
-        Action.ACCESS_DENIED,
-        request=request,
-        outcome=Outcome.DENIED,
-        detail={
-            "model": "share",
-            "path_kind": request.resolver_match.url_name if request.resolver_match else "",
-            "reason": reason,
-        },
-        **kwargs,
-    )
-    return Http404()
+    return access.deny(request, scope, "share", reason=reason, share=share)
 
 
 def recipient_scope(request: HttpRequest) -> Scope:

@@ -16,8 +16,8 @@ import numpy as np
 import pydicom
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
-from pydicom.pixels import apply_color_lut, as_pixel_options, convert_color_space, get_decoder
-from pydicom.uid import UID, JPEGExtended12Bit
+from pydicom.pixels import apply_color_lut, as_pixel_options, convert_color_space
+from pydicom.uid import UID
 from zipstream import ZipStream
 
 from portal import vault
@@ -138,31 +138,13 @@ def iter_frames(f: PlainReader) -> tuple[Dataset, Iterator[np.ndarray]]:
         if f.failure is not None:
             raise f.failure from None
         raise rnd.DecodeError("The file could not be read as DICOM.") from exc
-    file_meta = getattr(ds, "file_meta", None)
-    tsyntax = getattr(file_meta, "TransferSyntaxUID", None) if file_meta is not None else None
-    if tsyntax is None:
-        raise rnd.DecodeError("The file does not declare a transfer syntax.")
-    tsyntax = UID(tsyntax)
-    ts_name = getattr(tsyntax, "name", str(tsyntax))
-    try:
-        rows, cols = int(ds.Rows), int(ds.Columns)
-        frames = int(ds.get("NumberOfFrames") or 1)
-        samples = int(ds.get("SamplesPerPixel") or 1)
-        bits = int(ds.BitsAllocated)
-    except (AttributeError, TypeError, ValueError) as exc:
-        raise rnd.DecodeError("The image size elements are missing or invalid.") from exc
-    if min(rows, cols, frames, samples, bits) < 1:
-        raise rnd.DecodeError("The image size elements are missing or invalid.")
+    geometry = rnd.image_geometry(ds)
+    tsyntax = geometry.tsyntax
+    rows, cols, frames = geometry.rows, geometry.cols, geometry.frames
+    samples, bits = geometry.samples, geometry.bits
     if rows * cols * samples * max(bits, 8) // 8 > FRAME_MAX_BYTES:
         raise rnd.DecodeError("The image is larger than the export accepts.")
-    try:
-        decoder = get_decoder(tsyntax)
-    except NotImplementedError as exc:
-        raise rnd.DecodeError(f"Transfer syntax {ts_name} is not supported.") from exc
-    if not decoder.is_available:
-        raise rnd.DecodeError(f"No decoder is installed for {ts_name}.")
-    if tsyntax == JPEGExtended12Bit and int(ds.get("BitsStored") or 8) > 8:
-        raise rnd.DecodeError("12-bit JPEG Extended needs a decoder the viewer does not ship.")
+    decoder = rnd.decoder_for(ds, geometry)
     keyword, vr, length = _pixel_element(f, tsyntax)
     if not tsyntax.is_compressed and bits >= 8 and keyword == "PixelData":
         expected = rows * cols * frames * samples * bits // 8

@@ -17,7 +17,7 @@ import numpy as np
 from PIL import Image
 from pydicom.dataset import Dataset
 from pydicom.pixels import apply_color_lut, get_decoder
-from pydicom.uid import JPEGExtended12Bit
+from pydicom.uid import UID, JPEGExtended12Bit
 
 # MPR and the pixel cache live in viewer.volume; re-exported for callers of this module.
 from viewer.volume import (  # noqa: F401
@@ -50,15 +50,26 @@ class DecodeError(Exception):
 # ---------------------------------------------------------------- decoding
 
 
-def decode_frames(ds: Dataset, max_bytes: int = MAX_DECODED_BYTES) -> np.ndarray:
-    """Decode every frame to (frames, rows, cols) or (frames, rows, cols, 3) uint8 RGB."""
-    if not any(kw in ds for kw in PIXEL_KEYWORDS):
-        raise DecodeError("The file has no pixel data.")
+@dataclass(frozen=True)
+class ImageGeometry:
+    """What a header declares about its pixels, checked to be present and positive."""
+
+    tsyntax: UID
+    ts_name: str
+    rows: int
+    cols: int
+    frames: int
+    samples: int
+    bits: int
+
+
+def image_geometry(ds: Dataset) -> ImageGeometry:
+    """Read the transfer syntax and image size elements, or raise DecodeError saying which."""
     file_meta = getattr(ds, "file_meta", None)
     tsyntax = getattr(file_meta, "TransferSyntaxUID", None) if file_meta is not None else None
     if tsyntax is None:
         raise DecodeError("The file does not declare a transfer syntax.")
-    ts_name = getattr(tsyntax, "name", str(tsyntax))
+    tsyntax = UID(tsyntax)
     try:
         rows, cols = int(ds.Rows), int(ds.Columns)
         frames = int(ds.get("NumberOfFrames") or 1)
@@ -68,16 +79,34 @@ def decode_frames(ds: Dataset, max_bytes: int = MAX_DECODED_BYTES) -> np.ndarray
         raise DecodeError("The image size elements are missing or invalid.") from exc
     if min(rows, cols, frames, samples, bits) < 1:
         raise DecodeError("The image size elements are missing or invalid.")
+    name = getattr(tsyntax, "name", str(tsyntax))
+    return ImageGeometry(tsyntax, name, rows, cols, frames, samples, bits)
+
+
+def decoder_for(ds: Dataset, geometry: ImageGeometry):  # noqa: ANN201 - pydicom's Decoder
+    """Return pydicom's decoder for the file, or raise DecodeError if none may be used."""
+    try:
+        decoder = get_decoder(geometry.tsyntax)
+    except NotImplementedError as exc:
+        raise DecodeError(f"Transfer syntax {geometry.ts_name} is not supported.") from exc
+    if not decoder.is_available:
+        raise DecodeError(f"No decoder is installed for {geometry.ts_name}.")
+    if geometry.tsyntax == JPEGExtended12Bit and int(ds.get("BitsStored") or 8) > 8:
+        raise DecodeError("12-bit JPEG Extended needs a decoder the viewer does not ship.")
+    return decoder
+
+
+def decode_frames(ds: Dataset, max_bytes: int = MAX_DECODED_BYTES) -> np.ndarray:
+    """Decode every frame to (frames, rows, cols) or (frames, rows, cols, 3) uint8 RGB."""
+    if not any(kw in ds for kw in PIXEL_KEYWORDS):
+        raise DecodeError("The file has no pixel data.")
+    geometry = image_geometry(ds)
+    tsyntax, ts_name = geometry.tsyntax, geometry.ts_name
+    rows, cols, frames = geometry.rows, geometry.cols, geometry.frames
+    samples, bits = geometry.samples, geometry.bits
     if rows * cols * frames * samples * max(bits, 8) // 8 > max_bytes:
         raise DecodeError("The image is larger than the viewer accepts.")
-    try:
-        decoder = get_decoder(tsyntax)
-    except NotImplementedError as exc:
-        raise DecodeError(f"Transfer syntax {ts_name} is not supported.") from exc
-    if not decoder.is_available:
-        raise DecodeError(f"No decoder is installed for {ts_name}.")
-    if tsyntax == JPEGExtended12Bit and int(ds.get("BitsStored") or 8) > 8:
-        raise DecodeError("12-bit JPEG Extended needs a decoder the viewer does not ship.")
+    decoder = decoder_for(ds, geometry)
     if not tsyntax.is_compressed and bits >= 8 and "PixelData" in ds:
         expected = rows * cols * frames * samples * bits // 8
         if ds.get("PhotometricInterpretation") == "YBR_FULL_422":

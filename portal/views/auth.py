@@ -123,15 +123,7 @@ def verify(request: HttpRequest) -> HttpResponse:
 
 def _complete_sign_in(request: HttpRequest, device) -> HttpResponse:
     otp_login(request, device)
-    request.session.cycle_key()
-    sessions.start(request)
-    audit.record(
-        Action.SIGN_IN,
-        request=request,
-        user=request.user,
-        practice=_practice(request.user),
-        detail={"step": "otp", "device": device.__class__.__name__.lower()},
-    )
+    sessions.second_factor_passed(request, device.__class__.__name__.lower())
     return redirect(_next_url(request))
 
 
