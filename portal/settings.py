@@ -230,6 +230,8 @@ EMAIL_BACKEND = env.str(
     if LOCAL
     else "django.core.mail.backends.smtp.EmailBackend",
 )
+# With EMAIL_BACKEND=django.core.mail.backends.filebased.EmailBackend, one file a message.
+EMAIL_FILE_PATH = env.str("EMAIL_FILE_PATH", default=str(DATA_DIR / "mail"))
 EMAIL_HOST = env.str("EMAIL_HOST", default="localhost")
 EMAIL_PORT = env.int("EMAIL_PORT", default=25)
 EMAIL_HOST_USER = env.str("EMAIL_HOST_USER", default="")

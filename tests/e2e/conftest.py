@@ -73,6 +73,9 @@ def demo_server(tmp_path_factory) -> Iterator[dict]:
         "DATABASE_URL": f"sqlite:///{data_dir}/e2e.sqlite3",
         "PORTAL_BASE_URL": base_url,
         "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        # Each email a file in the data directory, where journeys read their links.
+        "EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend",
+        "EMAIL_FILE_PATH": str(data_dir / "mail"),
         # The product's settings, not the suite's (eager tasks, fast hashing).
         "DJANGO_SETTINGS_MODULE": "portal.settings",
     }
@@ -131,6 +134,7 @@ def demo_server(tmp_path_factory) -> Iterator[dict]:
             "env": env,
             "data_dir": data_dir,
             "server_log": data_dir / "server.log",
+            "mail_dir": data_dir / "mail",
         }
     finally:
         server.terminate()
