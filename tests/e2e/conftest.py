@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import functools
 import hashlib
 import hmac
+import http.server
 import json
 import os
 import shutil
@@ -19,6 +21,7 @@ import socket
 import struct
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -240,3 +243,20 @@ def run_manage(demo_server: dict, *args: str) -> str:
         check=True,
     )
     return result.stdout
+
+
+@contextlib.contextmanager
+def webmail(folder: Path, link: str, text: str) -> Iterator[str]:
+    """Serve a page holding one link (id "open") from another site than the portal's.
+
+    The portal runs at 127.0.0.1; this page is opened at localhost, so following the link
+    is a cross-site navigation, as from a webmail inbox. Yields the page's address.
+    """
+    (folder / "inbox.html").write_text(f'<a id="open" href="{link}">{text}</a>')
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
+    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler) as server:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        try:
+            yield f"http://localhost:{server.server_address[1]}/inbox.html"
+        finally:
+            server.shutdown()

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import functools
-import http.server
-import threading
+from tests.e2e.conftest import webmail
 
 
 def test_demo_link_shows_password_page(demo_server, page) -> None:
@@ -24,22 +22,13 @@ def test_link_clicked_in_webmail_reaches_the_password_page(demo_server, page, tm
     redirect; the portal must still show the password page and accept the password.
     """
     base = demo_server["base_url"]
-    (tmp_path / "inbox.html").write_text(
-        f'<a id="open" href="{base}{demo_server["share_path"]}">Your scans</a>'
-    )
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
-    # "localhost" is another site than "127.0.0.1", where the portal is served.
-    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler) as webmail:
-        threading.Thread(target=webmail.serve_forever, daemon=True).start()
-        try:
-            page.goto(f"http://localhost:{webmail.server_address[1]}/inbox.html")
-            page.click("#open")
-            page.wait_for_selector("input[type=password]")
-            assert page.url == base + "/s/"
-            page.fill("#id_password", demo_server["share_password"])
-            page.fill("#id_birth_date", demo_server["share_birth_date"])
-            page.click("form[action='/s/'] button[type=submit]")
-            page.wait_for_url(base + "/s/home/")
-            page.wait_for_selector("text=Open the viewer")
-        finally:
-            webmail.shutdown()
+    with webmail(tmp_path, base + demo_server["share_path"], "Your scans") as inbox:
+        page.goto(inbox)
+        page.click("#open")
+        page.wait_for_selector("input[type=password]")
+        assert page.url == base + "/s/"
+        page.fill("#id_password", demo_server["share_password"])
+        page.fill("#id_birth_date", demo_server["share_birth_date"])
+        page.click("form[action='/s/'] button[type=submit]")
+        page.wait_for_url(base + "/s/home/")
+        page.wait_for_selector("text=Open the viewer")

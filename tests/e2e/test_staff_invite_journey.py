@@ -3,12 +3,9 @@
 
 from __future__ import annotations
 
-import functools
-import http.server
 import re
-import threading
 
-from tests.e2e.conftest import fresh_totp
+from tests.e2e.conftest import fresh_totp, webmail
 
 NEW_PASSWORD = "canine-harbour-47-lantern"
 
@@ -37,22 +34,16 @@ def test_admin_invites_a_member_who_chooses_a_password(demo_server, page, browse
     link = re.search(r"(http://\S+/login/set-password/\S+/)", invite).group(1)
     token = link.rstrip("/").rsplit("/", 1)[1]
 
-    (tmp_path / "inbox.html").write_text(f'<a id="open" href="{link}">Choose your password</a>')
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
     member = browser.new_context().new_page()
-    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler) as webmail:
-        threading.Thread(target=webmail.serve_forever, daemon=True).start()
-        try:
-            member.goto(f"http://localhost:{webmail.server_address[1]}/inbox.html")
-            member.click("#open")
-            member.wait_for_selector("text=Choose your password")
-            assert token not in member.url
-            member.fill("#id_new_password1", NEW_PASSWORD)
-            member.fill("#id_new_password2", NEW_PASSWORD)
-            member.click("button:has-text('Save password')")
-            member.wait_for_selector("text=Password saved")
-        finally:
-            webmail.shutdown()
+    with webmail(tmp_path, link, "Choose your password") as inbox:
+        member.goto(inbox)
+        member.click("#open")
+        member.wait_for_selector("text=Choose your password")
+        assert token not in member.url
+        member.fill("#id_new_password1", NEW_PASSWORD)
+        member.fill("#id_new_password2", NEW_PASSWORD)
+        member.click("button:has-text('Save password')")
+        member.wait_for_selector("text=Password saved")
     member.fill("#id_username", "e2e-newbie")
     member.fill("#id_password", NEW_PASSWORD)
     member.click("button[type=submit]")
