@@ -96,8 +96,8 @@ def _invite(request: HttpRequest, member: StaffMember) -> None:
     if not user.email:
         messages.error(
             request,
-            f"{user.get_username()} has no email address on file; add one in the admin site "
-            "first, or help them choose a password there.",
+            f"{user.get_username()} has no email address on file; ask the portal's "
+            "operator to add one, then send the link again.",
         )
         return
     try:

@@ -20,7 +20,7 @@ from portal.access import deny as scope_denied
 from portal.access import fetch_or_404
 from portal.decorators import staff_required
 from portal.forms import PatientRecordForm, ShareForm
-from portal.models import Role
+from portal.models import Patient, Role
 from sharing import services
 from sharing.models import ShareLink
 
@@ -87,6 +87,12 @@ def patient_record(request: HttpRequest, code) -> HttpResponse:
         return _patient_page(request, patient, form, status=400)
     changed = []
     with transaction.atomic():
+        # Another member may have saved a date since this form was read: decide on fresh data.
+        on_file = Patient.objects.select_for_update().get(pk=patient.pk).birth_date
+        if on_file != form.birth_date_on_file:
+            form.add_error("birth_date", "Someone else just saved a date of birth; check it.")
+            patient.birth_date = on_file
+            return _patient_page(request, patient, form, status=409)
         born = form.cleaned_data["birth_date"]
         if born != patient.birth_date:
             corrected = patient.birth_date is not None
@@ -98,6 +104,7 @@ def patient_record(request: HttpRequest, code) -> HttpResponse:
                     patient=patient,
                     recipient_kind=ShareLink.Recipient.PATIENT,
                     revoked_at__isnull=True,
+                    locked_at__isnull=True,
                     expires_at__gt=timezone.now(),
                 ).count()
                 if links:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from datetime import date
+from unittest import mock
 
 from django.core.exceptions import ValidationError
 
 from audit.models import AccessEvent, Action
-from portal.models import Role
+from portal.models import Patient, Role
+from portal.views import studies
 from sharing.models import ShareLink
 from sharing.services import issue_link
 from tests.base import BaseTestCase, make_staff
@@ -82,6 +84,23 @@ class PatientRecordTestCase(BaseTestCase):
         self.assertContains(r, "1 open patient link now asks for the corrected date of birth")
         self.pat.refresh_from_db()
         self.assertEqual(self.pat.birth_date, date(1980, 7, 15))
+
+    def test_a_date_saved_by_someone_else_meanwhile_is_not_overwritten(self) -> None:
+        self.pat.birth_date = None
+        self.pat.save()
+        self.login(self.bob)
+        real_form = studies._record_form
+
+        def form_then_other_member_saves(*args, **kwargs):
+            form = real_form(*args, **kwargs)
+            Patient.objects.filter(pk=self.pat.pk).update(birth_date=date(1975, 1, 1))
+            return form
+
+        with mock.patch.object(studies, "_record_form", form_then_other_member_saves):
+            r = self.client.post(self.url, {"birth_date": "1999-09-09"})
+        self.assertContains(r, "Someone else just saved a date of birth", status_code=409)
+        self.pat.refresh_from_db()
+        self.assertEqual(self.pat.birth_date, date(1975, 1, 1))
 
     def test_practice_admin_assigns_hygienists_who_then_see_the_patient(self) -> None:
         self.practice.hygienists_see_assigned_only = True

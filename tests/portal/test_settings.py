@@ -107,3 +107,10 @@ def test_passkeys_belong_to_the_portal_host_name(tmp_path) -> None:
     lan = {"PORTAL_MODE": "local", "PORTAL_BASE_URL": "http://192.168.1.10:8000"}
     assert _manage(tmp_path, lan, "check").returncode == 0
     assert _passkey_settings(tmp_path, lan) == ["localhost", "http://localhost:8000"]
+
+
+def test_check_deploy_refuses_mail_that_stays_on_the_server(tmp_path) -> None:
+    env = {**PRODUCTION, "EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend"}
+    result = _manage(tmp_path, env, "check", "--deploy")
+    assert result.returncode != 0
+    assert "portal.E002" in result.stderr
