@@ -9,10 +9,13 @@ out, and a link locks after 5 failed verifications until staff unlock it.
 from __future__ import annotations
 
 import math
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -25,6 +28,30 @@ ADDRESS_LIMIT = 10
 LINK_LIMIT = 5
 BASE_DELAY = 0.1
 MAX_DELAY = 25.0
+
+
+_LOCAL_ATTEMPTS = threading.Lock()
+
+
+@contextmanager
+def one_attempt_at_a_time(address: str | None) -> Iterator[None]:
+    """Run a verification attempt in a transaction no other attempt from `address` overlaps.
+
+    Parallel guesses from one address (at links of any practice) would otherwise all read
+    the same failure count and all have their password checked. PostgreSQL serialises them
+    with an advisory lock held to the end of the transaction; SQLite, the laptop's
+    single-process database, with a process lock.
+    """
+    if connection.vendor == "postgresql":
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
+                [f"share-verify:{address or ''}"],
+            )
+            yield
+    else:
+        with _LOCAL_ATTEMPTS, transaction.atomic():
+            yield
 
 
 def _now() -> datetime:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import date
 
 from django.contrib import messages
-from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
@@ -103,9 +102,9 @@ def verify_recipient(request: HttpRequest) -> HttpResponse:
             )
             return unavailable(request, share)
         return _verify_page(request, share)
-    # Attempts on one link run one at a time against its fresh row, so parallel guesses
-    # cannot all slip past the failure count and the lock.
-    with transaction.atomic():
+    # Attempts from one address, and attempts on one link, run one at a time against fresh
+    # rows, so parallel guesses cannot slip past the failure counts, the 429 or the lock.
+    with throttle.one_attempt_at_a_time(client_ip(request)):
         share = ShareLink.objects.select_for_update().select_related("practice").get(pk=share.pk)
         return _check_attempt(request, share)
 
