@@ -25,10 +25,7 @@ def deny(
     share: ShareLink | None = None,
     scope: Scope | None = None,
 ) -> Http404:
-    """Audit a refused recipient request and return the 404 to raise.
-
-    The event names the share when one is known, else the staff member whose session it is.
-    """
+    """Audit a refused recipient request (portal.access.deny, model "share"); return the 404."""
     return access.deny(request, scope, "share", reason=reason, share=share)
 
 

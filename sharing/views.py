@@ -66,6 +66,11 @@ def _see_other(to: str = "/s/") -> HttpResponse:
     return response
 
 
+def _audit_attempt(request: HttpRequest, share: ShareLink, outcome: str, detail: dict) -> None:
+    """Record a refused or failed verification attempt at a link."""
+    audit.record(Action.SHARE_VERIFY, request=request, share=share, outcome=outcome, detail=detail)
+
+
 def _normalise_second(share: ShareLink, value: str) -> str:
     value = (value or "").strip()
     if share.recipient_kind == ShareLink.Recipient.PATIENT:
@@ -93,13 +98,7 @@ def verify_recipient(request: HttpRequest) -> HttpResponse:
         return _see_other("/s/home/")
     if request.method == "GET":
         if share.status != ShareLink.Status.ACTIVE:
-            audit.record(
-                Action.SHARE_VERIFY,
-                request=request,
-                share=share,
-                outcome=Outcome.DENIED,
-                detail={"reason": share.status},
-            )
+            _audit_attempt(request, share, Outcome.DENIED, {"reason": share.status})
             return unavailable(request, share)
         return _verify_page(request, share)
     # Attempts from one address, and attempts on one link, run one at a time against fresh
@@ -114,13 +113,7 @@ def _check_attempt(request: HttpRequest, share: ShareLink) -> HttpResponse:
     address = client_ip(request)
     state = throttle.address_state(address)
     if state.retry_after:
-        audit.record(
-            Action.SHARE_VERIFY,
-            request=request,
-            share=share,
-            outcome=Outcome.DENIED,
-            detail={"reason": "rate_limited"},
-        )
+        _audit_attempt(request, share, Outcome.DENIED, {"reason": "rate_limited"})
         response = render(
             request, "sharing/throttled.html", {"practice": share.practice}, status=429
         )
@@ -128,35 +121,22 @@ def _check_attempt(request: HttpRequest, share: ShareLink) -> HttpResponse:
         return response
     if share.status != ShareLink.Status.ACTIVE:
         throttle.record_address_failure(address, share)
-        audit.record(
-            Action.SHARE_VERIFY,
-            request=request,
-            share=share,
-            outcome=Outcome.DENIED,
-            detail={"reason": share.status},
-        )
+        _audit_attempt(request, share, Outcome.DENIED, {"reason": share.status})
         return unavailable(request, share)
     if state.too_soon:
         throttle.record_address_failure(address, share)
-        audit.record(
-            Action.SHARE_VERIFY,
-            request=request,
-            share=share,
-            outcome=Outcome.FAILED,
-            detail={"reason": "too_soon"},
-        )
+        _audit_attempt(request, share, Outcome.FAILED, {"reason": "too_soon"})
         return _verify_page(request, share, GENERIC_FAILURE)
     field = "birth_date" if share.recipient_kind == ShareLink.Recipient.PATIENT else "code"
     password = request.POST.get("password", "")[:200]
     second = _normalise_second(share, request.POST.get(field, "")[:40])
     if not verification.check_answers(share, password, second):
         locked = throttle.record_link_failure(share, address, request=request)
-        audit.record(
-            Action.SHARE_VERIFY,
-            request=request,
-            share=share,
-            outcome=Outcome.FAILED,
-            detail={"reason": "mismatch", "failures": share.failed_attempts},
+        _audit_attempt(
+            request,
+            share,
+            Outcome.FAILED,
+            {"reason": "mismatch", "failures": share.failed_attempts},
         )
         if locked:
             return unavailable(request, share)
