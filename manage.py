@@ -10,6 +10,14 @@ def main() -> None:
     os.environ.setdefault("PORTAL_MODE", "local")
     from django.core.management import execute_from_command_line
 
+    if os.environ["PORTAL_MODE"] != "local" and sys.argv[1:2] != ["check"]:
+        # `check --deploy` reports what is missing; any other command refuses to run without it.
+        import django
+
+        from portal.deployment import refuse_to_start_if_misconfigured
+
+        django.setup()
+        refuse_to_start_if_misconfigured()
     execute_from_command_line(sys.argv)
 
 

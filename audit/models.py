@@ -21,6 +21,7 @@ class Action(models.TextChoices):
     SHARE_EXTEND = "share_extend", "Share extended"
     SHARE_EMAIL = "share_email", "Share emailed"
     SHARE_LOCK = "share_lock", "Share locked"
+    SHARE_REQUEST = "share_request", "New link requested"
     SIGN_IN = "sign_in", "Sign-in"
     SIGN_OUT = "sign_out", "Sign-out"
     ACCESS_DENIED = "access_denied", "Access denied"
@@ -30,6 +31,9 @@ class Action(models.TextChoices):
     ADMIN_VIEW = "admin_view", "Viewed in the back office"
     STAFF_CHANGE = "staff_change", "Staff account changed"
     PATIENT_CHANGE = "patient_change", "Patient record changed"
+    EXPORT = "export", "Exported from the back office"
+    DICOM_SEND = "dicom_send", "Sent onward over DICOM"
+    SOFTWARE_TOKEN = "software_token", "Access token for a recipient's software"
 
 
 class Outcome(models.TextChoices):
@@ -45,6 +49,7 @@ class AccessEvent(models.Model):
     """
 
     code = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    seq = models.BigIntegerField(unique=True, help_text="Position in the chain, from 1.")
     created_at = models.DateTimeField(db_index=True)
     action = models.CharField(max_length=32, choices=Action.choices)
     outcome = models.CharField(max_length=10, choices=Outcome.choices, default=Outcome.OK)
@@ -80,9 +85,15 @@ class AccessEvent(models.Model):
 
 
 class ChainHead(models.Model):
-    """The single row locked while appending, so the hash chain stays linear."""
+    """The single row locked while appending, so the hash chain stays linear.
+
+    It names the chain's length and last hash, bound by an HMAC with the chain key, and moves
+    in the same transaction as each insert: removing the newest events cannot go unnoticed.
+    """
 
     last_hash = models.CharField(max_length=64)
+    seq = models.BigIntegerField(default=0, help_text="Events in the chain.")
+    mac = models.CharField(max_length=64, blank=True)
 
     def __str__(self) -> str:
         return self.last_hash

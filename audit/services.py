@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import hashlib
 import ipaddress
-import json
 from typing import Any
 
-from django.db import transaction
+from django.db import DEFAULT_DB_ALIAS, connections
 from django.http import HttpRequest
-from django.utils import timezone
 
-from audit.models import AccessEvent, ChainHead, Outcome
+from audit.append import append, hashed_values
+from audit.chain import GENESIS
+from audit.models import AccessEvent, Outcome
 
-GENESIS = "0" * 64
+__all__ = ["GENESIS", "client_ip", "hashed_values", "record", "verify_chain"]
 _FORBIDDEN_DETAIL_KEYS = {"token", "password", "code", "otp", "secret"}
 
 
@@ -36,33 +35,13 @@ def client_ip(request: HttpRequest | None) -> str | None:
         if len(entries) >= hops:
             address = entries[-hops]
     try:
-        return str(ipaddress.ip_address(address)) if address else None
+        parsed = ipaddress.ip_address(address) if address else None
     except ValueError:
         return None
-
-
-def event_hash(prev_hash: str, fields: dict[str, Any]) -> str:
-    """Return the chain hash of one event from its fields and its predecessor's hash."""
-    canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256((prev_hash + canonical).encode()).hexdigest()
-
-
-def _hashed_fields(event: AccessEvent) -> dict[str, Any]:
-    return {
-        "code": str(event.code),
-        "created_at": event.created_at.isoformat(),
-        "action": event.action,
-        "outcome": event.outcome,
-        "user": event.user_id,
-        "share": str(event.share_code) if event.share_code else None,
-        "practice": event.practice_id,
-        "patient": event.patient_id,
-        "object_type": event.object_type,
-        "object_code": event.object_code,
-        "ip": event.ip_address,
-        "user_agent": event.user_agent,
-        "detail": event.detail,
-    }
+    if parsed is None:
+        return None
+    # A dual-stack server sees IPv4 clients as ::ffff:a.b.c.d; name them as IPv4.
+    return str(getattr(parsed, "ipv4_mapped", None) or parsed)
 
 
 def record(
@@ -77,7 +56,11 @@ def record(
     outcome: str = Outcome.OK,
     detail: dict[str, Any] | None = None,
 ) -> AccessEvent:
-    """Append one event; raise if it cannot be written, so the caller serves nothing."""
+    """Append one event; raise if it cannot be written, so the caller serves nothing.
+
+    The chain head is the last lock a request takes (see sharing.services.lock_link for
+    the order): a caller may hold a share link's row, never the other way round.
+    """
     detail = dict(detail or {})
     bad = _FORBIDDEN_DETAIL_KEYS.intersection(detail)
     if bad:
@@ -85,44 +68,39 @@ def record(
     if user is None and request is not None and getattr(request, "user", None) is not None:
         if request.user.is_authenticated:
             user = request.user
+    # Ids, not rows: a link's practice and patient need no query of their own (a download
+    # records its start while it holds the link's row lock).
+    practice_id = getattr(practice, "pk", None)
+    patient_id = getattr(patient, "pk", None)
     if share is not None:
-        practice = practice or share.practice
-        patient = patient or share.patient
+        practice_id = practice_id or share.practice_id
+        source_patient_id = getattr(share, "source_patient_id", None)
+        if source_patient_id is not None:
+            # A link to a de-identified copy: what it discloses was made from this patient.
+            patient_id = source_patient_id
+            detail.setdefault("deidentified", True)
+        else:
+            patient_id = patient_id or share.patient_id
     event = AccessEvent(
         action=action,
         outcome=outcome,
         user=user,
         share_code=getattr(share, "code", None),
-        practice=practice,
-        patient=patient,
+        practice_id=practice_id,
+        patient_id=patient_id,
         object_type=type(obj).__name__.lower() if obj is not None else "",
         object_code=str(getattr(obj, "code", "")) if obj is not None else "",
         ip_address=client_ip(request),
         user_agent=(request.META.get("HTTP_USER_AGENT", "")[:300] if request else ""),
         detail=detail,
     )
-    with transaction.atomic():
-        head, _ = ChainHead.objects.select_for_update().get_or_create(
-            pk=1, defaults={"last_hash": GENESIS}
-        )
-        event.created_at = timezone.now()
-        event.prev_hash = head.last_hash
-        event.hash = event_hash(event.prev_hash, _hashed_fields(event))
-        event.save(force_insert=True)
-        head.last_hash = event.hash
-        head.save(update_fields=["last_hash"])
+    append(connections[DEFAULT_DB_ALIAS], event)
     return event
 
 
 def verify_chain() -> tuple[bool, int, str]:
-    """Recompute the chain in order; return (ok, events checked, first problem)."""
-    prev = GENESIS
-    count = 0
-    for event in AccessEvent.objects.order_by("id").iterator(chunk_size=2000):
-        if event.prev_hash != prev:
-            return False, count, f"event {event.code} does not follow its predecessor"
-        if event_hash(prev, _hashed_fields(event)) != event.hash:
-            return False, count, f"event {event.code} was altered"
-        prev = event.hash
-        count += 1
-    return True, count, ""
+    """Check the whole chain (see audit.verify); return (ok, events checked, first problem)."""
+    from audit.verify import verify
+
+    report = verify(checkpoints=False)
+    return report.ok, report.count, report.problem

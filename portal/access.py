@@ -10,26 +10,27 @@ import functools
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 from uuid import UUID
 
 from django.core.exceptions import ValidationError
-from django.db import DEFAULT_DB_ALIAS, connection, connections
+from django.db import connection
 from django.db.models import Q, QuerySet
 from django.http import Http404, HttpRequest
 
 import audit
 from audit.models import Action, Outcome
+from portal.members import member_of
 from portal.models import (
     Attachment,
     Instance,
     Patient,
-    Practice,
     Role,
     Series,
     StaffMember,
     Study,
 )
+from portal.rows import fetch_row, fetch_row_joined
 
 
 @dataclass(frozen=True)
@@ -115,6 +116,20 @@ def series_owner(code: UUID | str) -> SeriesOwner | None:
     return SeriesOwner(*row) if row is not None else None
 
 
+def fetch_row_and_series_owner(
+    model: Any, field_name: str, value: Any, series_code: UUID | str
+) -> tuple[Any, SeriesOwner | None]:
+    """Return a row (as rows.fetch_row) and a series' owners, in one database round trip."""
+    try:
+        code = Series._meta.get_field("code").get_db_prep_value(series_code, connection)
+    except ValidationError:
+        return fetch_row(model, field_name, value), None
+    row, owner = fetch_row_joined(
+        model, field_name, value, _owner_sql(connection.vendor), code, width=5
+    )
+    return row, (SeriesOwner(*owner) if owner is not None else None)
+
+
 class Scope:
     """What one requester may reach; built per request by scope_for()."""
 
@@ -149,6 +164,7 @@ class Scope:
         qs = Patient.objects.filter(practice_id=self.practice_id)
         if self.share is not None:
             return qs.filter(pk=self.share.patient_id)
+        qs = qs.filter(deidentified_copy=False)  # a share's copy is never staff's record
         if self.staff.role == Role.HYGIENIST and self.practice.hygienists_see_assigned_only:
             qs = qs.filter(assigned_staff=self.staff.user)
         return qs
@@ -234,103 +250,14 @@ class Scope:
 
     @property
     def shows_patient_name(self) -> bool:
-        """Staff, and recipients who passed verification (a Scope exists only after it)."""
-        return True
+        """Staff, and recipients who passed verification (a Scope exists only after it),
+        except the recipient of a de-identified copy: that copy names no one."""
+        return self.share is None or getattr(self.share, "source_patient_id", None) is None
 
     def audit_kwargs(self) -> dict[str, Any]:
         if self.share is not None:
             return {"share": self.share}
         return {"user": self.staff.user, "practice": self.practice}
-
-
-def member_of(user: Any) -> StaffMember | None:
-    """Return the user's staff membership with its practice, in one query per request.
-
-    The result is kept on the user object (loaded afresh each request), where `user.staffmember`
-    also finds it, so the session middleware, the scope and templates share it.
-    """
-    relation = StaffMember._meta.get_field("user").remote_field
-    if relation.is_cached(user):
-        return relation.get_cached_value(user)
-    member = _load_member(user.pk)
-    if member is not None:
-        StaffMember._meta.get_field("user").set_cached_value(member, user)
-    relation.set_cached_value(user, member)
-    return member
-
-
-@functools.cache
-def _member_sql(vendor: str) -> str:
-    """Return the membership query for a database vendor; names come from model metadata only."""
-    q = connection.ops.quote_name
-    columns = [f"m.{q(f.column)}" for f in StaffMember._meta.concrete_fields]
-    columns += [f"p.{q(f.column)}" for f in Practice._meta.concrete_fields]
-    practice_col = q(StaffMember._meta.get_field("practice").column)
-    practice_pk = q(Practice._meta.pk.column)
-    return (
-        f"SELECT {', '.join(columns)} "  # noqa: S608
-        f"FROM {q(StaffMember._meta.db_table)} m "
-        f"JOIN {q(Practice._meta.db_table)} p ON p.{practice_pk} = m.{practice_col} "
-        f"WHERE m.{q(StaffMember._meta.get_field('user').column)} = %s"
-    )
-
-
-@functools.cache
-def _columns(model: Any) -> tuple[tuple[Any, Any], ...]:
-    return tuple((f, f.get_col(model._meta.db_table)) for f in model._meta.concrete_fields)
-
-
-def _from_row(model: Any, values: tuple[Any, ...], conn: Any) -> Any:
-    """Build a model instance from raw column values, converted the way the ORM converts them."""
-    converted = []
-    for (field, expression), value in zip(_columns(model), values, strict=True):
-        for converter in conn.ops.get_db_converters(expression) + field.get_db_converters(conn):
-            value = converter(value, expression, conn)
-        converted.append(value)
-    return model.from_db(conn.alias, None, converted)
-
-
-@functools.cache
-def _row_sql(model: Any, field_name: str, vendor: str) -> str:
-    q = connection.ops.quote_name
-    columns = ", ".join(q(f.column) for f in model._meta.concrete_fields)
-    column = q(model._meta.get_field(field_name).column)
-    return f"SELECT {columns} FROM {q(model._meta.db_table)} WHERE {column} = %s"  # noqa: S608
-
-
-def fetch_row(model: Any, field_name: str, value: Any) -> Any:
-    """Return the instance whose unique field equals value, read fresh, without the ORM compiler.
-
-    For per-request reads on the hot path (a share link's status on every slice); the instance
-    is the same one `model.objects.get()` would return.
-    """
-    conn = connections[DEFAULT_DB_ALIAS]
-    try:
-        prepared = model._meta.get_field(field_name).get_db_prep_value(value, conn)
-    except ValidationError:
-        return None
-    with conn.cursor() as cursor:
-        cursor.execute(_row_sql(model, field_name, conn.vendor), [prepared])
-        row = cursor.fetchone()
-    return _from_row(model, row, conn) if row is not None else None
-
-
-def _load_member(user_pk: int) -> StaffMember | None:
-    """Load a membership and its practice without building an ORM query (the per-request cost).
-
-    select_related would do the same in several times the time, most of it compiling SQL.
-    """
-    conn = connections[DEFAULT_DB_ALIAS]
-    with conn.cursor() as cursor:
-        cursor.execute(_member_sql(conn.vendor), [user_pk])
-        row = cursor.fetchone()
-    if row is None:
-        return None
-    split = len(StaffMember._meta.concrete_fields)
-    member = _from_row(StaffMember, row[:split], conn)
-    practice = _from_row(Practice, row[split:], conn)
-    StaffMember._meta.get_field("practice").set_cached_value(member, practice)
-    return member
 
 
 def staff_member(request: HttpRequest) -> StaffMember | None:
@@ -343,17 +270,55 @@ def staff_member(request: HttpRequest) -> StaffMember | None:
     return member_of(user)
 
 
+class ShareResolver(Protocol):
+    """Return the verified share a request carries, or None; with series_code, also the
+    owners of that series (read in the same round trip), else None in their place."""
+
+    def __call__(
+        self, request: HttpRequest, series_code: UUID | None = None
+    ) -> tuple[Any, SeriesOwner | None]: ...
+
+
+def _no_shares(request: HttpRequest, series_code: UUID | None = None) -> tuple[None, None]:
+    return None, None
+
+
+_share_resolver: ShareResolver = _no_shares
+
+
+def register_share_resolver(resolver: ShareResolver) -> None:
+    """Let the sharing app say which verified share, if any, a request carries.
+
+    The permission layer sits below sharing and must not import it; sharing registers
+    its session check here when the app is ready.
+    """
+    global _share_resolver
+    _share_resolver = resolver
+
+
 def scope_for(request: HttpRequest) -> Scope | None:
     """Return the requester's scope: a verified share session first, else verified staff."""
-    from sharing.session import verified_share
-
-    share = verified_share(request)
+    share, _ = _share_resolver(request)
     if share is not None:
         return Scope(share=share)
     member = staff_member(request)
     if member is not None:
         return Scope(practice=member.practice, staff=member)
     return None
+
+
+def scope_and_series_owner(
+    request: HttpRequest, code: UUID
+) -> tuple[Scope | None, SeriesOwner | None]:
+    """Return the requester's scope and a series' owners, deciding nothing yet.
+
+    A recipient's share and the series are read in one round trip (the warm slice path).
+    """
+    share, owner = _share_resolver(request, series_code=code)
+    if share is not None:
+        return Scope(share=share), owner
+    scope = scope_for(request)
+    return scope, (series_owner(code) if scope is not None else None)
 
 
 def deny(
@@ -392,9 +357,18 @@ def fetch_or_404(request: HttpRequest, scope: Scope | None, queryset: QuerySet, 
     return obj
 
 
-def series_owner_or_404(request: HttpRequest, scope: Scope | None, code: UUID) -> SeriesOwner:
-    """Return the owners of a series the scope may see, or audit the denial and raise 404."""
-    owner = series_owner(code) if scope is not None else None
-    if owner is None or not scope.allows_series(owner):
+def series_owner_or_404(
+    request: HttpRequest,
+    scope: Scope | None,
+    code: UUID,
+    owner: SeriesOwner | None = None,
+) -> SeriesOwner:
+    """Return the owners of a series the scope may see, or audit the denial and raise 404.
+
+    `owner` is the row when the caller already read it (scope_and_series_owner).
+    """
+    if owner is None and scope is not None:
+        owner = series_owner(code)
+    if owner is None or scope is None or not scope.allows_series(owner):
         raise deny(request, scope, "series")
     return owner

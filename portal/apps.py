@@ -6,6 +6,7 @@ class PortalConfig(AppConfig):
     verbose_name = "Practice"
 
     def ready(self) -> None:
-        from portal import checks, sessions  # noqa: F401  (checks registers itself)
+        from portal import checks  # noqa: F401  (checks registers itself)
+        from portal.workspace import otp_keys
 
-        sessions.connect_axes()
+        otp_keys.install()

@@ -7,34 +7,9 @@ from django.core.checks import Error, Tags, register
 
 
 @register(Tags.security, deploy=True)
-def check_base_url(app_configs, **kwargs) -> list[Error]:
-    """Emailed links and handout QR codes need an absolute https address."""
-    if settings.LOCAL or settings.PORTAL_BASE_URL.startswith("https://"):
-        return []
+def check_production_settings(app_configs, **kwargs) -> list[Error]:
+    """Report each setting production lacks or has unsafe (portal.deployment lists them)."""
     return [
-        Error(
-            "PORTAL_BASE_URL must be the portal's https:// address in production.",
-            hint="Set PORTAL_BASE_URL=https://portal.example.com; links in emails use it.",
-            id="portal.E001",
-        )
-    ]
-
-
-LOCAL_ONLY_MAIL = (
-    "django.core.mail.backends.filebased.EmailBackend",
-    "django.core.mail.backends.console.EmailBackend",
-)
-
-
-@register(Tags.security, deploy=True)
-def check_mail_backend(app_configs, **kwargs) -> list[Error]:
-    """Share links and sign-in codes must leave by mail, not sit in files or a console log."""
-    if settings.LOCAL or settings.EMAIL_BACKEND not in LOCAL_ONLY_MAIL:
-        return []
-    return [
-        Error(
-            "EMAIL_BACKEND writes messages to files or the console, with their links in them.",
-            hint="Use the SMTP backend in production (the default) and set EMAIL_HOST.",
-            id="portal.E002",
-        )
+        Error(problem.message, id=problem.check_id)
+        for problem in getattr(settings, "PORTAL_CONFIG_PROBLEMS", [])
     ]

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import logging
+import sys
+
+from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse
 from django.template import loader
 
@@ -24,4 +28,30 @@ def page_not_found(request: HttpRequest, exception=None) -> HttpResponse:
 
 
 def server_error(request: HttpRequest) -> HttpResponse:
+    # Called while the exception is being handled: a database that is restarting or out of
+    # reach is said as such (503, retry shortly), not as a fault of the portal.
+    if isinstance(sys.exc_info()[1], OperationalError | InterfaceError):
+        response = _page(
+            503,
+            "Briefly unavailable",
+            "The portal cannot reach its database just now. Try again in a minute.",
+        )
+        response["Retry-After"] = "30"
+        return response
     return _page(500, "Something went wrong", "Please try again in a moment.")
+
+
+class OneLineForOutages(logging.Filter):
+    """Log a request failed by an unreachable database in one line, not a traceback each.
+
+    During a database restart every request fails the same way; the operator needs to know
+    that it happened and when, not hundreds of identical stack traces.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, OperationalError | InterfaceError):
+            record.msg = "%s: database unavailable (%s)"
+            record.args = (record.getMessage().split(":", 1)[0], type(exc).__name__)
+            record.exc_info = record.exc_text = None
+        return True

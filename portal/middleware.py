@@ -2,15 +2,42 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
+from auditlog.middleware import AuditlogMiddleware as BaseAuditlogMiddleware
+from csp.constants import HEADER as CSP_HEADER
+from csp.middleware import CSPMiddleware as BaseCSPMiddleware
+from csp.utils import build_policy
 from django.apps import apps
 from django.conf import settings
+from django.core.signals import setting_changed
+from django.dispatch import receiver
 from django.http import HttpRequest, HttpResponse
 from django.urls import Resolver404, resolve
 from django.utils.html import escape
 from django_otp.middleware import OTPMiddleware as BaseOTPMiddleware
 from django_otp.models import Device
+
+
+def health_checks(get_response: Callable[[HttpRequest], HttpResponse]):
+    """Answer /healthz and /readyz before anything else runs.
+
+    A container's HEALTHCHECK and a load balancer ask over plain HTTP with their own Host
+    header: these answers must not depend on ALLOWED_HOSTS, the HTTPS redirect, sessions or
+    the audit trail, and carry nothing but check names and states.
+    """
+    from portal import health
+
+    answers = {"/healthz": health.healthz, "/readyz": health.readyz}
+
+    def middleware(request: HttpRequest) -> HttpResponse:
+        answer = answers.get(request.path_info)
+        if answer is not None and request.method in ("GET", "HEAD"):
+            return answer()
+        return get_response(request)
+
+    return middleware
 
 
 def security_headers(get_response: Callable[[HttpRequest], HttpResponse]):
@@ -53,7 +80,7 @@ class OTPMiddleware(BaseOTPMiddleware):
     """
 
     def _device_from_persistent_id(self, persistent_id: str) -> Device | None:
-        from portal.access import fetch_row
+        from portal.rows import fetch_row
 
         try:
             label, device_id = self._normalize_persistent_id(persistent_id).rsplit("/", 1)
@@ -108,6 +135,54 @@ def cross_site_navigation_bounce(get_response: Callable[[HttpRequest], HttpRespo
 
 def _is_share_token_url(path: str) -> bool:
     try:
-        return resolve(path).view_name == "sharing:open"
+        return resolve(path).view_name in ("sharing:open", "uploads:open")
     except Resolver404:
         return False
+
+
+@functools.cache
+def _site_policy() -> str:
+    return build_policy()
+
+
+@receiver(setting_changed)
+def _policy_changed(setting: str, **kwargs) -> None:
+    if setting == "CONTENT_SECURITY_POLICY":
+        _site_policy.cache_clear()
+
+
+_PER_RESPONSE_POLICY = ("_csp_config", "_csp_update", "_csp_replace", "_csp_exempt")
+
+
+class CSPMiddleware(BaseCSPMiddleware):
+    """django-csp's middleware, with the site-wide policy built once instead of per response.
+
+    Responses that change the policy (csp_replace and friends) or use a nonce still go through
+    django-csp's own per-response building.
+    """
+
+    def process_response(self, request: HttpRequest, response: HttpResponse) -> HttpResponse:
+        if (
+            CSP_HEADER in response
+            or getattr(request, "_csp_nonce", None) is not None
+            or any(hasattr(response, name) for name in _PER_RESPONSE_POLICY)
+            or getattr(settings, "CONTENT_SECURITY_POLICY_REPORT_ONLY", None)
+        ):
+            return super().process_response(request, response)
+        policy = _site_policy()
+        if policy:
+            response[CSP_HEADER] = policy
+        return response
+
+
+class AuditlogMiddleware(BaseAuditlogMiddleware):
+    """django-auditlog's middleware (who changed a BAA, a user, a link's settings), on writes only.
+
+    The records it names an actor for are only ever saved by POSTs; the context it sets up costs
+    more than a cached image on every GET.
+    """
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if request.method in ("GET", "HEAD", "OPTIONS"):
+            return self.get_response(request)
+        return super().__call__(request)

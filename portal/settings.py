@@ -1,19 +1,24 @@
 """Settings read from the environment (django-environ).
 
 PORTAL_MODE=local (the default of manage.py) is a laptop: SQLite, encrypted local storage and keys
-under PORTAL_DATA_DIR, Celery tasks run eagerly. Anything else is production: every secret must
-come from the environment and a missing one refuses to start.
+under PORTAL_DATA_DIR, Celery tasks run eagerly. Anything else is production: every secret and
+service must come from the environment, and a missing or unsafe one refuses the start with a
+line naming it (portal.deployment).
 """
 
 from __future__ import annotations
 
+import os
+import secrets
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
-from portal.secrets_store import load_keys, load_secret_key
+from audit.keys import load_audit_key
+from portal import deployment
+from portal.vault.keys import keep_private, load_keys, load_secret_key
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 env = environ.Env()
@@ -25,19 +30,65 @@ LOCAL = PORTAL_MODE == "local"
 
 DATA_DIR = Path(env.str("PORTAL_DATA_DIR", default=str(BASE_DIR / "data"))).resolve()
 if LOCAL:
-    DATA_DIR.mkdir(parents=True, exist_ok=True)
+    keep_private(DATA_DIR)
+
+
+_problems: list[deployment.Problem] = []
 
 
 def _secret(name: str) -> str | None:
     """Return a secret from NAME or the file named by NAME_FILE."""
-    if env.str(f"{name}_FILE", default=""):
-        return Path(env.str(f"{name}_FILE")).read_text().strip()
+    path = env.str(f"{name}_FILE", default="")
+    if path:
+        try:
+            return Path(path).read_text().strip()
+        except OSError as exc:
+            message = f"{name}_FILE={path} cannot be read ({exc.strerror}): check the path"
+            if LOCAL:
+                raise ImproperlyConfigured(message) from None
+            _problems.append(deployment.Problem("portal.E018", message))
+            return None
     return env.str(name, default="") or None
 
 
-SECRET_KEY = load_secret_key(_secret("SECRET_KEY"), DATA_DIR, LOCAL)
-PORTAL_KEYS = load_keys(_secret("PORTAL_KEYS"), DATA_DIR, LOCAL)
-PORTAL_CURRENT_KEY_ID = next(iter(PORTAL_KEYS))
+def _secret_file_unreadable(name: str) -> bool:
+    return any(p.message.startswith(f"{name}_FILE=") for p in _problems)
+
+
+try:
+    SECRET_KEY = load_secret_key(_secret("SECRET_KEY"), DATA_DIR, LOCAL)
+except ImproperlyConfigured as exc:
+    if LOCAL:
+        raise
+    SECRET_KEY = secrets.token_urlsafe(50)  # never used: the start is refused
+    if not _secret_file_unreadable("SECRET_KEY"):
+        _problems.append(deployment.Problem("portal.E016", str(exc)))
+try:
+    PORTAL_KEYS = load_keys(_secret("PORTAL_KEYS"), DATA_DIR, LOCAL)
+except ImproperlyConfigured as exc:
+    if LOCAL:
+        raise
+    PORTAL_KEYS = {}  # nothing can be sealed or opened; the start is refused
+    if not _secret_file_unreadable("PORTAL_KEYS"):
+        _problems.append(deployment.Problem("portal.E017", str(exc)))
+PORTAL_CURRENT_KEY_ID = next(iter(PORTAL_KEYS), "")
+# The access history's chain key and checkpoint signing key (audit/keys.py), outside the database.
+_audit_keys = {}
+for _name, _check in (
+    ("PORTAL_AUDIT_KEY", "portal.E019"),
+    ("PORTAL_AUDIT_SIGNING_KEY", "portal.E020"),
+):
+    try:
+        _audit_keys[_name] = load_audit_key(_name, _secret(_name), DATA_DIR, LOCAL)
+    except ImproperlyConfigured as exc:
+        if LOCAL:
+            raise
+        _audit_keys[_name] = secrets.token_bytes(32)  # never used: the start is refused
+        _problems.append(deployment.Problem(_check, str(exc)))
+PORTAL_AUDIT_KEY = _audit_keys["PORTAL_AUDIT_KEY"]
+PORTAL_AUDIT_SIGNING_KEY = _audit_keys["PORTAL_AUDIT_SIGNING_KEY"]
+# Who receives the daily signed checkpoint of the access history by email (comma list).
+PORTAL_AUDIT_CHECKPOINT_EMAILS = env.list("PORTAL_AUDIT_CHECKPOINT_EMAILS", default=[])
 
 DEBUG = env.bool("DEBUG", default=False)
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost"] if LOCAL else [])
@@ -55,7 +106,6 @@ INSTALLED_APPS = [
     "django_otp",
     "django_otp.plugins.otp_totp",
     "django_otp_webauthn",
-    "axes",
     "auditlog",
     "csp",
     "portal",
@@ -65,6 +115,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "portal.middleware.health_checks",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -74,13 +125,12 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "portal.middleware.OTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
-    "portal.sessions.staff_session_timeouts",
+    "portal.workspace.sessions.staff_session_timeouts",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "csp.middleware.CSPMiddleware",
+    "portal.middleware.CSPMiddleware",
     "portal.middleware.security_headers",
     "portal.middleware.cross_site_navigation_bounce",
-    "auditlog.middleware.AuditlogMiddleware",
-    "axes.middleware.AxesMiddleware",
+    "portal.middleware.AuditlogMiddleware",
 ]
 
 ROOT_URLCONF = "portal.urls"
@@ -105,6 +155,13 @@ DATABASES = {
     "default": env.db("DATABASE_URL", default=f"sqlite:///{DATA_DIR / 'portal.sqlite3'}"),
 }
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
+# A password kept out of DATABASE_URL (the compose file gives it as a secret file).
+if _secret("DATABASE_PASSWORD"):
+    DATABASES["default"]["PASSWORD"] = _secret("DATABASE_PASSWORD")
+# Each web thread keeps its connection: opening one costs more than serving a warm slice.
+# A connection that failed is dropped at the end of its request, so a database restart
+# costs the requests in flight, not the process.
+DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=0 if LOCAL else 300)
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     DATABASES["default"].setdefault("OPTIONS", {})
     DATABASES["default"]["OPTIONS"].setdefault("timeout", 20)
@@ -125,8 +182,7 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 AUTHENTICATION_BACKENDS = [
-    "axes.backends.AxesStandaloneBackend",
-    "portal.auth_backends.StaffModelBackend",
+    "portal.workspace.auth_backends.StaffModelBackend",
 ]
 LOGIN_URL = "portal:login"
 LOGIN_REDIRECT_URL = "portal:home"
@@ -150,6 +206,10 @@ OTP_WEBAUTHN_RP_NAME = OTP_TOTP_ISSUER
 OTP_WEBAUTHN_ALLOWED_ORIGINS = env.list("PORTAL_PASSKEY_ORIGINS", default=_passkey_origins)
 if not OTP_WEBAUTHN_RP_ID or not OTP_WEBAUTHN_ALLOWED_ORIGINS:
     SILENCED_SYSTEM_CHECKS = ["otp_webauthn.E010", "otp_webauthn.E030"]
+else:
+    SILENCED_SYSTEM_CHECKS = []
+# security.W021 asks for HSTS preloading, which stays the operator's choice (see above).
+SILENCED_SYSTEM_CHECKS.append("security.W021")
 OTP_WEBAUTHN_ALLOW_PASSWORDLESS_LOGIN = False
 
 LANGUAGE_CODE = "en-us"
@@ -158,7 +218,9 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = None if LOCAL else BASE_DIR / "staticfiles"
+STATIC_ROOT = (
+    None if LOCAL else env.str("PORTAL_STATIC_ROOT", default=str(BASE_DIR / "staticfiles"))
+)
 STATICFILES_DIRS = [BASE_DIR / "static"] if (BASE_DIR / "static").is_dir() else []
 WHITENOISE_USE_FINDERS = LOCAL
 
@@ -194,8 +256,9 @@ else:
 STORAGES = {
     "default": _vault_storage,
     "vault": _vault_storage,
+    # Production serves files under content-hashed names, cached by browsers for a year.
     "staticfiles": {
-        "BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"
+        "BACKEND": "portal.staticfiles.StaticStorage"
         if not LOCAL
         else "django.contrib.staticfiles.storage.StaticFilesStorage"
     },
@@ -208,13 +271,33 @@ CELERY_TASK_ALWAYS_EAGER = env.bool(
 )
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_ACKS_LATE = True
+# A task whose worker died goes to another worker after this long (Redis holds it unacked
+# until then): longer than any task runs.
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": env.int("PORTAL_TASK_VISIBILITY_SECONDS", default=3600),
+    # How often workers look for such tasks (Redis; kombu's own default otherwise).
+    **(
+        {"unacked_restore_interval": env.int("PORTAL_TASK_RESTORE_SECONDS"),
+         "unacked_restore_throttle": 1}
+        if env.str("PORTAL_TASK_RESTORE_SECONDS", default="")
+        else {}
+    ),
+}  # fmt: skip
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_RESULT_BACKEND = None
 CELERY_BEAT_SCHEDULE = {
-    "enforce-retention": {"task": "portal.tasks.enforce_retention", "schedule": 24 * 3600},
+    "verify-audit": {"task": "audit.tasks.verify_and_checkpoint", "schedule": 24 * 3600},
+    "notify-baas": {"task": "portal.compliance.tasks.notify_baas", "schedule": 24 * 3600},
+    "scan-alerts": {"task": "portal.compliance.tasks.scan_alerts", "schedule": 60},
+    # Instances a DICOM receiver acknowledged before it died (see PORTAL_DICOM_RECEIPT_GRACE).
+    "file-dicom-receipts": {"task": "portal.dicomnet.tasks.file_receipts", "schedule": 300},
+    "enforce-retention": {
+        "task": "portal.compliance.tasks.enforce_retention",
+        "schedule": 24 * 3600,
+    },
 }
 
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
@@ -222,6 +305,7 @@ if env.str("REDIS_URL", default=""):
     CACHES["default"] = {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
         "LOCATION": env.str("REDIS_URL"),
+        "KEY_PREFIX": env.str("PORTAL_CACHE_PREFIX", default="portal"),
     }
 
 EMAIL_BACKEND = env.str(
@@ -240,7 +324,9 @@ EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=False)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="portal@localhost")
 
 # Sessions and cookies.
-SESSION_ENGINE = "portal.session_store"
+SESSION_ENGINE = "portal.workspace.session_store"
+# Read sessions through Redis when there is one (portal.workspace.session_store explains).
+PORTAL_SESSION_CACHE = env.bool("PORTAL_SESSION_CACHE", default=bool(env.str("REDIS_URL", "")))
 SESSION_COOKIE_AGE = 12 * 3600
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True
 SESSION_COOKIE_HTTPONLY = True
@@ -263,7 +349,8 @@ SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if not LOCAL else 
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not LOCAL)
 SECURE_HSTS_SECONDS = 0 if LOCAL else env.int("SECURE_HSTS_SECONDS", default=31536000)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = not LOCAL
-SECURE_HSTS_PRELOAD = not LOCAL
+# Preloading is a lasting commitment of the whole domain to browsers' lists: the operator's call.
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "no-referrer"
 SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
@@ -285,15 +372,7 @@ CONTENT_SECURITY_POLICY = {
     }
 }
 
-# Brute-force protection of staff sign-in (django-axes): per account and address, in the database.
-AXES_FAILURE_LIMIT = 5
-AXES_VERBOSE = False
-AXES_COOLOFF_TIME = 0.5  # hours
-AXES_LOCKOUT_PARAMETERS = [["username"], ["ip_address"]]
-AXES_RESET_ON_SUCCESS = True
-AXES_LOCKOUT_TEMPLATE = "portal/locked.html"
-AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
-AXES_CLIENT_IP_CALLABLE = "audit.services.client_ip"
+# Staff sign-in is throttled by portal.workspace.signin_throttle (in the database).
 
 # Upload and ingest limits, enforced before work is done.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 2**20
@@ -304,20 +383,75 @@ PORTAL_MAX_FILE_BYTES = env.int("PORTAL_MAX_FILE_BYTES", default=4 * 2**30)
 PORTAL_MAX_ARCHIVE_MEMBERS = env.int("PORTAL_MAX_ARCHIVE_MEMBERS", default=20000)
 PORTAL_MAX_ARCHIVE_BYTES = env.int("PORTAL_MAX_ARCHIVE_BYTES", default=16 * 2**30)
 PORTAL_MAX_IMAGE_PIXELS = env.int("PORTAL_MAX_IMAGE_PIXELS", default=100_000_000)
+# DICOM: rows x columns x samples of a frame stay under PORTAL_MAX_IMAGE_PIXELS; these bound
+# rows x columns x frames x samples of one file and of one series (checked before decoding).
+PORTAL_MAX_DICOM_PIXELS = env.int("PORTAL_MAX_DICOM_PIXELS", default=2**30)
+PORTAL_MAX_SERIES_PIXELS = env.int("PORTAL_MAX_SERIES_PIXELS", default=2 * 2**30)
+
+# The DICOM receiver (manage.py dicom_receiver): where it listens, how many senders at once.
+PORTAL_DICOM_HOST = env.str("PORTAL_DICOM_HOST", default="127.0.0.1")
+PORTAL_DICOM_PORT = env.int("PORTAL_DICOM_PORT", default=11112)
+PORTAL_DICOM_MAX_ASSOCIATIONS = env.int("PORTAL_DICOM_MAX_ASSOCIATIONS", default=16)
+# Receipts (instances acknowledged, not yet filed) older than this belong to no live
+# association: the periodic task files them (a live one files its own every minute).
+PORTAL_DICOM_RECEIPT_GRACE_SECONDS = env.int("PORTAL_DICOM_RECEIPT_GRACE_SECONDS", default=600)
+# Upload links: most bytes one link takes in (all sends), and one send (held in memory).
+PORTAL_UPLOAD_LINK_MAX_BYTES = env.int("PORTAL_UPLOAD_LINK_MAX_BYTES", default=4 * 2**30)
+PORTAL_UPLOAD_LINK_MAX_REQUEST_BYTES = env.int(
+    "PORTAL_UPLOAD_LINK_MAX_REQUEST_BYTES", default=512 * 2**20
+)
+# A BAA's signed document, encrypted into the vault as it is uploaded through the admin.
+PORTAL_BAA_DOCUMENT_MAX_BYTES = env.int("PORTAL_BAA_DOCUMENT_MAX_BYTES", default=50 * 2**20)
 
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "filters": {"outages": {"()": "portal.errors.OneLineForOutages"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {
         # The request logger prints paths; share paths never carry a token after the redirect,
         # and /s/<token> itself is logged by portal.middleware with the token masked.
         "django.server": {"handlers": [], "propagate": False},
-        "django.request": {"handlers": ["console"], "level": "ERROR", "propagate": False},
+        "django.request": {
+            "handlers": ["console"],
+            "level": "ERROR",
+            "propagate": False,
+            "filters": ["outages"],
+        },
+        # pynetdicom's debug output would dump received data sets (patient data) into logs.
+        "pynetdicom": {"level": "WARNING"},
+        # On a laptop Celery runs tasks inline: their chatter would bury the demo's output.
+        **(
+            {"celery": {"level": "WARNING"}, "kombu.connection": {"level": "ERROR"}}
+            if LOCAL
+            else {}
+        ),
     },
 }
 
-# Viewer: decoded pixels are cached in each worker's memory only, never on disk.
-PORTAL_VIEWER_CACHE_BYTES = env.int("PORTAL_VIEWER_CACHE_BYTES", default=1536 * 2**20)
+# Viewer: decoded pixels and encoded images are cached in each web process's memory only,
+# never on disk. A 450-slice 512x512 CBCT takes 236 MB decoded, twice that once sagittal
+# cuts have their transposed copy; budget (pixels + images) x web processes of memory.
+PORTAL_VIEWER_CACHE_BYTES = env.int("PORTAL_VIEWER_CACHE_BYTES", default=1024 * 2**20)
+PORTAL_VIEWER_IMAGE_CACHE_BYTES = env.int("PORTAL_VIEWER_IMAGE_CACHE_BYTES", default=64 * 2**20)
+
+# What keeps production from starting; see portal.deployment.
+PORTAL_CONFIG_PROBLEMS = (
+    []
+    if LOCAL
+    else [
+        *_problems,
+        *deployment.problems(
+            os.environ,
+            {
+                "database_engine": DATABASES["default"]["ENGINE"],
+                "allowed_hosts": ALLOWED_HOSTS,
+                "base_url": PORTAL_BASE_URL,
+                "email_backend": EMAIL_BACKEND,
+                "debug": DEBUG,
+            },
+        ),
+    ]
+)

@@ -27,11 +27,15 @@ urlpatterns = [
     path("admin/login/", admin_login),
     path("robots.txt", robots_txt),
     path("admin/", admin.site.urls),
-    path("webauthn/", include("portal.passkeys")),
+    path("webauthn/", include("portal.workspace.passkeys")),
     path("s/", include("sharing.urls")),
+    path("dicomweb/", include("sharing.dicomweb.urls")),
+    path("u/", include("sharing.uploads.urls")),
+    path("received/", include("sharing.uploads.staff_urls")),
     path("shares/", include("sharing.staff_urls")),
     path("viewer/", include("viewer.urls")),
-    path("", include("portal.staff_urls")),
+    path("", include("portal.dicomnet.urls")),
+    path("", include("portal.workspace.urls")),
 ]
 
 handler400 = "portal.errors.bad_request"

@@ -1,12 +1,14 @@
 from django.contrib import admin
 
-from portal.admin_scope import PracticeScopedAdmin
+from portal.admin.scope import PracticeScopedAdmin
 from sharing.models import ShareCode, ShareLink, VerificationFailure
 
 
 @admin.register(ShareLink)
 class ShareLinkAdmin(PracticeScopedAdmin):
     """Read-only: links are issued, revoked and extended in the workspace, with its checks."""
+
+    patient_path = "patient"
 
     list_display = (
         "code",

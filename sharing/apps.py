@@ -6,6 +6,8 @@ class SharingConfig(AppConfig):
     verbose_name = "Share links"
 
     def ready(self) -> None:
-        from sharing import logfilter
+        from portal import access
+        from sharing import logfilter, session
 
         logfilter.install()
+        access.register_share_resolver(session.resolve)

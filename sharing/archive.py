@@ -21,6 +21,7 @@ from sharing.dicomdir import DicomRef, build_dicomdir, dicom_layout
 __all__ = [
     "ArchiveMember",
     "DicomRef",
+    "archive_extras",
     "build_dicomdir",
     "dicom_layout",
     "readme_text",
@@ -39,6 +40,7 @@ class ArchiveMember:
     crc32: int | None
     chunks: Callable[[], Iterable[bytes]] = field(repr=False)
     dicom: DicomRef | None = None
+    source_id: int | None = None  # the Instance or Attachment it comes from
 
 
 def series_summary(members: Sequence[ArchiveMember]) -> list[str]:
@@ -130,9 +132,17 @@ def _stored_crc_chunks(member: ArchiveMember) -> Iterator[bytes]:
 
 
 def stream_zip(
-    members: Sequence[ArchiveMember], extra_files: dict[str, bytes], *, sized: bool = True
+    members: Sequence[ArchiveMember],
+    extra_files: dict[str, bytes],
+    *,
+    sized: bool = True,
+    length: int | None = None,
 ) -> tuple[ZipStream, int | None]:
-    """Return a STORED ZipStream of the files and, when sized, its exact length in bytes."""
+    """Return a STORED ZipStream of the files and, when sized, its exact length in bytes.
+
+    `length` is the length measured earlier for the same names, sizes and extra files (a
+    download plan); measuring again takes as long as sending the first megabyte.
+    """
     names = [*extra_files, *(m.arcname for m in members)]
     for name in names:
         _check_arcname(name)
@@ -148,12 +158,19 @@ def stream_zip(
             zs.add(_lazy(member.chunks), member.arcname, size=member.size)
         else:
             zs.add(_stored_crc_chunks(member), member.arcname, size=member.size)
-    return zs, len(zs) if sized else None
+    if not sized:
+        return zs, None
+    return zs, length if length is not None else len(zs)
+
+
+def archive_extras(members: Sequence[ArchiveMember], practice_name: str) -> dict[str, bytes]:
+    """Return the DICOMDIR (when there are DICOM members) and README.txt of a download."""
+    extra = {"README.txt": readme_text(practice_name, series_summary(members)).encode()}
+    if any(m.dicom for m in members):
+        extra = {"DICOMDIR": build_dicomdir(members), **extra}
+    return extra
 
 
 def share_archive(members: Sequence[ArchiveMember], practice_name: str) -> tuple[ZipStream, int]:
     """Return the download ZIP with DICOMDIR (when there are DICOM members) and README.txt."""
-    extra = {"README.txt": readme_text(practice_name, series_summary(members)).encode()}
-    if any(m.dicom for m in members):
-        extra = {"DICOMDIR": build_dicomdir(members), **extra}
-    return stream_zip(members, extra)
+    return stream_zip(members, archive_extras(members, practice_name))

@@ -14,6 +14,7 @@ from urllib.parse import urlencode, urlparse
 import psutil
 
 from sharing.services import issue_link
+from sharing.verification import issue_code
 
 MB = 1_000_000
 PASSWORD = "bench-horse-battery-77"  # noqa: S105 - a throwaway link in the benchmark database
@@ -79,7 +80,7 @@ class _PeakWorkers:
         return max((self.peak[pid] - self.start[pid]) / 2**20 for pid in self.start)
 
 
-def _sign_in(base_url: str, token: str, birth_date: str) -> _Browser:
+def _sign_in(base_url: str, token: str, birth_date: str, code: str = "") -> _Browser:
     browser = _Browser(base_url)
     r = browser.request("GET", f"/s/{token}")
     r.read()
@@ -91,6 +92,8 @@ def _sign_in(base_url: str, token: str, birth_date: str) -> _Browser:
     if csrf is None:
         raise RuntimeError("the verification page has no CSRF token")
     form = {"csrfmiddlewaretoken": csrf[1], "password": PASSWORD, "birth_date": birth_date}
+    if code:  # a referrer's link: the emailed code instead of a birth date
+        form = {"csrfmiddlewaretoken": csrf[1], "password": PASSWORD, "code": code}
     r = browser.request("POST", "/s/", form)
     r.read()
     if r.status != 303:
@@ -117,12 +120,25 @@ def _download(browser: _Browser, path: str) -> tuple[int, int, float, float]:
     return received, length, time.perf_counter() - started, headers_at
 
 
-def _measure(ctx, study, label: str, rounds: int) -> None:
-    """Download the share of one study `rounds` times; print best and median MB/s, memory."""
+def _measure(ctx, study, label: str, rounds: int, *, deidentified: bool = False) -> None:
+    """Download the share of one study `rounds` times; print best and median MB/s, memory.
+
+    deidentified: a link to a de-identified copy, made when the link is issued (timed).
+    """
     birth = study.patient.birth_date
+    started = time.perf_counter()
     issued = issue_link(
-        study=study, created_by=ctx.staff_user, recipient_kind="patient", password=PASSWORD
+        study=study,
+        created_by=ctx.staff_user,
+        recipient_kind="referrer" if deidentified else "patient",
+        recipient_email="bench-referrer@example.org" if deidentified else "",
+        password=PASSWORD,
+        deidentified=deidentified,
     )
+    if deidentified:
+        copy = issued.deidentified
+        ctx.note(f"{label}: copy of {copy.included} of {copy.total} files made at issue")
+        ctx.figure(f"{label} link issued, copy made (s)", time.perf_counter() - started, "s")
     with ctx.serve() as base_url:
         server = psutil.Process(ctx.server_pid)
         speeds: list[float] = []
@@ -130,7 +146,8 @@ def _measure(ctx, study, label: str, rounds: int) -> None:
         growth = 0.0
         to_headers: list[float] = []
         for _ in range(rounds):
-            browser = _sign_in(base_url, issued.token, birth.isoformat() if birth else "")
+            code = issue_code(issued.share) if deidentified else ""
+            browser = _sign_in(base_url, issued.token, birth.isoformat() if birth else "", code)
             with _PeakWorkers(server.pid) as peak:
                 received, length, seconds, headers_at = _download(browser, "/s/download/share.zip")
             to_headers.append(headers_at)
@@ -156,6 +173,7 @@ def _measure(ctx, study, label: str, rounds: int) -> None:
 def run(ctx) -> None:
     """Print download MB/s and the server worker's peak RSS growth for the share ZIPs."""
     _measure(ctx, ctx.study, "CBCT", 5)
+    _measure(ctx, ctx.study, "CBCT de-identified", 3, deidentified=True)
     big = getattr(ctx, "big_study", None)
     if big is not None:
         _measure(ctx, big, "big study", 2)

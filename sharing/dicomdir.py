@@ -6,19 +6,17 @@ tests check each against pydicom's own encoding of the record it reads back.
 
 from __future__ import annotations
 
+import datetime
 import re
 import struct
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.filebase import DicomBytesIO
 from pydicom.filewriter import write_dataset, write_file_meta_info
 from pydicom.uid import ExplicitVRLittleEndian, MediaStorageDirectoryStorage, generate_uid
-
-if TYPE_CHECKING:
-    from sharing.archive import ArchiveMember
 
 DICOM_ROOT = "DICOM"
 # PS3.10 8.2 / PS3.12: a File ID component is 1-8 of A-Z, 0-9 and "_", at most 8 deep.
@@ -127,6 +125,13 @@ def dicom_layout(refs: Sequence[DicomRef]) -> list[str]:
     return [names[i] for i in range(len(refs))]
 
 
+class DicomMember(Protocol):
+    """A file of the download as the DICOMDIR sees it (sharing.archive.ArchiveMember is one)."""
+
+    arcname: str
+    dicom: DicomRef | None
+
+
 class _Record:
     """One directory record as (tag, VR, value) elements, encoded without pydicom.
 
@@ -182,6 +187,41 @@ def _text_value(vr: str, value: Any, utf8: bool) -> bytes:
     return data
 
 
+# ---------------------------------------------------------------- valid values only
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_TIME = re.compile(r"^([01][0-9]|2[0-3])([0-5][0-9]([0-5][0-9](\.[0-9]{1,6})?)?)?$")
+
+
+def _one(value: str, limit: int) -> str:
+    """Return the first of several values, without control characters, cut to the VR's size."""
+    text = _CONTROL.sub(" ", str(value or "").split("\\")[0]).strip()
+    return text[:limit].rstrip()
+
+
+def _date(value: str) -> str:
+    text = str(value or "").replace(".", "").replace("-", "").strip()
+    try:
+        datetime.date(int(text[:4]), int(text[4:6]), int(text[6:8]))
+    except ValueError:
+        return "19000101"
+    return text if len(text) == 8 and text.isdigit() else "19000101"
+
+
+def _time(value: str) -> str:
+    text = _one(value, 16).replace(":", "")
+    return text if _TIME.match(text) else "000000"
+
+
+def _code(value: str) -> str:
+    text = _one(value, 16).upper()
+    return text if re.fullmatch(r"[A-Z0-9_ ]+", text) else ""
+
+
+def _integer(value: int | None) -> int | None:
+    return value if value is not None and -(2**31) <= value < 2**31 else None
+
+
 class _Node:
     """A directory record and its lower-level records, as linked in the DICOMDIR."""
 
@@ -211,7 +251,7 @@ def _is_ascii(ref: DicomRef, kind: str) -> bool:
     return all(t.isascii() for t in texts)
 
 
-def _tree(members: Sequence[ArchiveMember]) -> list[_Node]:
+def _tree(members: Sequence[DicomMember]) -> list[_Node]:
     """Return the PATIENT records, each holding its STUDY, SERIES and IMAGE records."""
     patients: dict[str, _Node] = {}
     studies: dict[tuple[str, str], _Node] = {}
@@ -227,29 +267,32 @@ def _tree(members: Sequence[ArchiveMember]) -> list[_Node]:
         se_key = (*s_key, ref.series_uid)
         if p_key not in patients:
             rec = _new_record("PATIENT", ref)
-            rec.add(0x00100010, "PN", ref.patient_name)
-            rec.add(0x00100020, "LO", ref.patient_id)
+            rec.add(0x00100010, "PN", _one(ref.patient_name, 64 * 3))
+            rec.add(0x00100020, "LO", _one(ref.patient_id, 64) or "UNKNOWN")
             patients[p_key] = _Node(rec)
         if s_key not in studies:
             rec = _new_record("STUDY", ref)
-            rec.add(0x00080020, "DA", ref.study_date)
-            rec.add(0x00080030, "TM", ref.study_time)
-            rec.add(0x00081030, "LO", ref.study_description)
+            # Study Date, Study Time and Study ID are Type 1 in the STUDY record and often
+            # empty or malformed in dental exports: an unknown date or time is written as
+            # the earliest valid value, an unknown ID as the study's number on the medium.
+            rec.add(0x00080020, "DA", _date(ref.study_date))
+            rec.add(0x00080030, "TM", _time(ref.study_time))
+            rec.add(0x00081030, "LO", _one(ref.study_description, 64))
             rec.add(0x0020000D, "UI", ref.study_uid)
-            # Type 1 in the STUDY record, often empty in dental exports.
-            rec.add(0x00200010, "SH", ref.study_id or str(len(patients[p_key].children) + 1))
-            rec.add(0x00080050, "SH", ref.accession)
+            study_id = _one(ref.study_id, 16)
+            rec.add(0x00200010, "SH", study_id or str(len(patients[p_key].children) + 1))
+            rec.add(0x00080050, "SH", _one(ref.accession, 16))
             studies[s_key] = _Node(rec)
             patients[p_key].children.append(studies[s_key])
         if se_key not in series:
             rec = _new_record("SERIES", ref)
-            rec.add(0x00080060, "CS", ref.modality or "OT")
+            rec.add(0x00080060, "CS", _code(ref.modality) or "OT")
             rec.add(0x0020000E, "UI", ref.series_uid)
-            number = ref.series_number
+            number = _integer(ref.series_number)
             number = number if number is not None else len(studies[s_key].children) + 1
             rec.add(0x00200011, "IS", number)
-            if ref.series_description:
-                rec.add(0x0008103E, "LO", ref.series_description)
+            if _one(ref.series_description, 64):
+                rec.add(0x0008103E, "LO", _one(ref.series_description, 64))
             series[se_key] = _Node(rec)
             studies[s_key].children.append(series[se_key])
         rec = _new_record("IMAGE", ref)
@@ -257,7 +300,7 @@ def _tree(members: Sequence[ArchiveMember]) -> list[_Node]:
         rec.add(0x00041510, "UI", ref.sop_class_uid)
         rec.add(0x00041511, "UI", ref.sop_instance_uid)
         rec.add(0x00041512, "UI", ref.transfer_syntax_uid)
-        number = ref.instance_number
+        number = _integer(ref.instance_number)
         number = number if number is not None else len(series[se_key].children) + 1
         rec.add(0x00200013, "IS", number)
         series[se_key].children.append(_Node(rec))
@@ -273,7 +316,7 @@ def _links(siblings: list[_Node], out: dict[int, tuple[int, int]]) -> None:
 
 
 def build_dicomdir(
-    members: Sequence[ArchiveMember], file_set_id: str = "SHARE", uid: str | None = None
+    members: Sequence[DicomMember], file_set_id: str = "SHARE", uid: str | None = None
 ) -> bytes:
     """Return DICOMDIR bytes indexing the DICOM members, with record offsets as in PS3.3 F.3."""
     roots = _tree(members)

@@ -4,17 +4,63 @@ from __future__ import annotations
 
 import logging
 import re
+from urllib.parse import unquote
 
-_TOKEN_PATH = re.compile(r"/s/(?!home/|code/|end/|download/)[A-Za-z0-9_\-]{16,}")
 MASK = "/s/<token>"
 # A staff invitation's set-password address carries a token the same way.
 _INVITE_PATH = re.compile(r"/login/set-password/[A-Za-z0-9_\-]+/(?!choose/)[A-Za-z0-9_\-]{8,}")
 INVITE_MASK = "/login/set-password/<token>"
+# So does an emailed link that lets a browser sign in despite a lockout.
+_UNLOCK_PATH = re.compile(r"/login/unlock/[A-Za-z0-9_\-:.]{8,}")
+UNLOCK_MASK = "/login/unlock/<token>"
+# A share path may be spelled with percent-encoded characters, %2F for its slashes or
+# encoded twice (Django decodes the path, so /s/2c%43L9... opens the link): each run of
+# non-blank characters is decoded before it is looked at.
+# An upload link's /u/<token> is masked the same way.
+_MAYBE_SHARE = re.compile(r"[su](?:/|%2f|%252f)", re.IGNORECASE)
+_RUN = re.compile(r"[^\s\"'<>]+")
+_SHARE_REST = re.compile(r"/([su])/([^?&#]*)")
+_UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+# The recipient pages' own path segments (sharing/urls.py); any other segment may hold a
+# token or part of one, and is masked whole.
+_ROUTE_SEGMENT = re.compile(
+    rf"|<token>|code|home|end|download|share\.zip|pictures\.zip|series|instances|attachments"
+    rf"|software|tokens|revoke|{_UUID}(?:\.zip)?",
+    re.IGNORECASE,
+)
+# The upload pages' own segments (sharing/uploads/urls.py).
+_UPLOAD_SEGMENT = re.compile(r"|<token>|files", re.IGNORECASE)
+
+
+def _decoded(text: str) -> str:
+    for _ in range(3):
+        text, before = unquote(text), text
+        if text == before:
+            break
+    return text
+
+
+def _mask_rest(match: re.Match) -> str:
+    prefix, segments = match[1], match[2].split("/")
+    allowed = _ROUTE_SEGMENT if prefix == "s" else _UPLOAD_SEGMENT
+    kept = [s if allowed.fullmatch(s) else "<token>" for s in segments]
+    return f"/{prefix}/" + "/".join(kept)
+
+
+def _mask_run(match: re.Match) -> str:
+    run = match[0]
+    decoded = _decoded(run)
+    if "/s/" not in decoded and "/u/" not in decoded:
+        return run
+    masked = _SHARE_REST.sub(_mask_rest, decoded)
+    return masked if masked != decoded else run
 
 
 def mask_tokens(text: str) -> str:
-    """Return text with every /s/<token> or invitation path replaced by a placeholder."""
-    return _INVITE_PATH.sub(INVITE_MASK, _TOKEN_PATH.sub(MASK, text))
+    """Return text with every share token or invitation token replaced by a placeholder."""
+    if _MAYBE_SHARE.search(text):
+        text = _RUN.sub(_mask_run, text)
+    return _UNLOCK_PATH.sub(UNLOCK_MASK, _INVITE_PATH.sub(INVITE_MASK, text))
 
 
 class MaskShareTokens(logging.Filter):

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 import pydicom
+from django.conf import settings
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 from pydicom.pixels import apply_color_lut, as_pixel_options, convert_color_space
@@ -24,6 +25,7 @@ from portal import vault
 from portal.models import Series, StoredObject
 from sharing.archive import ArchiveMember, stream_zip
 from viewer import render as rnd
+from viewer.overlays import overlay_masks
 
 # One decoded frame may not exceed this; dental frames are a few MB at most.
 FRAME_MAX_BYTES = 128 << 20
@@ -144,6 +146,8 @@ def iter_frames(f: PlainReader) -> tuple[Dataset, Iterator[np.ndarray]]:
     samples, bits = geometry.samples, geometry.bits
     if rows * cols * samples * max(bits, 8) // 8 > FRAME_MAX_BYTES:
         raise rnd.DecodeError("The image is larger than the export accepts.")
+    limits = (settings.PORTAL_MAX_IMAGE_PIXELS, settings.PORTAL_MAX_DICOM_PIXELS)
+    rnd.check_pixels(geometry, limits, "export")
     decoder = rnd.decoder_for(ds, geometry)
     keyword, vr, length = _pixel_element(f, tsyntax)
     if not tsyntax.is_compressed and bits >= 8 and keyword == "PixelData":
@@ -204,16 +208,30 @@ def render_series(series: Series, fmt: str) -> Iterator[tuple[str, bytes]]:
                 ds, frames = iter_frames(f)
             except rnd.DecodeError:
                 continue
-            info = rnd.RenderInfo.from_dataset(ds)
             presets = rnd.window_presets(ds)
+            masks = _overlays(ds)
             try:
-                for frame in frames:
+                for k, frame in enumerate(frames):
+                    info = rnd.RenderInfo.from_dataset(ds, k)
+                    lut = None if presets else rnd.voi_lut(ds, k)
                     window = presets[0] if presets else rnd.auto_window(frame, info)
                     n += 1
-                    data = rnd.render_slice(frame, info, window["center"], window["width"], fmt)
+                    mask = masks[k] if masks is not None and k < len(masks) else None
+                    data = rnd.render_slice(
+                        frame, info, window["center"], window["width"], fmt, overlay=mask, lut=lut
+                    )
                     yield f"{folder}/{n:04d}.{ext}", data
             except rnd.DecodeError:
                 continue
+
+
+def _overlays(ds: Dataset) -> np.ndarray | None:
+    """Return the overlay bits of every frame, drawn into the pictures as in the viewer."""
+    try:
+        geometry = rnd.image_geometry(ds)
+    except rnd.DecodeError:
+        return None
+    return overlay_masks(ds, geometry.frames, geometry.rows, geometry.cols)
 
 
 def _then(data: bytes, callback: Callable[[], None]) -> Iterator[bytes]:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
+from uuid import UUID
 
 from django.conf import settings
 from django.http import HttpRequest
@@ -11,8 +13,7 @@ from django.utils import timezone
 SESSION_KEY = "share_link"
 VERIFIED_KEY = "share_verified"
 SEEN_KEY = "share_seen"
-STARTED_KEY = "share_started"
-_KEYS = (SESSION_KEY, VERIFIED_KEY, SEEN_KEY, STARTED_KEY)
+_KEYS = (SESSION_KEY, VERIFIED_KEY, SEEN_KEY)
 # The last-seen stamp is rewritten only once it is this old, so a slice request saves no session.
 # The stamp trails real activity by less than this: the idle end can come this much early,
 # never late.
@@ -55,7 +56,7 @@ def end_verification(request: HttpRequest) -> None:
     The recipient then lands on /s/ again: the password page after an idle timeout, or the
     page saying the link has expired, was revoked or is locked, instead of a bare 404.
     """
-    for key in (VERIFIED_KEY, SEEN_KEY, STARTED_KEY):
+    for key in (VERIFIED_KEY, SEEN_KEY):
         request.session.pop(key, None)
 
 
@@ -64,13 +65,24 @@ def verified_share(request: HttpRequest):
 
     Checks expiry, revocation, lock and the idle and absolute timeouts on every call.
     """
+    return resolve(request)[0]
+
+
+def resolve(request: HttpRequest, series_code: UUID | None = None) -> tuple[Any, Any]:
+    """Return (the verified share or None, the owners of series_code or None).
+
+    The link row is read on every request, fresh: expiry, revocation, lock and download
+    counts are always current. With series_code the series' owner row comes in the same
+    round trip (portal.access decides with it). Practice, patient and study load when used.
+    """
     session = getattr(request, "session", None)
     if session is None or VERIFIED_KEY not in session or SESSION_KEY not in session:
-        return None
+        return None, None
     cached = getattr(request, "_verified_share", None)
-    if cached is not None:
-        return cached
-    from portal.access import fetch_row
+    if cached is not None and series_code is None:
+        return cached, None
+    from portal.access import fetch_row_and_series_owner
+    from portal.rows import fetch_row
     from sharing.models import ShareLink
 
     now = _now()
@@ -78,12 +90,14 @@ def verified_share(request: HttpRequest):
     seen_at = datetime.fromtimestamp(session.get(SEEN_KEY, 0), tz=UTC)
     idle = timedelta(minutes=settings.RECIPIENT_IDLE_TIMEOUT_MINUTES)
     absolute = timedelta(hours=settings.RECIPIENT_ABSOLUTE_SESSION_HOURS)
-    # The link row is read on every request (one query, no joins, no ORM compiling): expiry,
-    # revocation, lock and download counts are always current. Practice, patient and study
-    # load when used.
-    share = None
+    share = owner = None
     if now - seen_at <= idle and now - verified_at <= absolute:
-        share = fetch_row(ShareLink, "code", session[SESSION_KEY])
+        if series_code is None:
+            share = fetch_row(ShareLink, "code", session[SESSION_KEY])
+        else:
+            share, owner = fetch_row_and_series_owner(
+                ShareLink, "code", session[SESSION_KEY], series_code
+            )
     if (
         share is None
         or share.revoked_at is not None
@@ -91,21 +105,8 @@ def verified_share(request: HttpRequest):
         or share.expires_at <= now
     ):
         end_verification(request)
-        return None
+        return None, None
     if (now - seen_at).total_seconds() >= SEEN_RESOLUTION_SECONDS:
         session[SEEN_KEY] = now.timestamp()
     request._verified_share = share
-    return share
-
-
-def mark_started(request: HttpRequest, object_code: str) -> None:
-    """Remember that this session began downloading an object, so resumes are not recounted."""
-    started = list(request.session.get(STARTED_KEY, []))
-    if object_code not in started:
-        started.append(object_code)
-        request.session[STARTED_KEY] = started[-200:]
-
-
-def has_started(request: HttpRequest, object_code: str) -> bool:
-    """Return whether this session began downloading the object earlier."""
-    return object_code in request.session.get(STARTED_KEY, [])
+    return share, owner

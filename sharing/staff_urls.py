@@ -9,4 +9,5 @@ urlpatterns = [
     path("<uuid:code>/revoke/", staff_views.revoke_share, name="revoke"),
     path("<uuid:code>/unlock/", staff_views.unlock_share, name="unlock"),
     path("<uuid:code>/extend/", staff_views.extend_share, name="extend"),
+    path("requests/<uuid:code>/done/", staff_views.settle_request, name="request-done"),
 ]

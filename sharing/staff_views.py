@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
@@ -15,10 +17,11 @@ from django.views.decorators.http import require_GET, require_POST
 import audit
 from audit.models import Action
 from portal.access import fetch_or_404
-from portal.decorators import staff_required
-from portal.forms import ExtendForm
+from portal.workspace.decorators import staff_required
 from sharing import services
-from sharing.models import ShareLink
+from sharing.link_list import annotate_for_list, with_extend_limits
+from sharing.models import LinkRequest, ShareLink
+from sharing.notices import zone_of
 
 STATUSES = ["active", "expired", "revoked", "locked"]
 
@@ -26,7 +29,11 @@ STATUSES = ["active", "expired", "revoked", "locked"]
 def _shares(request: HttpRequest):
     """Return the links of studies the staff member may see."""
     scope = request.scope
-    return ShareLink.objects.filter(practice=scope.practice, study__in=scope.studies())
+    studies = scope.studies()
+    # A link to a de-identified copy is known by the study it was made from.
+    return ShareLink.objects.filter(
+        Q(study__in=studies) | Q(source_study__in=studies), practice=scope.practice
+    )
 
 
 def _back(request: HttpRequest, share: ShareLink) -> HttpResponse:
@@ -41,7 +48,7 @@ def _back(request: HttpRequest, share: ShareLink) -> HttpResponse:
 def list_shares(request: HttpRequest) -> HttpResponse:
     """List the practice's links with status, opens, downloads and last access."""
     now = timezone.now()
-    shares = _shares(request).select_related("patient", "study", "created_by")
+    shares = annotate_for_list(_shares(request))
     status = request.GET.get("status", "")
     if status == "active":
         shares = shares.filter(revoked_at__isnull=True, locked_at__isnull=True, expires_at__gt=now)
@@ -53,7 +60,17 @@ def list_shares(request: HttpRequest) -> HttpResponse:
         shares = shares.filter(
             Q(locked_at__isnull=False), revoked_at__isnull=True, expires_at__gt=now
         )
+    one = _link_code(request.GET.get("link", ""))
+    if one is not None:  # from a notice email: that link alone
+        shares = shares.filter(code=one)
     page = Paginator(shares, 50).get_page(request.GET.get("page"))
+    requests = list(
+        LinkRequest.objects.filter(share__in=_shares(request), handled_at__isnull=True)
+        .select_related(
+            "share__patient", "share__study", "share__source_patient", "share__source_study"
+        )
+        .order_by("created_at")
+    )
     # The list names patients and recipients: a read of patient data like a search.
     audit.record(
         Action.SEARCH,
@@ -61,11 +78,45 @@ def list_shares(request: HttpRequest) -> HttpResponse:
         detail={"list": "share links", "status": status, "results": page.paginator.count},
         **request.scope.audit_kwargs(),
     )
-    return render(
-        request,
-        "portal/share_list.html",
-        {"page": page, "status": status, "statuses": STATUSES, "extend_form": ExtendForm()},
+    context = {
+        "page": page,
+        "shares": with_extend_limits(page.object_list),
+        "status": status,
+        "statuses": STATUSES,
+        "link_requests": requests,
+        "one_link": one is not None,
+    }
+    return render(request, "portal/share_list.html", context)
+
+
+def _link_code(value: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        return None
+
+
+@require_POST
+@staff_required
+def settle_request(request: HttpRequest, code) -> HttpResponse:
+    """Take a request for a new link off the list (staff answered it another way)."""
+    found = LinkRequest.objects.filter(share__in=_shares(request))
+    link_request = fetch_or_404(request, request.scope, found, code=code)
+    if link_request.handled_at is not None:  # settled meanwhile, say in another tab
+        messages.info(request, "That request was already off the list.")
+        return redirect("shares:list")
+    link_request.handled_at = timezone.now()
+    link_request.handled_by = request.user
+    link_request.save(update_fields=["handled_at", "handled_by"])
+    audit.record(
+        Action.SHARE_REQUEST,
+        request=request,
+        user=request.user,
+        share=link_request.share,
+        detail={"settled": True},
     )
+    messages.success(request, "The request is off the list.")
+    return redirect("shares:list")
 
 
 @require_POST
@@ -99,16 +150,16 @@ def unlock_share(request: HttpRequest, code) -> HttpResponse:
 def extend_share(request: HttpRequest, code) -> HttpResponse:
     """Move a link's expiry, never past the practice maximum from when it was issued."""
     share = fetch_or_404(request, request.scope, _shares(request), code=code)
-    form = ExtendForm(request.POST)
-    if not form.is_valid():
+    try:
+        days = int(request.POST.get("days", ""))
+    except ValueError:
         messages.error(request, "Give the number of days the link should stay open.")
         return _back(request, share)
     try:
-        services.extend_link(
-            share, days=form.cleaned_data["days"], by=request.user, request=request
-        )
+        services.extend_link(share, days=days, by=request.user, request=request)
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
     else:
-        messages.success(request, f"The link now expires on {share.expires_at:%Y-%m-%d}.")
+        when = timezone.localtime(share.expires_at, zone_of(share.practice))
+        messages.success(request, f"The link now expires on {when:%-d %B %Y, %H:%M} ({when:%Z}).")
     return _back(request, share)

@@ -50,7 +50,7 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | str | None:
     return max(0, size - suffix), size
 
 
-def _ascii_fallback(name: str) -> str:
+def ascii_fallback(name: str) -> str:
     folded = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
     cleaned = re.sub(r"[^A-Za-z0-9._ -]+", "_", folded).strip(" ._") or "download"
     return cleaned[:120]
@@ -66,7 +66,7 @@ def safe_filename(name: str, default: str = "download") -> str:
 def content_disposition(name: str) -> str:
     """Return an RFC 6266 attachment header: an ASCII fallback plus the UTF-8 name."""
     name = safe_filename(name)
-    fallback = _ascii_fallback(name)
+    fallback = ascii_fallback(name)
     header = f'attachment; filename="{fallback}"'
     if fallback != name:
         header += f"; filename*=UTF-8''{quote(name, safe='')}"
@@ -77,7 +77,8 @@ class AuditedStream:
     """Wrap response bytes: run `on_start` at the first chunk, `on_end(sent, complete)` on close.
 
     The WSGI server closes the iterator when the client disconnects or an error aborts the
-    response, so the end is recorded whatever happens.
+    response, so the end is recorded whatever happens; a stream closed before its first
+    chunk runs `on_abandon` instead.
     """
 
     def __init__(
@@ -86,11 +87,13 @@ class AuditedStream:
         *,
         on_start: Callable[[], None],
         on_end: Callable[[int, bool], None],
+        on_abandon: Callable[[], None] | None = None,
     ) -> None:
         self._source = source
         self._it: Iterator[bytes] | None = None
         self._on_start = on_start
         self._on_end = on_end
+        self._on_abandon = on_abandon
         self.sent = 0
         self.complete = False
         self.started = False
@@ -121,6 +124,8 @@ class AuditedStream:
             closer()
         if self.started:
             self._on_end(self.sent, self.complete)
+        elif self._on_abandon is not None:
+            self._on_abandon()
 
 
 _END = object()

@@ -1,9 +1,10 @@
 """Database-backed throttles for recipient verification: per client address and per link.
 
-Each failure from an address doubles the wait before its next attempt (0.1 s up to 25 s); an
-attempt that comes sooner is refused with the same answer as a wrong password and counts as a
-failure. More than 10 failures in 30 minutes from one address answer 429 until the oldest ages
-out, and a link locks after 5 failed verifications until staff unlock it.
+Each failure from an address doubles the wait before its next attempt (0.1 s up to 25 s). An
+attempt that comes sooner is told how many seconds are left and is neither judged nor counted:
+on a clinic's shared Wi-Fi the wait may come from someone else's typo, and a right answer is
+never called wrong. More than 10 failures in 30 minutes from one address answer 429 until the
+oldest ages out, and a link locks after 5 failed verifications until staff unlock it.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from django.utils import timezone
 
 import audit
 from audit.models import Action, Outcome
+from portal.rows import fetch_column
 from sharing.models import ShareLink, VerificationFailure
 
 WINDOW = timedelta(minutes=30)
@@ -67,29 +69,37 @@ def delay_after(failures: int) -> float:
 
 @dataclass(frozen=True)
 class AddressState:
-    """What an address may do now: `retry_after` > 0 means 429, `too_soon` means wait."""
+    """What an address may do now: `retry_after` > 0 means 429, `too_soon` means wait.
+
+    `wait` is how many seconds are left before the address may try again.
+    """
 
     failures: int
     retry_after: int
     too_soon: bool
+    wait: float = 0.0
+
+    @property
+    def wait_seconds(self) -> int:
+        """Return the wait rounded up to whole seconds, as a person is told it."""
+        return max(1, math.ceil(self.wait)) if self.too_soon else 0
 
 
 def address_state(address: str | None) -> AddressState:
     """Return the throttle state of a client address from its recent failures."""
     now = _now()
-    recent = list(
-        VerificationFailure.objects.filter(address=address, created_at__gt=now - WINDOW)
-        .order_by("created_at")
-        .values_list("created_at", flat=True)
+    # Read on every DICOMweb request: without the ORM compiler (see portal.rows).
+    recent = fetch_column(
+        VerificationFailure, "created_at", "created_at", now - WINDOW, address=address
     )
     n = len(recent)
     if n > ADDRESS_LIMIT:
         # Allowed again once only ADDRESS_LIMIT failures remain inside the window.
         frees_at = recent[n - ADDRESS_LIMIT - 1] + WINDOW
         wait = max(1, math.ceil((frees_at - now).total_seconds()))
-        return AddressState(n, wait, False)
-    too_soon = bool(recent) and (now - recent[-1]).total_seconds() < delay_after(n)
-    return AddressState(n, 0, too_soon)
+        return AddressState(n, wait, False, float(wait))
+    left = delay_after(n) - (now - recent[-1]).total_seconds() if recent else 0.0
+    return AddressState(n, 0, left > 0, max(0.0, left))
 
 
 def record_address_failure(address: str | None, share: ShareLink | None = None) -> None:

@@ -19,3 +19,6 @@ EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 # A file-backed SQLite test database, so a real Celery worker process can share it.
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):  # noqa: F405
     DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / "test.sqlite3")}  # noqa: F405
+elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":  # noqa: F405
+    # Flushing between tests goes past the access history's TRUNCATE trigger (see there).
+    DATABASES["default"]["ENGINE"] = "tests.postgresql"  # noqa: F405

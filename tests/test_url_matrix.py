@@ -19,14 +19,17 @@ from django.urls import URLResolver, get_resolver
 from django_otp_webauthn.models import WebAuthnCredential
 
 from audit.models import AccessEvent, Outcome
-from portal.models import Role, UploadBatch
-from portal.views.auth import invitation_url
+from portal import vault
+from portal.models import PendingFile, Role, UploadBatch
+from portal.workspace.views.auth import invitation_url
+from sharing.models import LinkRequest
 from sharing.services import issue_link
-from tests.base import BaseTestCase, make_staff
+from tests.base import BaseTestCase, make_ct_study, make_staff
 from tests.sharing.helpers import add_attachments
 
 PERSONAS = ["anon", "bob", "alice", "hy", "charlie", "cli", "hya"]
 TUS = {"Tus-Resumable": "1.0.0"}
+CURVE = "points=1,1;3,2;5,1&occlusal=0"  # a short arch on the test series' small image
 
 
 @dataclass
@@ -65,13 +68,25 @@ MATRIX: dict[str, Row] = {
     "portal:study": Row(
         "get", lambda t: f"/studies/{t.study.code}/", _for(302, 200, 200, 404, 404)
     ),
+    # Pixels are needed: front desk (bob) is refused as in the viewer.
+    "portal:study-deidentified": Row(
+        "get",
+        lambda t: f"/studies/{t.study.code}/deidentified.zip",
+        _for(302, 404, 200, 404, 404),
+    ),
     "portal:issue-share": Row(
         "post",
         lambda t: f"/studies/{t.study.code}/share/",
-        _for(302, 200, 200, 404, 404),
+        # Front desk without image rights may not share images (the form says why).
+        _for(302, 400, 200, 404, 404),
         data=lambda t: {"recipient_kind": "patient", "expires_in_days": 3},
     ),
     "portal:upload": Row("get", lambda t: "/upload/", _for(302, 200, 200, 200, 200)),
+    "portal:pending": Row("get", lambda t: "/pending/", _for(302, 200, 200, 200, 200)),
+    # No record number given: staff of the practice are sent back to the queue with a message.
+    "portal:pending-attach": Row(
+        "post", lambda t: f"/pending/{t.pending.code}/attach/", _for(302, 302, 302, 302, 404)
+    ),
     "portal:upload-batch": Row("post", lambda t: "/upload/batches/", _for(302, 201, 201, 201, 201)),
     "portal:upload-status": Row(
         "get",
@@ -103,6 +118,21 @@ MATRIX: dict[str, Row] = {
         lambda t: "/practice/staff/dora/role/",
         _for(302, 404, 302, 404, 404, cli=404),
         data=lambda t: {"role": Role.CLINICIAN},
+    ),
+    "portal:staff-lift-pause": Row(
+        "post",
+        lambda t: "/practice/staff/dora/lift-pause/",
+        _for(302, 404, 302, 404, 404, cli=404),
+    ),
+    # Anyone may ask for an unlock link; the answer never says whether the account exists.
+    "portal:unlock-request": Row(
+        "post",
+        lambda t: "/login/unlock/",
+        _for(200, 200, 200, 200, 200),
+        data=lambda t: {"username": "dora"},
+    ),
+    "portal:unlock": Row(
+        "get", lambda t: "/login/unlock/not-a-link/", _for(410, 410, 410, 410, 410)
     ),
     "portal:staff-active": Row(
         "post",
@@ -154,6 +184,17 @@ MATRIX: dict[str, Row] = {
         _for(302, 404, 302, 404, 404, cli=404),
     ),
     "shares:list": Row("get", lambda t: "/shares/", _for(302, 200, 200, 200, 200)),
+    "shares:request-done": Row(
+        "post",
+        lambda t: f"/shares/requests/{t.link_request.code}/done/",
+        _for(302, 302, 302, 404, 404),
+    ),
+    "portal:attachment-study": Row(
+        "post",
+        lambda t: f"/attachments/{t.photo.code}/study/",
+        _for(302, 302, 302, 404, 404),
+        data=lambda t: {"study": str(t.study.code)},
+    ),
     "shares:revoke": Row(
         "post", lambda t: f"/shares/{t.share.code}/revoke/", _for(302, 302, 302, 404, 404)
     ),
@@ -176,9 +217,25 @@ MATRIX: dict[str, Row] = {
         lambda t: f"/viewer/series/{t.series.code}/manifest.json",
         _for(404, 404, 200, 404, 404),
     ),
+    "viewer:series-document": Row(
+        "get",
+        lambda t: f"/viewer/series/{t.series.code}/document",
+        _for(404, 404, 200, 404, 404),
+    ),
+    # The matrix's series holds CT images, no video: a 404 (audited) for everyone.
+    "viewer:series-video": Row(
+        "get",
+        lambda t: f"/viewer/series/{t.series.code}/video.mp4",
+        _for(404, 404, 404, 404, 404),
+    ),
     "viewer:series-thumbnail": Row(
         "get",
         lambda t: f"/viewer/series/{t.series.code}/thumbnail.jpg",
+        _for(404, 404, 200, 404, 404),
+    ),
+    "viewer:tags": Row(
+        "get",
+        lambda t: f"/viewer/series/{t.series.code}/tags/0.json",
         _for(404, 404, 200, 404, 404),
     ),
     "viewer:slice": Row(
@@ -189,6 +246,37 @@ MATRIX: dict[str, Row] = {
     "viewer:slice-png": Row(
         "get",
         lambda t: f"/viewer/series/{t.series.code}/axial/1.png",
+        _for(404, 404, 200, 404, 404),
+    ),
+    # The dental views: pixels, so the slice rules (a volume without teeth has no arch).
+    "viewer:dental-arch": Row(
+        "get",
+        lambda t: f"/viewer/series/{t.volume.code}/dental/arch.json",
+        _for(404, 404, 422, 404, 404),
+    ),
+    "viewer:dental-path": Row(
+        "get",
+        lambda t: f"/viewer/series/{t.volume.code}/dental/path.json?{CURVE}",
+        _for(404, 404, 200, 404, 404),
+    ),
+    "viewer:dental-image": Row(
+        "get",
+        lambda t: f"/viewer/series/{t.volume.code}/dental/panoramic.jpg?{CURVE}",
+        _for(404, 404, 200, 404, 404),
+    ),
+    "viewer:dental-image-png": Row(
+        "get",
+        lambda t: f"/viewer/series/{t.volume.code}/dental/section.png?{CURVE}&at=1",
+        _for(404, 404, 200, 404, 404),
+    ),
+    "viewer:dental-export": Row(
+        "get",
+        lambda t: f"/viewer/series/{t.volume.code}/dental/export/panoramic.jpg?{CURVE}",
+        _for(404, 404, 200, 404, 404),
+    ),
+    "viewer:dental-export-png": Row(
+        "get",
+        lambda t: f"/viewer/series/{t.volume.code}/dental/export/section.png?{CURVE}&at=1",
         _for(404, 404, 200, 404, 404),
     ),
     "viewer:attachment-thumbnail": Row(
@@ -235,10 +323,23 @@ class MatrixTestCase(BaseTestCase):
             confirmed=True,
         )
         self.share = issue_link(
-            study=self.study, created_by=self.bob, recipient_kind="patient"
+            study=self.study, created_by=self.alice, recipient_kind="patient"
         ).share
+        self.link_request = LinkRequest.objects.create(
+            share=self.share, reason="expired", created_at=self.share.created_at
+        )
         self.batch = UploadBatch.objects.create(practice=self.practice, created_by=self.bob)
+        self.pending = PendingFile.objects.create(
+            practice=self.practice, kind="pdf", reason="test", blob=vault.store_bytes(b"%PDF-")
+        )
         self.series = self.study.series.get()
+        # The dental views need a volume: slices 1 mm apart.
+        self.volume = make_ct_study(
+            self.pat, n=4, uid_root="1.2.826.0.1.3680043.10.99"
+        ).series.get()
+        for z, instance in enumerate(self.volume.instances.order_by("instance_number")):
+            instance.image_position = [*instance.image_position[:2], float(z)]
+            instance.save(update_fields=["image_position"])
         self.photo, _pdf = add_attachments(self.study)
         self.upload = self.batch.uploads.create(
             practice=self.practice, created_by=self.bob, relative_name="a.dcm", length=10

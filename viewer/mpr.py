@@ -1,328 +1,123 @@
-"""Series layouts and decoded-pixel caches: what the slice views read instead of the vault.
+"""Decoded pixels for the slice views: frames, whole volumes and the planes cut from them.
 
-Decoded pixels live only in process memory (a bounded LRU), never on disk. A layout is the
-series' instances sorted into slices, cached per series and instance count so a slice request
-costs no query beyond the access check.
+Decoded pixels live only in process memory (a bounded LRU), never on disk. A volume comes
+from its stored encrypted copy (viewer.volumes) in one sequential read when there is one,
+and is decoded from the series' files only when there is not.
 """
 
 from __future__ import annotations
 
 import io
 import threading
-import time
-from collections import OrderedDict
 from collections.abc import Hashable
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pydicom
 from django.conf import settings
-from pydicom.dataset import Dataset
 
 from portal import vault
-from portal.models import Instance, Series, StoredObject
-from viewer import render
+from portal.models import Series, StoredObject
+from viewer import layouts, overlays, render, volumes
+from viewer.layouts import Layout, SliceRef
 
 PLANES = render.PLANES
 JPEG_QUALITY = 85
-# A volume needs this many slices; fewer is a stack (e.g. two bitewings).
-MIN_VOLUME_SLICES = 3
 # Slices tried, spread over the series, before calling the whole series undecodable.
 PROBES = 5
 
-
-@dataclass(frozen=True)
-class SliceRef:
-    """One displayable frame: which stored object, which frame in it, how to window it."""
-
-    blob: StoredObject
-    frame: int
-    info: render.RenderInfo
-
-
-@dataclass
-class Layout:
-    """The series as the viewer sees it: ordered slices and the geometry to scale them."""
-
-    pk: int
-    key: Hashable
-    kind: str  # "volume" or "stack"
-    slices: tuple[SliceRef, ...]
-    rows: int
-    columns: int
-    colour: bool
-    modality: str
-    pixel_spacing: tuple[float, float] | None
-    slice_spacing: float | None
-    orientation: list[float] | None
-    presets: list[dict[str, Any]]
-    window: dict[str, Any] | None
-    auto_window: dict[str, Any] | None = field(default=None)
-    volume_error: str = ""  # why reformats failed, so the volume is not decoded again per cut
-
-    @property
-    def uniform_info(self) -> bool:
-        return len({s.info for s in self.slices}) <= 1
-
-    def default_window(self) -> dict[str, Any]:
-        """Return the file's first window, else one measured from the first decoded slice."""
-        if self.window is not None:
-            return self.window
-        if self.auto_window is None:
-            values = axial_values(self, first_decodable(self))
-            self.auto_window = render.auto_window(values, self.slices[0].info)
-        return self.auto_window
-
-    def plane_count(self, plane: str) -> int:
-        """Return how many images a plane has (0 when the plane does not exist)."""
-        if plane == "axial":
-            return len(self.slices)
-        if self.kind != "volume":
-            return 0
-        return self.rows if plane == "coronal" else self.columns
-
-    def plane_geometry(self, plane: str) -> dict[str, Any]:
-        """Return count, image size and (row, col) spacing in mm of one plane."""
-        spacing = self.pixel_spacing
-        if plane == "axial":
-            return {
-                "count": len(self.slices),
-                "rows": self.rows,
-                "columns": self.columns,
-                "spacing": list(spacing) if spacing else None,
-            }
-        slice_spacing = self.slice_spacing or (spacing[0] if spacing else 1.0)
-        plane_sp = render.plane_spacing(plane, spacing or (1.0, 1.0), slice_spacing)
-        return {
-            "count": self.plane_count(plane),
-            "rows": len(self.slices),
-            "columns": self.columns if plane == "coronal" else self.rows,
-            "spacing": list(plane_sp),
-        }
-
-
-# ---------------------------------------------------------------- caches
-
 _pixels: render.BoundedCache | None = None
-_layouts: OrderedDict[Any, tuple[Layout, float]] = OrderedDict()
-_layout_lock = threading.Lock()
+_images: render.BoundedCache | None = None
+_lock = threading.Lock()
 _build_locks: dict[Hashable, threading.Lock] = {}
-_MAX_LAYOUTS = 256
-LAYOUT_TTL = 30.0
+_transposing: set[Hashable] = set()
+_luts: dict[Hashable, render.VoiLut | None] = {}
 
 
 def pixel_cache() -> render.BoundedCache:
     """Return the process-wide decoded-pixel cache, sized by PORTAL_VIEWER_CACHE_BYTES."""
     global _pixels
     if _pixels is None:
-        size = getattr(settings, "PORTAL_VIEWER_CACHE_BYTES", 1536 * 2**20)
-        _pixels = render.BoundedCache(size)
+        _pixels = render.BoundedCache(settings.PORTAL_VIEWER_CACHE_BYTES)
     return _pixels
 
 
+def image_cache() -> render.BoundedCache:
+    """Return the process-wide cache of encoded images (JPEG/PNG), sized by setting.
+
+    Scrolling back and forth asks for the same images again; encoding costs more than the
+    rest of a warm request.
+    """
+    global _images
+    if _images is None:
+        _images = render.BoundedCache(settings.PORTAL_VIEWER_IMAGE_CACHE_BYTES)
+    return _images
+
+
 def clear_caches() -> None:
-    """Drop every decoded pixel and layout, e.g. for cold timings or after a shred."""
+    """Drop every decoded pixel, encoded image and layout, e.g. for cold timings."""
     pixel_cache().clear()
-    with _layout_lock:
-        _layouts.clear()
+    image_cache().clear()
+    layouts.clear()
+    with _lock:
+        _luts.clear()
 
 
 def forget(series: Series) -> None:
     """Drop one series' layout and decoded pixels, e.g. after a worker built its thumbnail."""
-    with _layout_lock:
-        entry = _layouts.pop(series.code, None)
-    if entry is None:
+    layout = layouts.pop(series.code)
+    if layout is None:
         return
-    layout = entry[0]
     cache = pixel_cache()
     for kind in ("v", "t"):
         cache.discard((kind, layout.key))
     for ref in layout.slices:
         cache.discard(("f", layout.key, ref.blob.code))
+    image_cache().discard_where(lambda key: key[0] == layout.key)
 
 
 def _build_lock(key: Hashable) -> threading.Lock:
-    with _layout_lock:
+    with _lock:
         return _build_locks.setdefault(key, threading.Lock())
 
 
 def _drop_build_lock(key: Hashable) -> None:
     """Forget a build lock once its array is cached; a later miss simply makes a new one."""
-    with _layout_lock:
+    with _lock:
         _build_locks.pop(key, None)
 
 
-# ---------------------------------------------------------------- layouts
-
-
-def cached_layout(code: Hashable) -> Layout | None:
-    """Return a series' layout if one younger than LAYOUT_TTL is cached, without any query.
-
-    Callers decide access first (portal.access); a miss means load the Series and layout_for.
-    """
-    with _layout_lock:
-        entry = _layouts.get(code)
-        if entry is None or time.monotonic() - entry[1] >= LAYOUT_TTL:
-            return None
-        _layouts.move_to_end(code)
-        return entry[0]
-
-
-def layout_for(series: Series) -> Layout:
-    """Return the cached layout of a series; recount its instances every LAYOUT_TTL seconds.
-
-    Keys are UUIDs, never pks: a reused pk must not show a deleted series' pixels.
-
-    A slice request then costs no query here; a series still being ingested shows new
-    slices within the TTL, as the layout is rebuilt once its instance count changes.
-    """
-    now = time.monotonic()
-    with _layout_lock:
-        entry = _layouts.get(series.code)
-        if entry is not None:
-            _layouts.move_to_end(series.code)
-    if entry is not None and now - entry[1] < LAYOUT_TTL:
-        return entry[0]
-    count = Instance.objects.filter(series_id=series.pk).count()
-    if entry is not None and entry[0].key == (series.code, count):
-        layout = entry[0]
-    else:
-        layout = build_layout(series, (series.code, count))
-    with _layout_lock:
-        _layouts[series.code] = (layout, now)
-        while len(_layouts) > _MAX_LAYOUTS:
-            _layouts.popitem(last=False)
-    return layout
-
-
-def _position(inst: Instance) -> float | None:
-    """Return the slice's distance along its normal (plain floats: numpy costs 0.1 ms a call)."""
-    if not inst.image_position or not inst.image_orientation:
-        return None
-    try:
-        r0, r1, r2, c0, c1, c2 = (float(v) for v in inst.image_orientation)
-        p0, p1, p2 = (float(v) for v in inst.image_position)
-    except (TypeError, ValueError):
-        return None
-    n0, n1, n2 = r1 * c2 - r2 * c1, r2 * c0 - r0 * c2, r0 * c1 - r1 * c0
-    return n0 * p0 + n1 * p1 + n2 * p2
-
-
-def _info(inst: Instance) -> render.RenderInfo:
-    return render.RenderInfo(
-        float(inst.rescale_slope or 1.0),
-        float(inst.rescale_intercept or 0.0),
-        inst.photometric == "MONOCHROME1",
-    )
-
-
-# What build_layout reads; leaving out UIDs, names and dates saves a third of the row loading.
-_LAYOUT_FIELDS = (
-    "instance_number",
-    "rows",
-    "columns",
-    "frames",
-    "samples_per_pixel",
-    "photometric",
-    "rescale_slope",
-    "rescale_intercept",
-    "window_center",
-    "window_width",
-    "pixel_spacing",
-    "slice_thickness",
-    "image_position",
-    "image_orientation",
-    "blob",
-)
-
-
-def build_layout(series: Series, key: Hashable) -> Layout:
-    """Sort the series' instances into slices and decide whether they form a volume."""
-    instances = list(
-        Instance.objects.filter(series=series)
-        .select_related("blob")
-        .order_by()  # sorted below by position; SQL ordering would cost a sort for nothing
-        .only(*_LAYOUT_FIELDS)
-    )
-    positions = [_position(i) for i in instances]
-    have_positions = instances and all(p is not None for p in positions)
-    if have_positions:
-        order = sorted(
-            range(len(instances)),
-            key=lambda i: (positions[i], instances[i].instance_number or 0, instances[i].pk),
-        )
-    else:
-        order = sorted(
-            range(len(instances)),
-            key=lambda i: (instances[i].instance_number or 0, instances[i].pk),
-        )
-    instances = [instances[i] for i in order]
-    slices = tuple(
-        SliceRef(inst.blob, f, _info(inst)) for inst in instances for f in range(inst.frames or 1)
-    )
-    first = instances[0] if instances else None
-    sizes = {(i.rows, i.columns) for i in instances}
-    colour = any(
-        (i.samples_per_pixel or 1) > 1 or i.photometric.startswith(("RGB", "YBR"))
-        for i in instances
-    )
-    same_plane = len({tuple(i.image_orientation or ()) for i in instances}) == 1
-    is_volume = (
-        len(slices) >= MIN_VOLUME_SLICES
-        and len(sizes) == 1
-        and not colour
-        and (
-            (have_positions and same_plane and len(instances) == len(slices)) or len(instances) == 1
-        )
-    )
-    slice_spacing = None
-    if is_volume and have_positions and len(instances) > 1:
-        sorted_pos = sorted(p for p in positions if p is not None)
-        slice_spacing = float(np.median(np.diff(sorted_pos))) or None
-    if slice_spacing is None and first is not None and first.slice_thickness:
-        slice_spacing = float(first.slice_thickness)
-    spacing = None
-    if first is not None and first.pixel_spacing and len(first.pixel_spacing) == 2:
-        spacing = (float(first.pixel_spacing[0]), float(first.pixel_spacing[1]))
-    ds = Dataset()
-    ds.Modality = series.modality or ""
-    window = None
-    if first is not None and first.window_center is not None and first.window_width:
-        ds.WindowCenter = first.window_center
-        ds.WindowWidth = first.window_width
-        window = {"name": "File", "center": first.window_center, "width": first.window_width}
-    presets = render.window_presets(ds)
-    return Layout(
-        pk=series.pk,
-        key=key,
-        kind="volume" if is_volume else "stack",
-        slices=slices,
-        rows=int(first.rows or 0) if first else 0,
-        columns=int(first.columns or 0) if first else 0,
-        colour=colour,
-        modality=series.modality,
-        pixel_spacing=spacing,
-        slice_spacing=slice_spacing,
-        orientation=[float(v) for v in first.image_orientation]
-        if first is not None and first.image_orientation
-        else None,
-        presets=presets,
-        window=window,
-    )
+def default_window(layout: Layout) -> dict[str, Any]:
+    """Return the file's first window, its VOI LUT's range, else one measured from a slice."""
+    if layout.window is not None:
+        return layout.window
+    if layout.voi_lut:
+        index = first_decodable(layout)
+        table = voi_lut_of(layout, index)
+        if table is not None:
+            layout.window = {**table.window(), "lut": True}
+            return layout.window
+    if layout.auto_window is None:
+        values = axial_values(layout, first_decodable(layout))
+        layout.auto_window = render.auto_window(values, layout.slices[0].info)
+    return layout.auto_window
 
 
 # ---------------------------------------------------------------- decoding
 
 
-def decode_blob(blob: StoredObject) -> np.ndarray:
-    """Decrypt and decode one stored DICOM to its frames, in memory only."""
+def _dataset(blob: StoredObject) -> pydicom.Dataset:
     data = vault.read_bytes(blob)
     try:
-        ds = pydicom.dcmread(io.BytesIO(data))
+        return pydicom.dcmread(io.BytesIO(data))
     except Exception as exc:  # noqa: BLE001 - any parse failure means "cannot show"
         raise render.DecodeError("The file could not be read as DICOM.") from exc
-    return render.decode_frames(ds)
+
+
+def decode_blob(blob: StoredObject) -> np.ndarray:
+    """Decrypt and decode one stored DICOM to its frames, in memory only."""
+    limits = (settings.PORTAL_MAX_IMAGE_PIXELS, settings.PORTAL_MAX_DICOM_PIXELS)
+    return render.decode_frames(_dataset(blob), limits=limits)
 
 
 def _frames(layout: Layout, ref: SliceRef) -> np.ndarray:
@@ -356,13 +151,12 @@ def volume(layout: Layout) -> np.ndarray:
     with _build_lock(key):
         vol = cache.get(key)
         if vol is None and not layout.volume_error:
-            try:
-                vol = _build_volume(layout)
-            except render.DecodeError as exc:
-                layout.volume_error = (
-                    f"Coronal and sagittal views need every slice, and one cannot be decoded: {exc}"
-                )
-            else:
+            vol = volumes.load(layout)
+            if vol is None:
+                vol = _decode_volume(layout)
+                if vol is not None:
+                    volumes.save(layout, vol)  # the next process reads it in one pass
+            if vol is not None:
                 cache.put(key, vol)
                 for ref in layout.slices:  # the volume now holds these frames
                     cache.discard(("f", layout.key, ref.blob.code))
@@ -372,12 +166,27 @@ def volume(layout: Layout) -> np.ndarray:
     return vol
 
 
-def _build_volume(layout: Layout) -> np.ndarray:
+def _decode_volume(layout: Layout) -> np.ndarray | None:
+    """Decode every slice into a volume; on failure note why on the layout and return None."""
+    try:
+        return decode_volume(layout)
+    except render.DecodeError as exc:
+        layout.volume_error = (
+            f"Coronal and sagittal views need every slice, and one cannot be decoded: {exc}"
+        )
+        return None
+
+
+def decode_volume(layout: Layout) -> np.ndarray:
+    """Decode the series' files into its (z, y, x) volume of stored or modality values."""
     cache = pixel_cache()
     if len({s.blob.pk for s in layout.slices}) == 1:
         frames = cache.get(("f", layout.key, layout.slices[0].blob.code))
         arr = frames if frames is not None else decode_blob(layout.slices[0].blob)
-        return _as_modality(arr, [layout.slices[0].info] * len(arr), layout.uniform_info)
+        order = [ref.frame for ref in layout.slices]
+        if order != list(range(len(arr))):  # frames sorted by their own positions
+            arr = arr[order]
+        return _as_modality(arr, [ref.info for ref in layout.slices], layout.uniform_info)
     out: np.ndarray | None = None
     for z, ref in enumerate(layout.slices):
         frames = cache.get(("f", layout.key, ref.blob.code))
@@ -413,10 +222,14 @@ def _volume_info(layout: Layout) -> render.RenderInfo:
 
 
 def probe_indices(layout: Layout) -> list[int]:
-    """Return the middle slice, then a few spread from first to last, without repeats."""
+    """Return the opening slice (the occlusal plane of a dental CBCT, else the middle one),
+    then a few spread from first to last, without repeats."""
     last = len(layout.slices) - 1
     spread = (round(k * last / (PROBES - 1)) for k in range(PROBES))
-    return list(dict.fromkeys([len(layout.slices) // 2, *spread]))
+    first = layout.opening_slice
+    if first is None or not 0 <= first <= last:
+        first = len(layout.slices) // 2
+    return list(dict.fromkeys([first, *spread]))
 
 
 def first_decodable(layout: Layout) -> int:
@@ -463,31 +276,45 @@ def plane_values(layout: Layout, plane: str, index: int) -> tuple[np.ndarray, re
     if not 0 <= index < layout.plane_count(plane):
         raise IndexError("Slice index is outside the volume.")
     if plane == "sagittal":
-        return sagittal_volume(layout)[index][::-1], _volume_info(layout)
-    return render.reformat(volume(layout), plane, index), _volume_info(layout)
+        return _sagittal(layout, index), _volume_info(layout)
+    vol = volume(layout)
+    return render.reformat(vol, plane, index, z_ascending=layout.head_last), _volume_info(layout)
 
 
-def sagittal_volume(layout: Layout) -> np.ndarray:
-    """Return the volume as (x, z, y), so a sagittal cut reads contiguous memory.
+def _sagittal(layout: Layout, index: int) -> np.ndarray:
+    """Return one sagittal cut, superior up.
 
     Cutting (z, y, x) at fixed x touches one cache line per voxel (about 6 ms for 450x512);
-    the copy costs one slice-wise transpose (about 0.35 s) and makes each cut ~0.5 ms.
+    a transposed (x, z, y) copy makes each cut about 0.5 ms but costs about 0.35 s to make,
+    so the first cuts are strided while a background thread makes the copy.
     """
-    key = ("t", layout.key)
-    cache = pixel_cache()
-    arr = cache.get(key)
+    arr = pixel_cache().get(("t", layout.key))
+    step = -1 if layout.head_last else 1  # head at the top
     if arr is not None:
-        return arr
+        return arr[index][::step]
     vol = volume(layout)
-    with _build_lock(key):
-        arr = cache.get(key)
-        if arr is None:
+    if 2 * vol.nbytes <= pixel_cache().max_bytes:  # else the copy would evict the volume
+        _transpose_in_background(layout.key, vol)
+    return vol[:, :, index][::step]
+
+
+def _transpose_in_background(key: Hashable, vol: np.ndarray) -> None:
+    with _lock:
+        if key in _transposing:
+            return
+        _transposing.add(key)
+
+    def work() -> None:
+        try:
             arr = np.empty((vol.shape[2], vol.shape[0], vol.shape[1]), dtype=vol.dtype)
             for z in range(vol.shape[0]):
                 arr[:, z, :] = vol[z].T
-            cache.put(key, arr)
-    _drop_build_lock(key)
-    return arr
+            pixel_cache().put(("t", key), arr)
+        finally:
+            with _lock:
+                _transposing.discard(key)
+
+    threading.Thread(target=work, name="sagittal-copy", daemon=True).start()
 
 
 def render_plane(
@@ -498,7 +325,59 @@ def render_plane(
     width: float,
     invert: bool = False,
     fmt: str = "jpeg",
+    overlay: bool = True,
+    lut: bool = False,
 ) -> bytes:
-    """Render one windowed image of a plane as JPEG or PNG bytes."""
-    values, info = plane_values(layout, plane, index)
-    return render.render_slice(values, info, center, width, fmt, invert, JPEG_QUALITY)
+    """Render one windowed image of a plane as JPEG or PNG bytes, overlays drawn if asked.
+
+    lut=True shows an axial image through the file's own VOI LUT instead of the window.
+    """
+    overlay = overlay and plane == "axial" and layout.overlays
+    lut = lut and plane == "axial" and layout.voi_lut
+    key = (layout.key, plane, index, float(center), float(width), bool(invert), fmt, overlay, lut)
+    cache = image_cache()
+    data = cache.get(key)
+    if data is None:
+        values, info = plane_values(layout, plane, index)
+        mask = overlay_mask(layout, index) if overlay else None
+        table = voi_lut_of(layout, index) if lut else None
+        data = render.render_slice(
+            values, info, center, width, fmt, invert, JPEG_QUALITY, mask, table
+        )
+        cache.put(key, data)
+    return data
+
+
+def voi_lut_of(layout: Layout, index: int) -> render.VoiLut | None:
+    """Return the VOI LUT of one axial image's file, read once per file."""
+    if not layout.voi_lut:
+        return None
+    ref = layout.slices[index]
+    key = ("l", layout.key, ref.blob.code, ref.frame)
+    with _lock:
+        if key in _luts:
+            return _luts[key]
+    table = render.voi_lut(_dataset(ref.blob), ref.frame)
+    with _lock:
+        _luts[key] = table
+        while len(_luts) > 256:
+            _luts.pop(next(iter(_luts)))
+    return table
+
+
+def overlay_mask(layout: Layout, index: int) -> np.ndarray | None:
+    """Return the overlay bits drawn over one axial image, or None when it has none."""
+    if not layout.overlays:
+        return None
+    ref = layout.slices[index]
+    key = ("o", layout.key, ref.blob.code)
+    cache = pixel_cache()
+    masks = cache.get(key)
+    if masks is None:
+        ds = _dataset(ref.blob)
+        frames = int(ds.get("NumberOfFrames") or 1)
+        masks = overlays.overlay_masks(ds, frames, layout.rows, layout.columns)
+        if masks is None:
+            masks = np.zeros((0, 0, 0), dtype=bool)
+        cache.put(key, masks)
+    return masks[ref.frame] if ref.frame < len(masks) else None

@@ -16,8 +16,23 @@ from typing import Any
 import numpy as np
 from PIL import Image
 from pydicom.dataset import Dataset
-from pydicom.pixels import apply_color_lut, get_decoder
-from pydicom.uid import UID, JPEGExtended12Bit
+
+from portal.ingest.groups import frame_value
+
+# Decoding lives in viewer.decoding; re-exported for callers of this module.
+from viewer.decoding import (  # noqa: F401
+    MAX_DECODED_BYTES,
+    PIXEL_KEYWORDS,
+    PIXEL_LIMITS,
+    DecodeError,
+    ImageGeometry,
+    _to_u8,
+    check_pixels,
+    decode_frames,
+    decoder_for,
+    image_geometry,
+    is_colour,
+)
 
 # MPR and the pixel cache live in viewer.volume; re-exported for callers of this module.
 from viewer.volume import (  # noqa: F401
@@ -31,128 +46,12 @@ from viewer.volume import (  # noqa: F401
     slice_position,
 )
 
-PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
-# Refuse to allocate more than this for one decoded object (a 700^3 16-bit CBCT is ~690 MB).
-MAX_DECODED_BYTES = 1 << 30
-
 CT_PRESETS = (
     {"name": "Soft tissue", "center": 40.0, "width": 400.0},
     {"name": "Bone", "center": 500.0, "width": 2000.0},
     {"name": "Dental", "center": 1000.0, "width": 4000.0},
     {"name": "Lung", "center": -600.0, "width": 1500.0},
 )
-
-
-class DecodeError(Exception):
-    """Pixel data cannot be turned into an image; the message never names the patient."""
-
-
-# ---------------------------------------------------------------- decoding
-
-
-@dataclass(frozen=True)
-class ImageGeometry:
-    """What a header declares about its pixels, checked to be present and positive."""
-
-    tsyntax: UID
-    ts_name: str
-    rows: int
-    cols: int
-    frames: int
-    samples: int
-    bits: int
-
-
-def image_geometry(ds: Dataset) -> ImageGeometry:
-    """Read the transfer syntax and image size elements, or raise DecodeError saying which."""
-    file_meta = getattr(ds, "file_meta", None)
-    tsyntax = getattr(file_meta, "TransferSyntaxUID", None) if file_meta is not None else None
-    if tsyntax is None:
-        raise DecodeError("The file does not declare a transfer syntax.")
-    tsyntax = UID(tsyntax)
-    try:
-        rows, cols = int(ds.Rows), int(ds.Columns)
-        frames = int(ds.get("NumberOfFrames") or 1)
-        samples = int(ds.get("SamplesPerPixel") or 1)
-        bits = int(ds.BitsAllocated)
-    except (AttributeError, TypeError, ValueError) as exc:
-        raise DecodeError("The image size elements are missing or invalid.") from exc
-    if min(rows, cols, frames, samples, bits) < 1:
-        raise DecodeError("The image size elements are missing or invalid.")
-    name = getattr(tsyntax, "name", str(tsyntax))
-    return ImageGeometry(tsyntax, name, rows, cols, frames, samples, bits)
-
-
-def decoder_for(ds: Dataset, geometry: ImageGeometry):  # noqa: ANN201 - pydicom's Decoder
-    """Return pydicom's decoder for the file, or raise DecodeError if none may be used."""
-    try:
-        decoder = get_decoder(geometry.tsyntax)
-    except NotImplementedError as exc:
-        raise DecodeError(f"Transfer syntax {geometry.ts_name} is not supported.") from exc
-    if not decoder.is_available:
-        raise DecodeError(f"No decoder is installed for {geometry.ts_name}.")
-    if geometry.tsyntax == JPEGExtended12Bit and int(ds.get("BitsStored") or 8) > 8:
-        raise DecodeError("12-bit JPEG Extended needs a decoder the viewer does not ship.")
-    return decoder
-
-
-def decode_frames(ds: Dataset, max_bytes: int = MAX_DECODED_BYTES) -> np.ndarray:
-    """Decode every frame to (frames, rows, cols) or (frames, rows, cols, 3) uint8 RGB."""
-    if not any(kw in ds for kw in PIXEL_KEYWORDS):
-        raise DecodeError("The file has no pixel data.")
-    geometry = image_geometry(ds)
-    tsyntax, ts_name = geometry.tsyntax, geometry.ts_name
-    rows, cols, frames = geometry.rows, geometry.cols, geometry.frames
-    samples, bits = geometry.samples, geometry.bits
-    if rows * cols * frames * samples * max(bits, 8) // 8 > max_bytes:
-        raise DecodeError("The image is larger than the viewer accepts.")
-    decoder = decoder_for(ds, geometry)
-    if not tsyntax.is_compressed and bits >= 8 and "PixelData" in ds:
-        expected = rows * cols * frames * samples * bits // 8
-        if ds.get("PhotometricInterpretation") == "YBR_FULL_422":
-            expected = expected * 2 // 3
-        if len(ds.PixelData) < expected:
-            raise DecodeError("The pixel data is shorter than the image size declares.")
-    try:
-        arr, meta = decoder.as_array(ds, as_rgb=True)
-    except Exception as exc:  # noqa: BLE001 - every decoder failure means the same to a viewer
-        raise DecodeError(
-            f"Pixel data in {ts_name} could not be decoded (truncated, corrupt or "
-            "an unsupported variant)."
-        ) from exc
-
-    if samples == 1:
-        arr = arr.reshape(frames, rows, cols)
-    else:
-        arr = arr.reshape(frames, rows, cols, samples)
-    if not arr.dtype.isnative:
-        arr = arr.astype(arr.dtype.newbyteorder("="))
-    photometric = str(meta.get("photometric_interpretation", ds.get("PhotometricInterpretation")))
-    if photometric == "PALETTE COLOR":
-        arr = _to_u8(np.asarray(apply_color_lut(arr, ds)), 16)
-    elif samples == 3:
-        if photometric in ("YBR_FULL", "YBR_FULL_422"):
-            # The decoder normally converts; keep this for plugins that do not.
-            from pydicom.pixels import convert_color_space
-
-            arr = convert_color_space(arr, photometric, "RGB")
-        arr = _to_u8(arr, int(ds.get("BitsStored") or bits))
-    return arr
-
-
-def _to_u8(arr: np.ndarray, bits_stored: int) -> np.ndarray:
-    """Scale colour samples of any depth to 8 bits, as browsers only show 8-bit colour."""
-    if arr.dtype == np.uint8:
-        return arr
-    shift = max(bits_stored, 8) - 8
-    if arr.dtype.itemsize * 8 <= shift:
-        shift = arr.dtype.itemsize * 8 - 8
-    return (arr >> shift).astype(np.uint8)
-
-
-def is_colour(frames: np.ndarray) -> bool:
-    """Tell whether decoded frames are RGB (no window/level applies)."""
-    return frames.ndim == 4
 
 
 # ---------------------------------------------------------------- modality LUT and windows
@@ -167,22 +66,22 @@ class RenderInfo:
     invert: bool = False  # MONOCHROME1: high values are dark
 
     @classmethod
-    def from_dataset(cls, ds: Dataset) -> RenderInfo:
+    def from_dataset(cls, ds: Dataset, frame: int = 0) -> RenderInfo:
         """Read rescale and photometric values from top level or enhanced functional groups."""
-        slope, intercept = rescale(ds)
+        slope, intercept = rescale(ds, frame)
+        shape = str(ds.get("PresentationLUTShape") or "").upper()
+        if shape in ("IDENTITY", "INVERSE"):
+            return cls(slope, intercept, shape == "INVERSE")
         return cls(slope, intercept, str(ds.get("PhotometricInterpretation")) == "MONOCHROME1")
 
 
-def rescale(ds: Dataset) -> tuple[float, float]:
-    """Return (slope, intercept), looking into shared functional groups for enhanced CT."""
-    source: Any = ds
-    if "RescaleSlope" not in ds and "RescaleIntercept" not in ds:
-        try:
-            source = ds.SharedFunctionalGroupsSequence[0].PixelValueTransformationSequence[0]
-        except (AttributeError, IndexError):
-            return 1.0, 0.0
-    slope = float(source.get("RescaleSlope") or 1.0)
-    intercept = float(source.get("RescaleIntercept") or 0.0)
+def rescale(ds: Dataset, frame: int = 0) -> tuple[float, float]:
+    """Return (slope, intercept) of a frame, from its functional groups or the top level."""
+    try:
+        slope = float(frame_value(ds, "RescaleSlope", frame) or 1.0)
+        intercept = float(frame_value(ds, "RescaleIntercept", frame) or 0.0)
+    except (TypeError, ValueError):
+        return 1.0, 0.0
     return slope, intercept
 
 
@@ -214,11 +113,11 @@ def window_presets(ds: Dataset) -> list[dict[str, Any]]:
     """List the file's own windows first, then the standard CT ones, without duplicates."""
     presets: list[dict[str, Any]] = []
     try:
-        centers = _values(ds.get("WindowCenter"))
-        widths = _values(ds.get("WindowWidth"))
+        centers = _values(frame_value(ds, "WindowCenter"))
+        widths = _values(frame_value(ds, "WindowWidth"))
     except (TypeError, ValueError):
         centers, widths = [], []
-    names = ds.get("WindowCenterWidthExplanation")
+    names = frame_value(ds, "WindowCenterWidthExplanation")
     names = [str(n) for n in _str_values(names)]
     for i, (center, width) in enumerate(zip(centers, widths, strict=False)):
         if width < 1:
@@ -357,8 +256,14 @@ def render_slice(
     fmt: str = "jpeg",
     invert: bool = False,
     quality: int = 85,
+    overlay: np.ndarray | None = None,
+    lut: VoiLut | None = None,
 ) -> bytes:
-    """Window one stored-value slice and encode it; `invert` flips on top of MONOCHROME1."""
+    """Window one stored-value slice and encode it; `invert` flips on top of MONOCHROME1.
+
+    overlay, a bool mask of the slice's size, is drawn in white over the windowed image;
+    lut, the file's VOI LUT, replaces the window when given.
+    """
     if isinstance(ds_info, Dataset):
         info = RenderInfo.from_dataset(ds_info)
     elif isinstance(ds_info, RenderInfo):
@@ -367,6 +272,9 @@ def render_slice(
         info = RenderInfo(**dict(ds_info))
     if values2d.ndim == 3 and values2d.shape[-1] == 3 and values2d.dtype == np.uint8:
         img = 255 - values2d if invert else values2d  # colour: no window applies
+    elif lut is not None:
+        img = apply_voi_lut(values2d, info, lut)
+        img = 255 - img if invert else img
     else:
         img = apply_window(
             values2d,
@@ -376,6 +284,10 @@ def render_slice(
             slope=info.slope,
             intercept=info.intercept,
         )
+    if overlay is not None:
+        from viewer.overlays import draw
+
+        img = draw(img, overlay)
     if fmt == "jpeg":
         return encode_jpeg(img, quality)
     if fmt == "png":
@@ -422,3 +334,54 @@ def benchmark_render(n: int = 200) -> dict[str, float]:
     result = {k: float(np.median(v)) for k, v in times.items()}
     result.update(jpeg_kb=len(data) / 1024, png_ms=png_ms, png_kb=len(png) / 1024)
     return result
+
+
+# ---------------------------------------------------------------- VOI LUT
+
+
+@dataclass(frozen=True)
+class VoiLut:
+    """A VOI LUT Sequence item: first mapped input value, the table, its output range."""
+
+    first: int
+    table: np.ndarray
+    top: int
+
+    def window(self) -> dict[str, Any]:
+        """Return the window that spans the LUT's input range, for the viewer's presets."""
+        width = float(len(self.table))
+        return {"name": "File VOI LUT", "center": self.first + width / 2, "width": width}
+
+
+def voi_lut(ds: Dataset, frame: int = 0) -> VoiLut | None:
+    """Return the first VOI LUT of a frame (functional groups, else top level), or None."""
+    sequence = frame_value(ds, "VOILUTSequence", frame)
+    if not sequence:
+        return None
+    try:
+        item = sequence[0]
+        count, first, bits = (int(v) for v in item.LUTDescriptor)
+        raw = item.LUTData
+        if isinstance(raw, bytes | bytearray):
+            table = np.frombuffer(raw, dtype="<u2" if bits > 8 else "u1")
+        else:
+            table = np.asarray(raw if isinstance(raw, list | tuple) else [raw], dtype=np.int64)
+    except (AttributeError, TypeError, ValueError, IndexError):
+        return None
+    count = count or 65536
+    table = np.asarray(table[:count], dtype=np.float64)
+    if not len(table):
+        return None
+    signed = ds.get("PixelRepresentation") == 1
+    if first >= 32768 and signed:  # US descriptor holding a negative first value
+        first -= 65536
+    top = max(float((1 << bits) - 1) if 0 < bits <= 16 else 0.0, float(table.max()), 1.0)
+    return VoiLut(first, table, int(top))
+
+
+def apply_voi_lut(values: np.ndarray, info: RenderInfo, lut: VoiLut) -> np.ndarray:
+    """Map stored values through the modality rescale and the VOI LUT to uint8."""
+    x = values.astype(np.float64) * info.slope + info.intercept
+    index = np.clip(np.rint(x) - lut.first, 0, len(lut.table) - 1).astype(np.int64)
+    out = np.rint(lut.table[index] * (255.0 / lut.top)).astype(np.uint8)
+    return 255 - out if info.invert else out

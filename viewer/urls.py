@@ -1,19 +1,45 @@
 from django.urls import path
 
-from viewer import views
+from viewer import dental_views, views
 
 app_name = "viewer"
 
 urlpatterns = [
     path("studies/<uuid:code>/", views.view_study, name="study"),
     path("series/<uuid:code>/manifest.json", views.series_manifest, name="manifest"),
+    path("series/<uuid:code>/document", views.series_document, name="series-document"),
+    path("series/<uuid:code>/video.mp4", views.series_video, name="series-video"),
     path("series/<uuid:code>/thumbnail.jpg", views.series_thumbnail, name="series-thumbnail"),
+    path("series/<uuid:code>/tags/<int:index>.json", views.series_tags, name="tags"),
     path("series/<uuid:code>/<str:plane>/<int:index>.jpg", views.series_slice, name="slice"),
     path(
         "series/<uuid:code>/<str:plane>/<int:index>.png",
         views.series_slice,
         {"fmt": "png"},
         name="slice-png",
+    ),
+    path("series/<uuid:code>/dental/arch.json", dental_views.dental_arch, name="dental-arch"),
+    path("series/<uuid:code>/dental/path.json", dental_views.dental_path, name="dental-path"),
+    path(
+        "series/<uuid:code>/dental/<str:kind>.jpg", dental_views.dental_image, name="dental-image"
+    ),
+    path(
+        "series/<uuid:code>/dental/<str:kind>.png",
+        dental_views.dental_image,
+        {"fmt": "png"},
+        name="dental-image-png",
+    ),
+    path(
+        "series/<uuid:code>/dental/export/<str:kind>.jpg",
+        dental_views.export_dental_picture,
+        {"fmt": "jpeg"},
+        name="dental-export",
+    ),
+    path(
+        "series/<uuid:code>/dental/export/<str:kind>.png",
+        dental_views.export_dental_picture,
+        {"fmt": "png"},
+        name="dental-export-png",
     ),
     path(
         "attachments/<uuid:code>/thumbnail.jpg",

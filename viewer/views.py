@@ -11,6 +11,7 @@ from uuid import UUID
 
 from csp.decorators import csp_replace
 from django.contrib.auth.views import redirect_to_login
+from django.db.models import Q
 from django.http import (
     Http404,
     HttpRequest,
@@ -27,10 +28,18 @@ from django.views.decorators.http import require_GET
 import audit
 from audit.models import Action
 from portal import vault
-from portal.access import Scope, SeriesOwner, deny, fetch_or_404, scope_for, series_owner_or_404
+from portal.access import (
+    Scope,
+    SeriesOwner,
+    deny,
+    fetch_or_404,
+    scope_and_series_owner,
+    scope_for,
+    series_owner_or_404,
+)
 from portal.models import Attachment, Series
 from sharing.session import pending_code
-from viewer import mpr, previews
+from viewer import layouts, mpr, objects, presets, previews, tags
 from viewer import render as rendering
 
 SEEN_KEY = "viewer_seen"
@@ -65,10 +74,10 @@ def _series_owner(request: HttpRequest, code: UUID) -> tuple[Scope, SeriesOwner]
     One small query instead of the scope's nested querysets: a warm slice costs less than
     building them would.
     """
-    scope = scope_for(request)
+    scope, owner = scope_and_series_owner(request, code)
     if scope is None or not scope.can_view_pixels:
         raise deny(request, scope, "series")
-    return scope, series_owner_or_404(request, scope, code)
+    return scope, series_owner_or_404(request, scope, code, owner)
 
 
 def _load_series(owner: SeriesOwner) -> Series:
@@ -141,18 +150,29 @@ def view_study(request: HttpRequest, code: UUID) -> HttpResponse:
     studies = scope.studies() if scope.can_view_pixels else scope.studies().none()
     study = fetch_or_404(request, scope, studies.select_related("patient"), code=code)
     series = list(scope.series().filter(study=study).order_by("number", "pk"))
-    attachments = list(scope.attachments().filter(study=study))
+    attachments = scope.attachments().filter(study=study)
+    if scope.share is not None:  # a share may hold the patient's items filed under no study
+        attachments = scope.attachments().filter(Q(study=study) | Q(study__isnull=True))
+    attachments = list(attachments.order_by("created_at", "pk"))
     audit.record(
         Action.VIEW_STUDY, request=request, patient=study.patient, obj=study, **scope.audit_kwargs()
     )
     if not _seen(request, scope, f"study:{study.code}"):  # thumbnails need no audit of their own
         _remember(request, scope, f"study:{study.code}")
+    share = scope.share
     context = {
         "study": study,
         "series_list": series,
         "attachments": attachments,
         "patient_name": study.patient.name if scope.shows_patient_name else "",
-        "is_share": scope.share is not None,
+        "is_share": share is not None,
+        "deidentified": bool(getattr(share, "deidentified", False)),
+        "practice": scope.practice,
+        # Patients start with the simple tools; dentists (referrers, staff) with all of them.
+        "mode": "simple" if share is not None and share.recipient_kind == "patient" else "full",
+        "back_url": "/s/home/" if share is not None else f"/studies/{study.code}/",
+        "planes": mpr.PLANES,
+        "can_download": scope.can_download,
     }
     return _no_store(render(request, "viewer/study.html", context))
 
@@ -160,7 +180,7 @@ def view_study(request: HttpRequest, code: UUID) -> HttpResponse:
 # ---------------------------------------------------------------- series
 
 
-def _manifest(series: Series, layout: mpr.Layout) -> dict[str, Any]:
+def _manifest(series: Series, layout: layouts.Layout) -> dict[str, Any]:
     base = f"/viewer/series/{series.code}"
     data: dict[str, Any] = {
         "code": str(series.code),
@@ -180,7 +200,7 @@ def _manifest(series: Series, layout: mpr.Layout) -> dict[str, Any]:
             "slope": layout.slices[0].info.slope if layout.slices else 1.0,
             "intercept": layout.slices[0].info.intercept if layout.slices else 0.0,
         },
-        "presets": layout.presets,
+        "presets": presets.window_presets(layout),
         "window": None,
         "initial_index": len(layout.slices) // 2,
         "planes": {
@@ -188,11 +208,20 @@ def _manifest(series: Series, layout: mpr.Layout) -> dict[str, Any]:
             for plane in mpr.PLANES
             if layout.plane_count(plane) > 0
         },
-        "urls": {"slice": f"{base}/{{plane}}/{{index}}", "thumbnail": f"{base}/thumbnail.jpg"},
+        "urls": {
+            "slice": f"{base}/{{plane}}/{{index}}",
+            "thumbnail": f"{base}/thumbnail.jpg",
+            "dental": f"{base}/dental/",
+        },
         "error": series.decode_error,
+        "reformat_note": layout.reformat_note,
+        "overlays": layout.overlays,
+        # Teeth found when the volume was stored (True/False); None until it is stored.
+        "teeth": None if series.volume_id is None else series.opening_slice is not None,
     }
     if not layout.slices and not data["error"]:
         data["error"] = "This series has no images."
+    data["key_images"] = objects.key_image_indexes(series, layout) if layout.slices else []
     return data
 
 
@@ -205,19 +234,53 @@ def series_manifest(request: HttpRequest, code: UUID) -> HttpResponse:
     """
     scope, owner = _series_owner(request, code)
     series = _load_series(owner)
-    layout = mpr.layout_for(series)
+    layout = layouts.layout_for(series)
     _audit_once(request, scope, Action.VIEW_SERIES, series, f"series:{series.code}")
     data = _manifest(series, layout)
-    if layout.slices:
+    other = objects.describe(series, f"/viewer/series/{series.code}")
+    if other:
+        data.update(other)
+    elif layout.slices:
         try:
             data["initial_index"] = mpr.first_decodable(layout)
-            data["window"] = layout.default_window()
+            data["window"] = mpr.default_window(layout)
         except rendering.DecodeError as exc:
             previews.note_decode_error(series, exc)
         else:
             previews.note_decodable(series)
-        data["error"] = series.decode_error
+        data["error"] = objects.NOT_VIEWABLE + series.decode_error if series.decode_error else ""
     return _no_store(JsonResponse(data))
+
+
+@require_GET
+@xframe_options_sameorigin
+@csp_replace({"frame-ancestors": ["'self'"]})
+def series_video(request: HttpRequest, code: UUID) -> HttpResponse:
+    """Play a video object's MP4 as stored (H.264 in MP4); the original stays a download."""
+    scope, owner = _series_owner(request, code)
+    series = _load_series(owner)
+    content = objects.playable_video(series)
+    if content is None:
+        raise deny(request, scope, "series")
+    _audit_once(request, scope, Action.VIEW_SERIES, series, f"series:{series.code}")
+    response = HttpResponse(content, content_type="video/mp4")
+    response["Content-Disposition"] = "inline"
+    return _no_store(response)
+
+
+@require_GET
+@xframe_options_sameorigin
+@csp_replace({"frame-ancestors": ["'self'"]})
+def series_document(request: HttpRequest, code: UUID) -> HttpResponse:
+    """Show the PDF an Encapsulated PDF holds, a Structured Report as text, else a summary."""
+    scope, owner = _series_owner(request, code)
+    series = _load_series(owner)
+    found = objects.document(series)
+    _audit_once(request, scope, Action.VIEW_SERIES, series, f"series:{series.code}")
+    content, content_type = found
+    response = HttpResponse(content, content_type=content_type)
+    response["Content-Disposition"] = "inline"
+    return _no_store(response)
 
 
 @require_GET
@@ -227,14 +290,17 @@ def series_slice(
     """Render one image of a plane at the requested window as JPEG (or PNG for lossless).
 
     The hot path of the viewer: access is decided from the owner row and the layout comes
-    from memory, so a warm slice loads no Series.
+    from memory, so a warm slice loads no Series. The PNG is display, not a download: the
+    viewer's Exact pixels switch asks for it, so a view-only share (or one whose downloads are
+    used up) gets it too; it shows one windowed image as the screen does, while the original
+    files and saved pictures go through the share's download rules.
     """
     scope, owner = _series_owner(request, code)
     series = None
-    layout = mpr.cached_layout(code)
+    layout = layouts.cached_layout(code)
     if layout is None:
         series = _load_series(owner)
-        layout = mpr.layout_for(series)
+        layout = layouts.layout_for(series)
     if plane not in mpr.PLANES or not 0 <= index < layout.plane_count(plane):
         raise Http404
     try:
@@ -247,10 +313,12 @@ def series_slice(
         _audit_once(request, scope, Action.VIEW_SERIES, series, key)
     try:
         if center is None or width is None:
-            window = layout.default_window()
+            window = mpr.default_window(layout)
             center = window["center"] if center is None else center
             width = window["width"] if width is None else width
-        data = mpr.render_plane(layout, plane, index, center, width, invert, fmt)
+        overlay = request.GET.get("overlay", "1") not in ("0", "false")
+        lut = request.GET.get("lut") == "1"
+        data = mpr.render_plane(layout, plane, index, center, width, invert, fmt, overlay, lut)
     except mpr.VolumeTooLarge as exc:
         return _no_store(HttpResponse(str(exc), status=413, content_type="text/plain"))
     except rendering.DecodeError as exc:
@@ -302,3 +370,29 @@ def attachment_file(request: HttpRequest, code: UUID) -> HttpResponse:
         as_attachment=not inline, filename=attachment.original_name or "attachment"
     )
     return _no_store(response)
+
+
+@require_GET
+def series_tags(request: HttpRequest, code: UUID, index: int) -> HttpResponse:
+    """Return the DICOM header of one image of a series as rows for the tag panel (audited)."""
+    scope, owner = _series_owner(request, code)
+    series = _load_series(owner)
+    layout = layouts.layout_for(series)
+    if not 0 <= index < len(layout.slices):
+        raise Http404
+    ref = layout.slices[index]
+    try:
+        ds = tags.read_header(ref.blob)
+    except (tags.HeaderError, vault.VaultIntegrityError):
+        return _no_store(JsonResponse({"error": "This file's header cannot be read."}, status=422))
+    patient = None if scope.share is not None else series.study.patient
+    audit.record(
+        Action.VIEW_SERIES,
+        request=request,
+        patient=patient,
+        obj=series,
+        detail={"tags": index},
+        **scope.audit_kwargs(),
+    )
+    rows = tags.tag_rows(ds)
+    return _no_store(JsonResponse({"index": index, "frame": ref.frame, "rows": rows}))

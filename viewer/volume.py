@@ -66,8 +66,12 @@ def plane_spacing(
     raise ValueError("plane must be axial, coronal or sagittal.")
 
 
+def _size(item: np.ndarray | bytes) -> int:
+    return item.nbytes if isinstance(item, np.ndarray) else len(item)
+
+
 class BoundedCache:
-    """In-memory LRU of numpy arrays capped by total bytes; safe to share between threads."""
+    """In-memory LRU of arrays or bytes capped by total size; safe to share between threads."""
 
     def __init__(self, max_bytes: int) -> None:
         self.max_bytes = int(max_bytes)
@@ -83,21 +87,23 @@ class BoundedCache:
                 self._items.move_to_end(key)
             return arr
 
-    def put(self, key: Hashable, arr: np.ndarray) -> bool:
-        """Store a read-only copy-free view; False when it alone exceeds the budget."""
-        if arr.nbytes > self.max_bytes:
+    def put(self, key: Hashable, arr: np.ndarray | bytes) -> bool:
+        """Store an array as a read-only copy-free view (or bytes); False when it alone exceeds
+        the budget."""
+        if _size(arr) > self.max_bytes:
             return False
-        arr = arr.view()
-        arr.setflags(write=False)  # a cached volume is shared; nobody may edit it in place
+        if isinstance(arr, np.ndarray):
+            arr = arr.view()
+            arr.setflags(write=False)  # a cached volume is shared; nobody may edit it in place
         with self._lock:
             old = self._items.pop(key, None)
             if old is not None:
-                self._bytes -= old.nbytes
+                self._bytes -= _size(old)
             self._items[key] = arr
-            self._bytes += arr.nbytes
+            self._bytes += _size(arr)
             while self._bytes > self.max_bytes:
                 _, evicted = self._items.popitem(last=False)
-                self._bytes -= evicted.nbytes
+                self._bytes -= _size(evicted)
         return True
 
     def get_or_build(self, key: Hashable, build: Callable[[], np.ndarray]) -> np.ndarray:
@@ -113,7 +119,13 @@ class BoundedCache:
         with self._lock:
             old = self._items.pop(key, None)
             if old is not None:
-                self._bytes -= old.nbytes
+                self._bytes -= _size(old)
+
+    def discard_where(self, matches: Callable[[Hashable], bool]) -> None:
+        """Drop every entry whose key matches."""
+        with self._lock:
+            for key in [k for k in self._items if matches(k)]:
+                self._bytes -= _size(self._items.pop(key))
 
     def clear(self) -> None:
         """Drop everything."""

@@ -17,12 +17,18 @@ from typing import BinaryIO
 from django.conf import settings
 from django.db import IntegrityError, transaction
 
-from portal.ingest.bench import benchmark_ingest
 from portal.ingest.pipeline import Context, Outcome, StorageFailed, discard, save_sealed
 from portal.ingest.pipeline import process as _process_one
 from portal.ingest.pipeline import run as _run
 from portal.ingest.records import Plan, build
-from portal.ingest.report import DUPLICATE, REJECTED, STORED, FileReport, IngestReport
+from portal.ingest.report import (
+    DUPLICATE,
+    PENDING,
+    REJECTED,
+    STORED,
+    FileReport,
+    IngestReport,
+)
 from portal.ingest.sources import (
     Entry,
     Refused,
@@ -36,11 +42,12 @@ from portal.models import Patient, Practice
 
 __all__ = [
     "DUPLICATE",
+    "PENDING",
     "REJECTED",
     "STORED",
     "FileReport",
     "IngestReport",
-    "benchmark_ingest",
+    "build_previews_for",
     "ingest_files",
     "ingest_path",
 ]
@@ -59,8 +66,13 @@ def ingest_path(
     user=None,
     patient: Patient | None = None,
     request=None,
+    previews: bool = True,
 ) -> IngestReport:
-    """Ingest a file, a folder (recursively, without following symlinks) or a ZIP archive."""
+    """Ingest a file, a folder (recursively, without following symlinks) or a ZIP archive.
+
+    previews=False leaves thumbnails to the caller (build_previews_for(report)), so that a
+    command can print its report first: in laptop mode tasks run inline.
+    """
     path = Path(path)
     if not path.exists() and not path.is_symlink():
         raise FileNotFoundError("path does not exist")
@@ -77,7 +89,14 @@ def ingest_path(
                 yield item
 
     try:
-        return _ingest(items(), practice=practice, user=user, patient=patient, request=request)
+        return _ingest(
+            items(),
+            practice=practice,
+            user=user,
+            patient=patient,
+            request=request,
+            previews=previews,
+        )
     finally:
         for fh in open_archives:
             fh.close()
@@ -117,7 +136,9 @@ def _zip(name: str, fileobj: BinaryIO) -> Iterator[Entry | Refused]:
     )
 
 
-def _ingest(items: Iterator[Entry | Refused], *, practice, user, patient, request) -> IngestReport:
+def _ingest(
+    items: Iterator[Entry | Refused], *, practice, user, patient, request, previews: bool = True
+) -> IngestReport:
     ctx = Context(practice, patient)
 
     def work(_: int, pair: tuple[int, Entry | Refused]) -> Outcome:
@@ -155,8 +176,9 @@ def _ingest(items: Iterator[Entry | Refused], *, practice, user, patient, reques
         # The records of the whole batch in one transaction: a study appears complete or not.
         with transaction.atomic():
             plan = _build(outcomes, practice, patient, request, user)
-            discard(o.blob for o in outcomes if plan.status.get(o.index, ("",))[0] != STORED)
-            if plan.series_pks or plan.attachment_pks:
+            kept = (STORED, PENDING)
+            discard(o.blob for o in outcomes if plan.status.get(o.index, ("",))[0] not in kept)
+            if previews and (plan.series_pks or plan.attachment_pks):
                 transaction.on_commit(partial(_enqueue, plan.series_pks, plan.attachment_pks))
     except BaseException:
         discard(o.blob for o in outcomes)
@@ -200,6 +222,12 @@ def _warm_queue() -> None:
     # Only a head start: _enqueue reports any real problem with the queue.
     except Exception:  # noqa: BLE001
         logger.debug("ingest: could not prepare the task queue", exc_info=True)
+
+
+def build_previews_for(report: IngestReport) -> None:
+    """Queue (or, in laptop mode, build) the thumbnails of what a report stored."""
+    if report.series_pks or report.attachment_pks:
+        _enqueue(report.series_pks, report.attachment_pks)
 
 
 def _enqueue(series_pks: list[int], attachment_pks: list[int]) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 import re
-import struct
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -19,6 +18,12 @@ from pydicom.datadict import tag_for_keyword
 from pydicom.dataset import Dataset
 
 from portal.ingest.errors import Rejected
+from portal.ingest.groups import (
+    MACRO,
+    frame_geometry,
+    frame_value,
+    is_enhanced,
+)
 
 JPEG_EXTENDED = "1.2.840.10008.1.2.4.51"
 UID_PATTERN = re.compile(r"^[0-9]+(\.[0-9]+)*$")
@@ -31,7 +36,8 @@ _KEYWORDS = (
     "PixelSpacing ImagerPixelSpacing SliceThickness ImagePositionPatient "
     "ImageOrientationPatient SliceLocation ContentDate AcquisitionDate StudyDate StudyTime "
     "StudyDescription AccessionNumber StudyID ReferringPhysicianName Modality SeriesNumber "
-    "SeriesDescription BodyPartExamined PatientID PatientName PatientBirthDate PatientSex"
+    "SeriesDescription BodyPartExamined PatientID PatientName PatientBirthDate PatientSex "
+    "PresentationLUTShape"
 ).split()
 TAGS = {keyword: tag_for_keyword(keyword) for keyword in _KEYWORDS}
 WANTED = frozenset(TAGS.values())
@@ -58,6 +64,19 @@ class DicomHeader:
     pixel_length: int = 0
     encapsulated: bool = False
     checked_length: bool = False
+    has_pixels: bool = True
+    float_pixels: bool = False
+
+    @property
+    def frame_pixels(self) -> int:
+        """Return rows x columns x samples of one frame, as declared."""
+        i = self.instance
+        return (i["rows"] or 0) * (i["columns"] or 0) * i["samples_per_pixel"]
+
+    @property
+    def pixel_count(self) -> int:
+        """Return rows x columns x frames x samples, as declared."""
+        return self.frame_pixels * self.instance["frames"]
 
     @property
     def sop_uid(self) -> str:
@@ -111,6 +130,13 @@ class DatasetValues:
 
     def raw(self, keyword: str) -> bytes | None:
         elem = self.ds.get_item(TAGS[keyword])
+        if elem is None and keyword in MACRO and is_enhanced(self.ds):
+            value = frame_value(self.ds, keyword)
+            if value is None:
+                return None
+            if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
+                return "\\".join(str(x) for x in value).encode()
+            return str(value).encode()
         if elem is None and keyword == "SOPClassUID":
             meta = getattr(self.ds, "file_meta", None)
             value = getattr(meta, "MediaStorageSOPClassUID", None)
@@ -145,118 +171,6 @@ class DatasetValues:
             parts = [value.given_name, value.middle_name, value.family_name]
             return " ".join(p.strip() for p in parts if p and p.strip())
         return str(value).strip()
-
-
-# ---------------------------------------------------------------- the fast scanner
-
-
-def scan(head: bytes) -> tuple[RawValues, str, int]:
-    """Return (values, transfer syntax, offset of Pixel Data) or raise NotSimple."""
-    try:
-        return _scan(head)
-    except (struct.error, RecursionError, IndexError):
-        raise NotSimple from None
-
-
-def _element(head: bytes, pos: int, implicit: bool) -> tuple[int, bytes, int, int]:
-    """Return (tag, VR, length, value offset) of the element at pos."""
-    if pos + 8 > len(head):
-        raise NotSimple
-    group, elem = struct.unpack_from("<HH", head, pos)
-    if implicit:
-        return (group << 16) | elem, b"", struct.unpack_from("<I", head, pos + 4)[0], pos + 8
-    vr = head[pos + 4 : pos + 6]
-    if vr in LONG_VRS:
-        return (group << 16) | elem, vr, struct.unpack_from("<I", head, pos + 8)[0], pos + 12
-    if not vr.isalpha() or not vr.isupper():
-        raise NotSimple
-    return (group << 16) | elem, vr, struct.unpack_from("<H", head, pos + 6)[0], pos + 8
-
-
-_EXPLICIT = struct.Struct("<HH2sH").unpack_from
-_IMPLICIT = struct.Struct("<HHI").unpack_from
-_U32 = struct.Struct("<I").unpack_from
-# What bytes.isalpha() and bytes.isupper() accept for a two-byte VR, as one set lookup.
-_UPPER_PAIRS = frozenset(bytes((a, b)) for a in range(65, 91) for b in range(65, 91))
-
-
-def _scan(head: bytes) -> tuple[RawValues, str, int]:
-    pos, meta = 132, {}
-    while pos + 8 <= len(head) and head[pos : pos + 2] == b"\x02\x00":
-        tag, _, length, at = _element(head, pos, False)
-        if length == 0xFFFFFFFF or at + length > len(head):
-            raise NotSimple
-        meta[tag] = head[at : at + length]
-        pos = at + length
-    syntax = meta.get(0x00020010, b"").decode("ascii", "replace").strip(" \x00")
-    if syntax == "1.2.840.10008.1.2":
-        implicit = True
-    elif syntax == "1.2.840.10008.1.2.1" or syntax.startswith("1.2.840.10008.1.2.4."):
-        implicit = False
-    elif syntax == "1.2.840.10008.1.2.5":
-        implicit = False
-    else:
-        raise NotSimple
-    values: dict[int, bytes] = {}
-    end = len(head)
-    # _element inlined: this loop runs for every element of every file.
-    while True:
-        if pos + 8 > end:
-            raise NotSimple
-        if implicit:
-            group, elem, length = _IMPLICIT(head, pos)
-            vr, at = b"", pos + 8
-        else:
-            group, elem, vr, length = _EXPLICIT(head, pos)
-            if vr in LONG_VRS:
-                length, at = _U32(head, pos + 8)[0], pos + 12
-            elif vr in _UPPER_PAIRS:
-                at = pos + 8
-            else:
-                raise NotSimple
-        tag = (group << 16) | elem
-        if tag == PIXEL_DATA:
-            return RawValues(values, meta.get(0x00020002, b"")), syntax, pos
-        if group == 0x7FE0 or group == 0xFFFE:
-            raise NotSimple
-        if length == 0xFFFFFFFF:
-            pos = _skip_sequence(head, at, implicit or vr == b"UN")
-            continue
-        if at + length > end:
-            raise NotSimple
-        if tag in WANTED:
-            values[tag] = head[at : at + length]
-        pos = at + length
-
-
-def _skip_sequence(head: bytes, pos: int, implicit: bool) -> int:
-    """Return the offset after an undefined-length sequence starting at pos."""
-    while True:
-        if pos + 8 > len(head):
-            raise NotSimple
-        tag, length = (
-            struct.unpack_from("<I", head, pos)[0],
-            struct.unpack_from("<I", head, pos + 4)[0],
-        )
-        pos += 8
-        if tag == 0xE0DDFFFE:  # sequence delimiter (FFFE,E0DD) read as one LE word
-            return pos
-        if tag != 0xE000FFFE:
-            raise NotSimple
-        if length != 0xFFFFFFFF:
-            pos += length
-            continue
-        while True:  # an undefined-length item: its elements up to the item delimiter
-            if pos + 8 > len(head):
-                raise NotSimple
-            if struct.unpack_from("<I", head, pos)[0] == 0xE00DFFFE:
-                pos += 8
-                break
-            _, vr, length, at = _element(head, pos, implicit)
-            if length == 0xFFFFFFFF:
-                pos = _skip_sequence(head, at, implicit or vr == b"UN")
-            else:
-                pos = at + length
 
 
 # ---------------------------------------------------------------- values to fields
@@ -335,12 +249,7 @@ def read_header(v: RawValues | DatasetValues, syntax: str, little_endian: bool) 
 
 def _read(v: RawValues | DatasetValues, syntax: str, order: str) -> DicomHeader:
     rows, columns = v.us("Rows", order), v.us("Columns", order)
-    if not rows or not columns:
-        raise Rejected("image size elements are missing or invalid")
     bits_allocated = v.us("BitsAllocated", order)
-    bits_stored = v.us("BitsStored", order) or bits_allocated or 8
-    if syntax == JPEG_EXTENDED and bits_stored > 8:
-        raise Rejected(f"unsupported transfer syntax {JPEG_EXTENDED} (12-bit)")
     instance = {
         "sop_instance_uid": _uid(v, "SOPInstanceUID", "SOP Instance UID"),
         "sop_class_uid": _uid(v, "SOPClassUID", "SOP Class UID"),
@@ -364,6 +273,17 @@ def _read(v: RawValues | DatasetValues, syntax: str, order: str) -> DicomHeader:
         "slice_location": _first(v, "SliceLocation"),
         "content_date": _date(v, "ContentDate") or _date(v, "AcquisitionDate"),
     }
+    instance["overlays"] = 0  # the fast scan hands overlay data over to pydicom
+    shape = _text(v, "PresentationLUTShape", 16).upper()
+    instance["presentation_lut"] = shape if shape in ("IDENTITY", "INVERSE") else ""
+    instance["voi_lut"] = False  # likewise a VOI LUT Sequence
+    if isinstance(v, DatasetValues):
+        instance["voi_lut"] = bool(frame_value(v.ds, "VOILUTSequence"))
+        instance["overlays"] = sum(
+            1 for group in range(0x6000, 0x6020, 2) if (group, 0x3000) in v.ds
+        )
+        if is_enhanced(v.ds):
+            instance.update(frame_geometry(v.ds))
     study = {
         "study_uid": _uid(v, "StudyInstanceUID", "Study Instance UID"),
         "study_date": _date(v, "StudyDate"),

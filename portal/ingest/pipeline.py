@@ -18,6 +18,8 @@ from typing import TypeVar
 from django.conf import settings
 from django.core.files.storage import storages
 from django.db import DEFAULT_DB_ALIAS, connections
+from django.db.models import F, Sum
+from django.db.models.functions import Coalesce
 
 from portal import vault
 from portal.ingest import sniff
@@ -49,6 +51,7 @@ class Outcome:
     header: DicomHeader | None = None
     photo: PhotoInfo | None = None
     content_type: str = ""
+    pending: str = ""  # why the file waits for staff to choose its patient
 
 
 class Context:
@@ -59,9 +62,34 @@ class Context:
         self.patient = patient
         self.max_file_bytes = settings.PORTAL_MAX_FILE_BYTES
         self.max_pixels = settings.PORTAL_MAX_IMAGE_PIXELS
+        self.limits = sniff.PixelLimits(
+            frame=settings.PORTAL_MAX_IMAGE_PIXELS, file=settings.PORTAL_MAX_DICOM_PIXELS
+        )
+        self.max_series_pixels = settings.PORTAL_MAX_SERIES_PIXELS
+        # False: files are synced to disk by the caller, a batch at once (vault.make_durable).
+        self.durable = True
         self._lock = threading.Lock()
         self._known: dict[str, set[str]] = {}
         self._claimed: set[str] = set()
+        self._series_pixels: dict[tuple[str, str], int] = {}
+
+    def seal(self, src) -> StoredObject | None:  # noqa: ANN001
+        """Store a checked file's bytes as they are read (a subclass may keep them elsewhere)."""
+        return _store(src, self.durable)
+
+    def claim_series_pixels(self, header: DicomHeader) -> None:
+        """Count a file's pixels against its series' limit, stored ones included; or refuse."""
+        if not header.has_pixels:
+            return
+        key = (header.study_uid, header.series_uid)
+        with self._lock:
+            total = self._series_pixels.get(key)
+            if total is None:
+                total = _stored_series_pixels(self.practice, *key)
+            total += header.pixel_count
+            if total > self.max_series_pixels:
+                raise Rejected("series has more pixels than allowed")
+            self._series_pixels[key] = total
 
     def is_duplicate(self, header: DicomHeader) -> bool:
         """Return True if the SOP instance is stored already or earlier in this batch."""
@@ -81,15 +109,28 @@ class Context:
             return False
 
 
-def _store(src: object) -> StoredObject:
+def _stored_series_pixels(practice: Practice, study_uid: str, series_uid: str) -> int:
+    size = Coalesce(F("rows"), 0) * Coalesce(F("columns"), 0) * F("frames") * F("samples_per_pixel")
+    total = Instance.objects.filter(
+        practice=practice,
+        series__series_uid=series_uid,
+        series__study__study_uid=study_uid,
+    ).aggregate(total=Sum(size))["total"]
+    return int(total or 0)
+
+
+def _store(src: object, durable: bool = True) -> StoredObject:
     """Seal one file into the vault; its row is saved with the rest of its chunk."""
     try:
-        return vault.seal(src)  # type: ignore[arg-type]
+        if durable:
+            return vault.seal(src)  # type: ignore[arg-type]
+        return vault.seal(src, durable=False)  # type: ignore[arg-type]
     except (Rejected, LimitExceeded):
         raise
     # A storage backend can fail in many ways (OSError, botocore errors, integrity errors).
     except Exception as exc:  # noqa: BLE001
-        logger.error("ingest: storing a file in the vault failed", exc_info=True)
+        # One line for the operator: the kind of failure, no traceback, no patient data.
+        logger.error("ingest: storing a file in the vault failed: %s", type(exc).__name__)
         raise StorageFailed from exc
 
 
@@ -115,9 +156,12 @@ def discard(objs: Iterable[StoredObject]) -> None:
     for obj in objs:
         try:
             storage.delete(obj.storage_name)
-        except OSError:
-            # The row and its wrapped key are gone, so the ciphertext is unreadable anyway.
-            logger.warning("ingest: could not delete discarded object %s", obj.code)
+        # The row and its wrapped key are gone, so the ciphertext is unreadable anyway; a store
+        # that is down (any backend's error) leaves an orphan verify_storage lists and cleans.
+        except Exception as exc:  # noqa: BLE001
+            logger.warning(
+                "ingest: could not delete discarded object %s (%s)", obj.code, type(exc).__name__
+            )
 
 
 def process(index: int, entry: Entry, ctx: Context) -> Outcome:
@@ -145,43 +189,61 @@ def _process(src, entry: Entry, ctx: Context, out: Outcome) -> None:  # noqa: AN
     out.kind = sniff.classify(head)
     if out.kind == sniff.DICOM:
         at_eof = len(head) < HEAD_BYTES
+        prefix = b"" if head[128:132] == b"DICM" else sniff.part10_prefix(head)
+        head = prefix + head
         while True:
             try:
-                header = sniff.parse_dicom(head, at_eof)
+                header = sniff.parse_dicom(head, at_eof, ctx.limits)
                 break
             except NeedMore:
                 more = tee.read_exact(len(head))
                 at_eof = len(more) < len(head)
                 head += more
-        _check_patient(header, ctx)
+        out.pending = _check_patient(header, ctx)
         out.header = header
         if ctx.is_duplicate(header):
+            # A damaged copy is refused for its damage, never reported as a duplicate.
+            _drain(tee)
+            sniff.check_stored_length(header, len(prefix) + tee.count, tee.tail)
+            _check_size(entry, tee)
             out.status = "duplicate"
             return
-        out.blob = _store(Chain(head, tee))
-        sniff.check_stored_length(header, tee.count, tee.tail)
+        ctx.claim_series_pixels(header)
+        out.blob = ctx.seal(Chain(head, tee))
+        sniff.check_stored_length(header, len(prefix) + tee.count, tee.tail)
     elif out.kind == sniff.PHOTO:
         src.seek(0)
         out.photo = sniff.check_photo(src, ctx.max_pixels)
         out.content_type = out.photo.content_type
         src.seek(0)
         tee = Tee(src, ctx.max_file_bytes)
-        out.blob = _store(tee)
+        out.blob = ctx.seal(tee)
     else:
         out.content_type = "application/pdf"
-        out.blob = _store(Chain(head, tee))
+        out.blob = ctx.seal(Chain(head, tee))
         sniff.check_pdf_tail(tee.tail)
-    if entry.size is not None and tee.count != entry.size:
-        raise Rejected("file changed while it was read")
+    _check_size(entry, tee)
     out.status = "ok"
 
 
-def _check_patient(header: DicomHeader, ctx: Context) -> None:
+def _drain(tee: Tee) -> None:
+    while tee.read(1 << 20):
+        pass
+
+
+def _check_size(entry: Entry, tee: Tee) -> None:
+    if entry.size is not None and tee.count != entry.size:
+        raise Rejected("file changed while it was read")
+
+
+def _check_patient(header: DicomHeader, ctx: Context) -> str:
+    """Refuse a file of another patient; return why it waits for a patient, if it does."""
     if ctx.patient is not None:
         if header.patient_id and header.patient_id != ctx.patient.patient_id:
             raise Rejected("Patient ID in the file differs from the chosen patient")
     elif not header.patient_id:
-        raise Rejected("DICOM file has no Patient ID: choose a patient")
+        return "the file has no Patient ID"
+    return ""
 
 
 class _Pool:

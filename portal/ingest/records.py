@@ -9,8 +9,9 @@ from audit.models import Action
 from audit.models import Outcome as AuditOutcome
 from portal.ingest.header import DicomHeader
 from portal.ingest.pipeline import Outcome
+from portal.ingest.report import PENDING, STORED
 from portal.ingest.sniff import DICOM
-from portal.models import Attachment, Instance, Patient, Practice, Series, Study
+from portal.models import Attachment, Instance, Patient, PendingFile, Practice, Series, Study
 
 CHUNK = 500
 
@@ -23,6 +24,7 @@ class Plan:
     studies: list[Study] = field(default_factory=list)
     series_pks: list[int] = field(default_factory=list)
     attachment_pks: list[int] = field(default_factory=list)
+    pending_pks: list[int] = field(default_factory=list)
 
 
 def _chunks(values: list[str]) -> list[list[str]]:
@@ -75,7 +77,11 @@ def build(
     for o in outcomes:
         if o.status != "ok":
             plan.status[o.index] = (o.status, o.reason)
-    dicoms = [o for o in outcomes if o.kind == DICOM and o.header and o.status != "rejected"]
+    dicoms = [
+        o
+        for o in outcomes
+        if o.kind == DICOM and o.header and o.status != "rejected" and not o.pending
+    ]
     new = [o for o in dicoms if o.status == "ok"]
     existing = _existing_sops(practice, [o.header.sop_uid for o in new])
     for o in new:
@@ -137,7 +143,7 @@ def build(
         counts[h.study_uid] += 1
         if h.series["modality"]:
             modalities[h.study_uid].add(h.series["modality"])
-        plan.status[o.index] = ("stored", "")
+        plan.status[o.index] = (STORED, "")
     Instance.objects.bulk_create(to_create, batch_size=CHUNK)
 
     batch_studies = [studies[uid] for uid in dict.fromkeys(o.header.study_uid for o in dicoms)]
@@ -174,14 +180,20 @@ def build(
 
     owner = chosen
     if owner is None:
-        owners = {patients.existing(o.header) for o in dicoms}
+        # Only files stored now decide: rejected, damaged or duplicate ones name nobody.
+        stored = [o for o in dicoms if plan.status.get(o.index, ("",))[0] == STORED]
+        owners = {patients.existing(o.header) for o in stored}
         owner = owners.pop() if len(owners) == 1 else None
     study_for_files = batch_studies[0] if len(batch_studies) == 1 else None
     for o in outcomes:
-        if o.status != "ok" or o.kind == DICOM:
+        if o.status != "ok":
             continue
-        if owner is None:
-            plan.status[o.index] = ("rejected", "a photo or PDF needs a patient: choose one")
+        if o.kind == DICOM and not o.pending:
+            continue
+        if o.kind != DICOM and owner is None:
+            o.pending = "no DICOM file of the batch decided the patient"
+        if o.pending:
+            _wait_for_patient(o, practice, user, request, plan)
             continue
         attachment = Attachment.objects.create(
             practice=practice,
@@ -189,14 +201,16 @@ def build(
             study=study_for_files,
             kind=Attachment.Kind.PHOTO if o.photo else Attachment.Kind.PDF,
             content_type=o.content_type,
-            title=o.name.rsplit("/", 1)[-1][:200],
-            original_name=o.name[-255:],
+            title=named_for_content(o)[0].rsplit("/", 1)[-1][:200],
+            original_name=named_for_content(o)[0][-255:],
             width=o.photo.width if o.photo else None,
             height=o.photo.height if o.photo else None,
             blob=o.blob,
         )
         plan.attachment_pks.append(attachment.pk)
-        plan.status[o.index] = ("stored", _kind_note(o))
+        note = named_for_content(o)[1]
+        where = f"attached to patient {owner.patient_id}"
+        plan.status[o.index] = (STORED, f"{where}; {note}" if note else where)
         audit.record(
             Action.UPLOAD,
             request=request,
@@ -220,11 +234,47 @@ def build(
     return plan
 
 
-def _kind_note(o: Outcome) -> str:
-    """Say what a file really is when its name suggests something else."""
-    suffix = o.name.rsplit(".", 1)[-1].lower() if "." in o.name else ""
-    if o.photo and suffix == "pdf":
-        return f"stored as a photo: the content is a {o.photo.content_type[6:].upper()} image"
-    if not o.photo and suffix in ("jpg", "jpeg", "png"):
-        return "stored as a PDF: the content is a PDF document"
-    return ""
+_EXTENSIONS = {"image/png": ".png", "image/jpeg": ".jpg", "application/pdf": ".pdf"}
+
+
+def named_for_content(o: Outcome) -> tuple[str, str]:
+    """Return the file's name with the extension of what it is, and a note when that changed."""
+    name = o.name
+    right = _EXTENSIONS.get(o.content_type)
+    base, dot, suffix = name.rpartition(".")
+    if right is None or not dot or "/" in suffix:
+        return name, ""
+    if "." + suffix.lower() in (right, ".jpeg" if right == ".jpg" else right):
+        return name, ""
+    if "." + suffix.lower() not in (".jpg", ".jpeg", ".png", ".pdf"):
+        return name, ""
+    what = "a PDF document" if right == ".pdf" else f"a {right[1:].upper()} image"
+    return base + right, f"named {base.rsplit('/', 1)[-1]}{right}: the content is {what}"
+
+
+def _wait_for_patient(o: Outcome, practice: Practice, user, request, plan: Plan) -> None:  # noqa: ANN001
+    """Keep a file that names no patient in the queue staff resolve in the workspace."""
+    import audit
+
+    name = named_for_content(o)[0] if o.kind != DICOM else o.name
+    pending = PendingFile.objects.create(
+        practice=practice,
+        kind=o.kind,
+        content_type=o.content_type,
+        original_name=name[-255:],
+        width=o.photo.width if o.photo else None,
+        height=o.photo.height if o.photo else None,
+        reason=o.pending[:200],
+        blob=o.blob,
+        uploaded_by=user if getattr(user, "is_authenticated", False) else None,
+    )
+    plan.status[o.index] = (PENDING, o.pending)
+    plan.pending_pks.append(pending.pk)
+    audit.record(
+        Action.UPLOAD,
+        request=request,
+        user=user,
+        practice=practice,
+        obj=pending,
+        detail={"kind": o.kind, "pending": True},
+    )

@@ -11,6 +11,7 @@ if TYPE_CHECKING:
 STORED = "stored"
 DUPLICATE = "duplicate"
 REJECTED = "rejected"
+PENDING = "needs a patient"
 
 
 @dataclass
@@ -53,6 +54,10 @@ class IngestReport:
         return self._count(REJECTED)
 
     @property
+    def pending(self) -> int:
+        return self._count(PENDING)
+
+    @property
     def ok(self) -> bool:
         """Return True when no file was rejected."""
         return self.rejected == 0
@@ -65,7 +70,8 @@ class IngestReport:
         """Return e.g. '450 stored, 0 duplicate, 1 rejected (1 study)'."""
         studies = len(self.studies)
         noun = "study" if studies == 1 else "studies"
+        waiting = f", {self.pending} {PENDING}" if self.pending else ""
         return (
-            f"{self.stored} stored, {self.duplicates} duplicate, {self.rejected} rejected "
-            f"({studies} {noun})"
+            f"{self.stored} stored, {self.duplicates} duplicate, {self.rejected} rejected"
+            f"{waiting} ({studies} {noun})"
         )

@@ -26,8 +26,14 @@ from portal.ingest.header import (
     DicomHeader,
     NotSimple,
     read_header,
-    scan,
 )
+from portal.ingest.part10 import (  # noqa: F401 - part of this module's interface
+    _EXECUTABLE_PREAMBLES,
+    is_bare_dataset,
+    part10_prefix,
+    preamble_is_unsafe,
+)
+from portal.ingest.scanner import scan
 
 # pydicom's warnings and log lines quote element values, which can be patient data.
 warnings.filterwarnings("ignore", module=r"pydicom(\.|$)")
@@ -50,7 +56,7 @@ NATIVE_SYNTAXES = {
 DEFLATED_SYNTAX = "1.2.840.10008.1.2.1.99"
 ENCAPSULATED_SYNTAXES = {
     "1.2.840.10008.1.2.4.50",  # JPEG baseline
-    JPEG_EXTENDED,  # JPEG extended, 8-bit only (see viewer.render)
+    JPEG_EXTENDED,  # JPEG extended, 8 and 12 bit (12-bit through GDCM, see viewer.codecs)
     "1.2.840.10008.1.2.4.57",  # JPEG lossless
     "1.2.840.10008.1.2.4.70",  # JPEG lossless SV1
     "1.2.840.10008.1.2.4.80",  # JPEG-LS lossless
@@ -59,22 +65,23 @@ ENCAPSULATED_SYNTAXES = {
     "1.2.840.10008.1.2.4.91",  # JPEG 2000
     "1.2.840.10008.1.2.5",  # RLE lossless
 }
-ACCEPTED_SYNTAXES = NATIVE_SYNTAXES | {DEFLATED_SYNTAX} | ENCAPSULATED_SYNTAXES
+RENDERED_SYNTAXES = NATIVE_SYNTAXES | {DEFLATED_SYNTAX} | ENCAPSULATED_SYNTAXES
+# Kept and shared like any other file; the viewer says why it cannot show them.
+VIDEO_SYNTAXES = {
+    "1.2.840.10008.1.2.4.100",  # MPEG-2 main profile
+    "1.2.840.10008.1.2.4.101",  # MPEG-2 high profile
+    "1.2.840.10008.1.2.4.102",  # MPEG-4 AVC/H.264 high profile
+    "1.2.840.10008.1.2.4.103",  # MPEG-4 AVC/H.264 BD-compatible
+    "1.2.840.10008.1.2.4.104",  # MPEG-4 AVC/H.264 for 2D video
+    "1.2.840.10008.1.2.4.105",  # MPEG-4 AVC/H.264 for 3D video
+    "1.2.840.10008.1.2.4.106",  # MPEG-4 AVC/H.264 stereo
+    "1.2.840.10008.1.2.4.107",  # HEVC/H.265 main profile
+    "1.2.840.10008.1.2.4.108",  # HEVC/H.265 main 10 profile
+}
+# Encapsulated pixel data (fragments) whatever the codec: every standard compressed syntax
+# after 1.2.840.10008.1.2.4 and RLE; anything else is read as explicit VR little endian.
+_NATIVE_OR_DEFLATED = NATIVE_SYNTAXES | {DEFLATED_SYNTAX}
 
-# A preamble is free for applications, so it can carry a polyglot payload (PE/ELF/script/
-# HTML) that runs if the file is ever opened by the wrong program. TIFF preambles are legal.
-_EXECUTABLE_PREAMBLES = (
-    b"MZ",
-    b"\x7fELF",
-    b"#!",
-    b"PK\x03\x04",
-    b"%PDF",
-    b"\xca\xfe\xba\xbe",
-    b"\xfe\xed\xfa\xce",
-    b"\xfe\xed\xfa\xcf",
-    b"\xce\xfa\xed\xfe",
-    b"\xcf\xfa\xed\xfe",
-)
 _PIXEL_TAG = (0x7FE0, 0x0010)
 _ITEM = b"\xfe\xff\x00\xe0"
 _SEQ_END = b"\xfe\xff\xdd\xe0\x00\x00\x00\x00"
@@ -90,9 +97,10 @@ def classify(head: bytes) -> str:
     if not head:
         raise Rejected("empty file")
     if head[128:132] == b"DICM":
-        preamble = head[:128]
-        if preamble.startswith(_EXECUTABLE_PREAMBLES) or preamble.lstrip().startswith(b"<"):
+        if preamble_is_unsafe(head[:128]):
             raise Rejected("DICOM preamble holds an executable or markup")
+        return DICOM
+    if is_bare_dataset(head):
         return DICOM
     if head.startswith(b"\xff\xd8\xff") or head.startswith(b"\x89PNG\r\n\x1a\n"):
         return PHOTO
@@ -144,25 +152,79 @@ def check_pdf_tail(tail: bytes) -> None:
 # ---------------------------------------------------------------- DICOM headers
 
 
-def parse_dicom(head: bytes, at_eof: bool) -> DicomHeader:
-    """Parse the header in head; raise NeedMore if it runs past head, Rejected if unsound."""
+def parse_dicom(head: bytes, at_eof: bool, limits: PixelLimits | None = None) -> DicomHeader:
+    """Parse the header in head; raise NeedMore if it runs past head, Rejected if unsound.
+
+    Any transfer syntax and any SOP class is kept; only a damaged file is refused. Pixel
+    limits (issue: a tiny JPEG declaring 16000 x 16000) apply before anything is decoded.
+    """
     try:
         values, syntax, pos = scan(head)
-        if syntax not in ACCEPTED_SYNTAXES:
-            raise Rejected(f"unsupported transfer syntax {_safe_uid(syntax)}")
         header = read_header(values, syntax, little_endian=True)
     except NotSimple:
         header, syntax, pos = _parse_with_pydicom(head, at_eof)
         if header.checked_length:
+            _check_limits(header, limits)
             return header
-    offset, length = _pixel_element(head, pos, UID(syntax))
+    found = _pixel_element(head, pos, UID(syntax), at_eof)
+    if found is None:
+        _check_no_pixels(header)
+        return header
+    _check_image_size(header)
+    _check_limits(header, limits)
+    offset, length, element = found
     header.pixel_value_offset, header.pixel_length = offset, length
-    if syntax in ENCAPSULATED_SYNTAXES:
+    header.float_pixels = element != 0x0010
+    if syntax in _NATIVE_OR_DEFLATED:
+        if length == 0xFFFFFFFF:
+            raise Rejected("pixel data is encapsulated but the transfer syntax is uncompressed")
+        if header.float_pixels:
+            _check_float_length(header, length)
+        else:
+            _check_native_length(header, length)
+    elif length != 0xFFFFFFFF and not _is_standard_compressed(syntax):
+        header.checked_length = True  # a private syntax: its layout is its own
+    else:
         header.encapsulated = True
         _check_fragments(head, offset, length, at_eof)
-    else:
-        _check_native_length(header, length)
     return header
+
+
+def _is_standard_compressed(syntax: str) -> bool:
+    return syntax.startswith("1.2.840.10008.1.2.4.") or syntax == "1.2.840.10008.1.2.5"
+
+
+@dataclass(frozen=True)
+class PixelLimits:
+    """Most samples (rows x columns x samples) a frame, and rows x columns x frames x samples
+    a file, may declare."""
+
+    frame: int
+    file: int
+
+
+def _check_no_pixels(header: DicomHeader) -> None:
+    """Accept an object without pixels (report, KOS, plan) unless it declares an image."""
+    i = header.instance
+    if i["rows"] or i["columns"]:
+        # An image whose pixel data is missing: cut short, or never written.
+        raise Rejected("DICOM file has no pixel data")
+    header.has_pixels = False
+
+
+def _check_image_size(header: DicomHeader) -> None:
+    i = header.instance
+    if not i["rows"] or not i["columns"]:
+        raise Rejected("image size elements are missing or invalid")
+
+
+def _check_limits(header: DicomHeader, limits: PixelLimits | None) -> None:
+    if limits is None or not header.has_pixels:
+        return
+    if header.frame_pixels > limits.frame:
+        raise Rejected("image has more pixels than allowed")
+    if header.pixel_count > limits.file:
+        raise Rejected("file has more pixels than allowed")
 
 
 def _parse_with_pydicom(head: bytes, at_eof: bool) -> tuple[DicomHeader, str, int]:
@@ -178,16 +240,16 @@ def _parse_with_pydicom(head: bytes, at_eof: bool) -> tuple[DicomHeader, str, in
     syntax = str(getattr(meta, "TransferSyntaxUID", "") or "")
     if not syntax:
         raise Rejected("broken DICOM header (no transfer syntax)")
-    if syntax not in ACCEPTED_SYNTAXES:
-        raise Rejected(f"unsupported transfer syntax {_safe_uid(syntax)}")
+    if not UID_PATTERN.match(syntax) or len(syntax) > 64:
+        raise Rejected("broken DICOM header (malformed transfer syntax)")
     if syntax == DEFLATED_SYNTAX:
         return _parse_deflated(head, at_eof), syntax, 0
     pos = bio.tell()
-    if pos + 12 > len(head):
-        if not at_eof and len(head) < MAX_HEADER_BYTES:
+    if pos + 12 > len(head) and not at_eof:
+        if len(head) < MAX_HEADER_BYTES:
             raise NeedMore
-        raise Rejected("DICOM file has no pixel data")
-    little = UID(syntax).is_little_endian
+        raise Rejected("DICOM header is larger than allowed")
+    little = UID(syntax).is_little_endian if syntax in NATIVE_SYNTAXES else True
     return read_header(DatasetValues(ds), syntax, little_endian=little), syntax, pos
 
 
@@ -202,33 +264,41 @@ def _parse_deflated(head: bytes, at_eof: bool) -> DicomHeader:
         pixels = ds.get("PixelData")
     except Exception:  # noqa: BLE001 - see parse_dicom
         raise Rejected("broken DICOM header") from None
-    if pixels is None:
-        raise Rejected("DICOM file has no pixel data")
     header = read_header(DatasetValues(ds), DEFLATED_SYNTAX, little_endian=True)
-    _check_native_length(header, len(pixels))
     header.checked_length = True
+    if pixels is None:
+        _check_no_pixels(header)
+        return header
+    _check_image_size(header)
+    _check_native_length(header, len(pixels))
     return header
 
 
-def _pixel_element(head: bytes, pos: int, syntax: UID) -> tuple[int, int]:
-    """Return (value offset, declared length) of the Pixel Data element starting at pos."""
-    order = "<" if syntax.is_little_endian else ">"
+def _pixel_element(head: bytes, pos: int, syntax: UID, at_eof: bool) -> tuple[int, int, int] | None:
+    """Return (value offset, declared length, element) of the pixel element at pos, or None."""
+    if pos + 12 > len(head):
+        if at_eof:
+            return None  # the dataset ends before any pixel data: a report, a plan, a KOS
+        raise NeedMore
+    little = syntax.is_little_endian if syntax in NATIVE_SYNTAXES else True
+    order = "<" if little else ">"
     group, element = struct.unpack(order + "HH", head[pos : pos + 4])
-    if (group, element) != _PIXEL_TAG:
-        if group == 0x7FE0:
-            raise Rejected("unsupported pixel data (float or double)")
-        raise Rejected("DICOM file has no pixel data")
-    if syntax.is_implicit_VR:
-        return pos + 8, struct.unpack(order + "I", head[pos + 4 : pos + 8])[0]
+    if group != 0x7FE0 or element not in (0x0008, 0x0009, 0x0010):
+        return None  # elements after the last one read (padding, signatures): no pixels
+    if syntax == "1.2.840.10008.1.2":
+        return pos + 8, struct.unpack(order + "I", head[pos + 4 : pos + 8])[0], element
     vr = head[pos + 4 : pos + 6]
     if vr in LONG_VRS:
-        return pos + 12, struct.unpack(order + "I", head[pos + 8 : pos + 12])[0]
-    return pos + 8, struct.unpack(order + "H", head[pos + 6 : pos + 8])[0]
+        return pos + 12, struct.unpack(order + "I", head[pos + 8 : pos + 12])[0], element
+    return pos + 8, struct.unpack(order + "H", head[pos + 6 : pos + 8])[0], element
+
+
+def _check_float_length(header: DicomHeader, length: int) -> None:
+    if length not in (header.pixel_count * 4, header.pixel_count * 8):
+        raise Rejected("pixel data length does not match the image size in the header")
 
 
 def _check_native_length(header: DicomHeader, length: int) -> None:
-    if length == 0xFFFFFFFF:
-        raise Rejected("pixel data is encapsulated but the transfer syntax is uncompressed")
     i = header.instance
     bits = i["bits_allocated"] or 0
     pixels = i["rows"] * i["columns"] * i["frames"] * i["samples_per_pixel"]
@@ -265,7 +335,7 @@ def _check_fragments(head: bytes, offset: int, length: int, at_eof: bool) -> Non
 
 def check_stored_length(header: DicomHeader, size: int, tail: bytes) -> None:
     """Check the pixel data against the bytes that really arrived."""
-    if header.checked_length:
+    if header.checked_length or not header.has_pixels:
         return
     if header.encapsulated:
         if _SEQ_END not in tail:

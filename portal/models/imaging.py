@@ -26,6 +26,12 @@ class Patient(models.Model):
     sex = models.CharField(max_length=1, blank=True)
     email = models.EmailField(blank=True)
     last_visit = models.DateField(null=True, blank=True)
+    deidentified_copy = models.BooleanField(
+        default=False,
+        editable=False,
+        help_text="Holds the de-identified copy made for a share; names no one, never listed "
+        "to staff.",
+    )
     assigned_staff = models.ManyToManyField(
         settings.AUTH_USER_MODEL, blank=True, related_name="assigned_patients"
     )
@@ -102,6 +108,23 @@ class Series(models.Model):
     decode_error = models.CharField(
         max_length=200, blank=True, help_text="Why the pixels cannot be shown, if they cannot."
     )
+    volume = models.ForeignKey(
+        StoredObject,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="The decoded voxels, sealed like the originals, so reformats start fast.",
+    )
+    volume_key = models.CharField(
+        max_length=64, blank=True, help_text="What the stored volume was made from."
+    )
+    opening_slice = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="The slice the viewer opens on (a dental CBCT's occlusal plane), found when "
+        "the volume is stored; empty opens on the middle slice.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -142,6 +165,17 @@ class Instance(models.Model):
     image_orientation = models.JSONField(null=True, blank=True)
     slice_location = models.FloatField(null=True, blank=True)
     content_date = models.DateField(null=True, blank=True)
+    frame_positions = models.JSONField(
+        null=True, blank=True, help_text="Per-frame Image Position (Patient) of a multi-frame"
+    )
+    frame_rescale = models.JSONField(
+        null=True, blank=True, help_text="Per-frame [slope, intercept] when frames differ"
+    )
+    overlays = models.PositiveSmallIntegerField(default=0, help_text="Overlay planes (60xx)")
+    presentation_lut = models.CharField(
+        max_length=16, blank=True, help_text="Presentation LUT Shape (IDENTITY or INVERSE)"
+    )
+    voi_lut = models.BooleanField(default=False, help_text="Carries a VOI LUT Sequence")
     original_name = models.CharField(max_length=255, blank=True)
     blob = models.OneToOneField(StoredObject, on_delete=models.PROTECT, related_name="instance")
     created_at = models.DateTimeField(auto_now_add=True)

@@ -1,9 +1,32 @@
 from __future__ import annotations
 
+import functools
 import uuid
+import zoneinfo
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
+
+
+@functools.cache
+def time_zone_names() -> tuple[str, ...]:
+    """Return the IANA time zone names this machine knows, sorted."""
+    return tuple(sorted(zoneinfo.available_timezones()))
+
+
+def validate_time_zone(value: str) -> None:
+    """Refuse a name that is not an IANA time zone (e.g. "Europe/Paris")."""
+    if value not in time_zone_names():
+        raise ValidationError("Choose a time zone from the list, like Europe/Paris.")
+
+
+class DateOrder(models.TextChoices):
+    """How the practice's patients write a date: the order of the birth date fields."""
+
+    DMY = "dmy", "Day, month, year (17 May 1980)"
+    MDY = "mdy", "Month, day, year (May 17, 1980)"
+    YMD = "ymd", "Year, month, day (1980 May 17)"
 
 
 class Practice(models.Model):
@@ -27,6 +50,37 @@ class Practice(models.Model):
     )
     hygienists_see_assigned_only = models.BooleanField(
         default=False, help_text="Hygienists see only patients assigned to them."
+    )
+    time_zone = models.CharField(
+        max_length=64,
+        default="UTC",
+        validators=[validate_time_zone],
+        help_text="Times on patients' and staff pages are shown in this zone.",
+    )
+    date_order = models.CharField(
+        max_length=3,
+        choices=DateOrder.choices,
+        default=DateOrder.DMY,
+        help_text="The order of the day, month and year fields a patient fills in.",
+    )
+    notify_link_activity = models.BooleanField(
+        default=True,
+        help_text="Email whoever issued a link when it is first opened and first downloaded "
+        "(no patient details in the email).",
+    )
+    deid_clean_pixels = models.BooleanField(
+        default=True,
+        help_text="De-identified copies leave out images that declare burned-in annotation.",
+    )
+    deid_dates = models.CharField(
+        max_length=8,
+        choices=[
+            ("remove", "Remove dates"),
+            ("shift", "Shift dates (keep intervals)"),
+            ("keep", "Keep dates"),
+        ],
+        default="remove",
+        help_text="Dates in de-identified copies (PS3.15 Annex E options).",
     )
     created_at = models.DateTimeField(auto_now_add=True)
 

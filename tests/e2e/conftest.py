@@ -17,7 +17,6 @@ import http.server
 import json
 import os
 import shutil
-import socket
 import struct
 import subprocess
 import sys
@@ -28,6 +27,8 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
 import pytest
+
+from tests.integration.services import free_port, gunicorn
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = os.environ.get("PORTAL_CHROMIUM", "/usr/bin/chromium")
@@ -56,18 +57,12 @@ def _require_chromium() -> None:
     pytest.skip(message)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def demo_server(tmp_path_factory) -> Iterator[dict]:
     """Yield the demo's printed facts plus `base_url` of a running gunicorn."""
     _require_chromium()
     data_dir = tmp_path_factory.mktemp("e2e-data")
-    port = _free_port()
+    port = free_port()
     base_url = f"http://127.0.0.1:{port}"
     env = {
         **os.environ,
@@ -97,52 +92,17 @@ def demo_server(tmp_path_factory) -> Iterator[dict]:
         pytest.fail(f"manage.py demo failed:\n{demo.stderr[-3000:]}")
     facts = json.loads(demo.stdout.strip().splitlines()[-1])
     worker = _start_worker(env, data_dir)
-    log = open(data_dir / "server.log", "w")  # noqa: SIM115
-    server = subprocess.Popen(  # noqa: S603
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "portal.wsgi:application",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--workers",
-            "2",
-            "--worker-class",
-            "gthread",
-            "--threads",
-            "4",
-            "--timeout",
-            "120",
-            # Request lines go to server.log, so tests can check that no token reaches them.
-            "--access-logfile",
-            "-",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
-                break
-            if server.poll() is not None or time.monotonic() > deadline:
-                pytest.fail("gunicorn did not start:\n" + (data_dir / "server.log").read_text())
-            time.sleep(0.1)
-        yield {
-            **facts,
-            "base_url": base_url,
-            "env": env,
-            "data_dir": data_dir,
-            "server_log": data_dir / "server.log",
-            "mail_dir": data_dir / "mail",
-        }
+        with gunicorn(env, data_dir / "server.log", port=port):
+            yield {
+                **facts,
+                "base_url": base_url,
+                "env": env,
+                "data_dir": data_dir,
+                "server_log": data_dir / "server.log",
+                "mail_dir": data_dir / "mail",
+            }
     finally:
-        server.terminate()
-        server.wait(15)
-        log.close()
         if worker is not None:
             worker.terminate()
             worker.wait(20)

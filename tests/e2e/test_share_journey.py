@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pydicom
 
-from portal.demo import _cbct_files
+from portal.demo.data import _cbct_files
+from tests.e2e.recipients import fill_birth_date
 
 # `manage.py demo`'s default, which the demo_server fixture uses.
 DEMO_CBCT_SLICES = 300
@@ -27,17 +28,16 @@ def test_patient_verifies_sees_thumbnails_and_downloads_the_zip(demo_server, pag
     assert page.url == base + "/s/"
 
     page.fill("#id_password", "not-the-password-1")
-    page.fill("#id_birth_date", demo_server["share_birth_date"])
+    fill_birth_date(page, demo_server["share_birth_date"])
     page.click("form[action='/s/'] button[type=submit]")
     page.wait_for_selector("text=Those details do not match")
     assert page.url == base + "/s/"
 
     page.wait_for_timeout(300)  # the doubling delay after one failure is 0.1 s
     page.fill("#id_password", demo_server["share_password"])
-    page.fill("#id_birth_date", demo_server["share_birth_date"])
     page.click("form[action='/s/'] button[type=submit]")
     page.wait_for_url(base + "/s/home/")
-    page.wait_for_selector("text=Open the viewer")
+    page.wait_for_selector("text=View the images")
 
     thumbs = page.locator("img.thumb")
     assert thumbs.count() >= 1
@@ -48,7 +48,7 @@ def test_patient_verifies_sees_thumbnails_and_downloads_the_zip(demo_server, pag
     assert all(w > 0 for w in widths), widths
 
     with page.expect_download(timeout=120_000) as info:
-        page.click("text=Download all")
+        page.click("text=Download original files")
     download = info.value
     assert download.failure() is None
     path = tmp_path / download.suggested_filename

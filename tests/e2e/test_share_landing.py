@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from tests.e2e.conftest import webmail
+from tests.e2e.recipients import fill_birth_date
 
 
 def test_demo_link_shows_password_page(demo_server, page) -> None:
@@ -28,7 +29,7 @@ def test_link_clicked_in_webmail_reaches_the_password_page(demo_server, page, tm
         page.wait_for_selector("input[type=password]")
         assert page.url == base + "/s/"
         page.fill("#id_password", demo_server["share_password"])
-        page.fill("#id_birth_date", demo_server["share_birth_date"])
+        fill_birth_date(page, demo_server["share_birth_date"])
         page.click("form[action='/s/'] button[type=submit]")
         page.wait_for_url(base + "/s/home/")
-        page.wait_for_selector("text=Open the viewer")
+        page.wait_for_selector("text=View the images")

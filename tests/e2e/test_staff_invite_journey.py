@@ -44,7 +44,7 @@ def test_admin_invites_a_member_who_chooses_a_password(demo_server, page, browse
         member.fill("#id_new_password2", NEW_PASSWORD)
         member.click("button:has-text('Save password')")
         member.wait_for_selector("text=Password saved")
-    member.fill("#id_username", "e2e-newbie")
+    member.fill("#id_username", "demo.e2e-newbie")
     member.fill("#id_password", NEW_PASSWORD)
     member.click("button[type=submit]")
     member.wait_for_selector("text=Authenticator")  # enrolment with a QR code comes next

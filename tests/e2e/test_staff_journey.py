@@ -56,7 +56,8 @@ def test_front_desk_issues_prints_and_revokes_a_link(demo_server, page) -> None:
     page.goto(demo_server["base_url"] + "/shares/")
     row = page.locator(f"tr[data-share='{code}']")
     assert "Active" in row.inner_text()
-    row.locator("button:has-text('Revoke')").click()
+    row.locator("summary:has-text('Revoke')").click()
+    row.locator("button:has-text('Revoke the link')").click()
     page.wait_for_selector("text=The link is revoked")
     assert "Revoked" in page.locator(f"tr[data-share='{code}']").inner_text()
 

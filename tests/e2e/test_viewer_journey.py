@@ -8,16 +8,17 @@ import re
 import pytest
 from PIL import Image, ImageStat
 
-from portal.phantom import PhantomGeometry
+from portal.demo.phantom import PhantomGeometry
 from tests.e2e.conftest import fresh_totp
+from tests.e2e.recipients import fill_birth_date
 
 
 def _open_share(demo_server: dict, page) -> None:
     page.goto(demo_server["base_url"] + demo_server["share_path"])
     page.fill("#id_password", demo_server["share_password"])
-    page.fill("#id_birth_date", demo_server["share_birth_date"])
-    page.click("button[type=submit]")
-    page.click("text=Open the viewer")
+    fill_birth_date(page, demo_server["share_birth_date"])
+    page.click("form[action='/s/'] button[type=submit]")
+    page.click("text=View the images")
 
 
 def _open_as_clinician(demo_server: dict, page) -> None:
@@ -80,13 +81,15 @@ def test_viewer_scrolls_measures_and_reformats_the_cbct(
         (box["x"] + ox + (col + 0.5) * sx, box["y"] + oy + (row + 0.5) * sy)
         for row, col in geometry.marker_pixels()
     ]
-    page.click("#tool-length")
+    if page.get_attribute("#viewer", "data-mode") == "simple":
+        page.click("#mode-toggle")
+    page.click("[data-tool=length]")
     page.mouse.move(*points[0])
     page.mouse.down()
     page.mouse.move(*points[1], steps=8)
     page.mouse.up()
-    text = page.inner_text("#measure-result")
-    measured = float(re.match(r"([\d.]+) mm", text).group(1))
+    text = page.locator("#measure-list li").first.inner_text()
+    measured = float(re.search(r"Length ([\d.]+) mm", text).group(1))
     assert abs(measured - geometry.marker_distance_mm) <= geometry.marker_distance_mm * 0.01
     _not_blank(canvas.screenshot(path=str(tmp_path / "axial.png")))
 

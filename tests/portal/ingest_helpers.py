@@ -9,7 +9,7 @@ import pydicom
 from PIL import Image
 from pydicom.data import get_testdata_file
 
-from portal.phantom import make_photo_jpeg, make_report_pdf
+from portal.demo.phantom import make_photo_jpeg, make_report_pdf
 
 ROOT = "1.2.826.0.1.3680043.8.498.77"
 

@@ -50,7 +50,7 @@ class AdminScopeTestCase(BaseTestCase):
     def test_share_links_cannot_be_edited_here(self) -> None:
         from sharing.services import issue_link
 
-        issued = issue_link(study=self.study, created_by=self.bob, recipient_kind="patient")
+        issued = issue_link(study=self.study, created_by=self.alice, recipient_kind="patient")
         self.login(self.alice)
         r = self.client.post(
             f"/admin/sharing/sharelink/{issued.share.pk}/change/", {"revoked_at": ""}

@@ -7,8 +7,9 @@ import zlib
 
 import pytest
 
-from portal import crypto
-from portal.crypto import (
+from portal.vault import bench as vault_bench
+from portal.vault import crypto
+from portal.vault.crypto import (
     HEADER_SIZE,
     SEGMENT_SIZE,
     TAG_SIZE,
@@ -397,6 +398,6 @@ class TestSizes:
         assert new_data_key() != new_data_key()
 
     def test_benchmark_reports_speeds(self) -> None:
-        figures = crypto.benchmark(4 * SEGMENT_SIZE)
+        figures = vault_bench.benchmark(4 * SEGMENT_SIZE)
         assert set(figures) == {"encrypt_mb_s", "decrypt_mb_s"}
         assert all(v > 0 for v in figures.values())

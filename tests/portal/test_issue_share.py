@@ -12,6 +12,12 @@ from tests.base import BaseTestCase
 
 
 class IssueShareTestCase(BaseTestCase):
+    def setUp(self) -> None:
+        super().setUp()
+        # Bob (front desk) may open images here, so he may share them too.
+        self.practice.front_desk_views_images = True
+        self.practice.save()
+
     def _post(self, **extra) -> object:
         data = {"recipient_kind": "patient", "expires_in_days": 7, "allow_download": "on"}
         data.update(extra)
@@ -85,3 +91,20 @@ class IssueShareTestCase(BaseTestCase):
         self._post()
         event = AccessEvent.objects.get(action=Action.SHARE_ISSUE)
         self.assertEqual(event.user, self.bob)
+
+    def test_it_refuses_an_issuer_who_may_not_open_the_images(self) -> None:
+        """A front-desk member without image rights cannot get at them through a link."""
+        self.practice.front_desk_views_images = False
+        self.practice.save()
+        self.login(self.bob)
+        r = self._post(recipient_kind="referrer", recipient_email="bob.private@example.net")
+        self.assertContains(r, "Your role does not open images", status_code=400)
+        self.assertFalse(ShareLink.objects.exists())
+
+    def test_it_refuses_a_link_addressed_to_the_practice_staff(self) -> None:
+        self.login(self.alice)
+        for email in ("bob@example.org", "BOB@Example.org"):
+            with self.subTest(email=email):
+                r = self._post(recipient_kind="referrer", recipient_email=email)
+                self.assertContains(r, "a member of this practice", status_code=400)
+        self.assertFalse(ShareLink.objects.exists())

@@ -6,7 +6,6 @@ import re
 from unittest.mock import patch
 
 from django.contrib.auth.models import User
-from django.test import override_settings
 from django_otp.oath import totp
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
@@ -146,7 +145,6 @@ class LoginTestCase(BaseTestCase):
         self.assertTrue(AccessEvent.objects.filter(action=Action.SIGN_OUT).exists())
 
 
-@override_settings(AXES_ENABLED=True)
 class OpenRedirectTestCase(BaseTestCase):
     def test_it_ignores_a_foreign_next(self) -> None:
         self.client.post("/login/", {"username": "bob", "password": "correct-horse-42"})

@@ -13,7 +13,7 @@ from PIL import Image
 from pydicom.filewriter import dcmwrite
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian
 
-from portal.phantom import (
+from portal.demo.phantom import (
     PhantomGeometry,
     iter_cbct_datasets,
     make_photo_jpeg,
@@ -59,12 +59,13 @@ class TestGeometry:
         assert distance == pytest.approx(GEOMETRY.marker_distance_mm)
 
     def test_defaults_fit_a_dental_cbct(self) -> None:
-        """The default volume is 300 slices of 512x512 at 0.3 mm with 14 teeth."""
+        """The default volume is 300 slices of 512x512 at 0.3 mm with 28 teeth, jaws inside."""
         g = GEOMETRY
         assert (g.slices, g.rows, g.columns) == (300, 512, 512)
         assert (g.pixel_spacing_mm, g.slice_thickness_mm) == (0.3, 0.3)
-        assert len(g.teeth_mm()) == 14
+        assert len(g.teeth) == 28
         assert g.marker_slice in range(g.slices)
+        assert 0 < g.slice_of_z(g.mandible_floor_z_mm) < g.occlusal_slice < g.slices
 
     def test_it_rejects_markers_outside_the_volume(self) -> None:
         """A marker slice past the last slice is refused."""
@@ -180,15 +181,21 @@ class TestFeatures:
             r, c = round(row), round(col)
             assert hu[r - 8 : r + 9, c - 8 : c + 9].max() < 500
 
-    def test_teeth_are_dense_only_on_tooth_slices(self, study_dir: Path) -> None:
-        """Each tooth axis is >= 2000 HU on root and crown slices and soft below them."""
-        for index in (GEOMETRY.tooth_first_slice + 5, GEOMETRY.crown_first_slice + 5):
-            hu = _hu(study_dir, index)
-            for row, col in GEOMETRY.tooth_pixels():
-                r, c = round(row), round(col)
-                assert hu[r - 4 : r + 5, c - 4 : c + 5].max() >= 2000, (index, row, col)
-        hu = _hu(study_dir, GEOMETRY.tooth_end_slice + 5)
-        for row, col in GEOMETRY.tooth_pixels():
+    def test_teeth_have_enamel_crowns_and_dentin_roots(self, study_dir: Path) -> None:
+        """Each tooth axis shows enamel 1 mm into its crown, dentin mid-root, soft tissue
+        at the bite gap between upper and lower teeth."""
+        g = GEOMETRY
+        for tooth, (row, col) in zip(g.teeth, g.tooth_pixels(), strict=True):
+            r, c = round(row), round(col)
+            into = 1 if tooth.upper else -1
+            for z_mm, low, high in (
+                (tooth.occlusal_z_mm + into * 1.0, 2500, 3200),
+                (tooth.cej_z_mm + into * 2.0, 1800, 2400),
+            ):
+                hu = _hu(study_dir, round(g.slice_of_z(z_mm)))
+                assert low <= hu[r - 4 : r + 5, c - 4 : c + 5].max() <= high, (tooth.number, z_mm)
+        hu = _hu(study_dir, round(g.occlusal_slice))
+        for row, col in g.tooth_pixels():
             assert hu[round(row), round(col)] < 500
 
     def test_skull_and_soft_tissue_are_present(self, study_dir: Path) -> None:

@@ -12,7 +12,9 @@ from tests.base import BaseTestCase
 
 class PracticeSettingsTestCase(BaseTestCase):
     def _post(self, **extra) -> object:
-        data = {"share_default_days": 10, "share_max_days": 20, "idle_timeout_minutes": 5}
+        data = {"share_default_days": 10, "share_max_days": 20, "idle_timeout_minutes": 5,
+                "time_zone": "Europe/Paris", "date_order": "mdy"}  # fmt: skip
+        data["deid_dates"] = "remove"
         data.update(extra)
         return self.client.post("/practice/settings/", data)
 
@@ -25,12 +27,18 @@ class PracticeSettingsTestCase(BaseTestCase):
             (self.practice.share_max_days, self.practice.idle_timeout_minutes), (20, 5)
         )
         self.assertTrue(self.practice.front_desk_views_images)
+        self.assertEqual(
+            (self.practice.time_zone, self.practice.date_order), ("Europe/Paris", "mdy")
+        )
+        self.assertFalse(self.practice.notify_link_activity)  # unticked
 
     def test_it_refuses_hostile_values(self) -> None:
         self.login(self.alice)
         cases = [
             {"share_default_days": 40},
             {"share_max_days": 0},
+            {"time_zone": "Mars/Olympus"},
+            {"date_order": "dym"},
             {"share_max_days": 9999},
             {"idle_timeout_minutes": 0},
             {"idle_timeout_minutes": 600},

@@ -9,7 +9,7 @@ from django.contrib.sessions.models import Session
 from django.utils import timezone
 
 from audit.models import AccessEvent, Action
-from portal.sessions import SEEN_AT, SEEN_RESOLUTION_SECONDS
+from portal.workspace.sessions import SEEN_AT, SEEN_RESOLUTION_SECONDS
 from sharing.models import ShareLink
 from sharing.services import issue_link
 from tests.base import BaseTestCase
@@ -17,7 +17,9 @@ from tests.base import BaseTestCase
 
 def later(minutes: float):
     """Patch the session clock to `minutes` from now."""
-    return patch("portal.sessions._now", return_value=timezone.now() + timedelta(minutes=minutes))
+    return patch(
+        "portal.workspace.sessions._now", return_value=timezone.now() + timedelta(minutes=minutes)
+    )
 
 
 class StaffSessionTimeoutTestCase(BaseTestCase):
@@ -70,7 +72,7 @@ class StaffSessionTimeoutTestCase(BaseTestCase):
         self.assertContains(r, "signed out after a period of inactivity")
 
     def test_after_expiry_a_token_address_is_not_copied_into_the_sign_in_address(self) -> None:
-        issued = issue_link(study=self.study, created_by=self.bob, recipient_kind="patient")
+        issued = issue_link(study=self.study, created_by=self.alice, recipient_kind="patient")
         self.login(self.alice)
         self.client.get("/")
         with later(16):
@@ -79,7 +81,7 @@ class StaffSessionTimeoutTestCase(BaseTestCase):
         self.assertNotIn(issued.token, r["Location"])
 
     def test_after_expiry_every_form_leads_back_to_a_page_that_exists(self) -> None:
-        share = issue_link(study=self.study, created_by=self.bob, recipient_kind="patient").share
+        share = issue_link(study=self.study, created_by=self.alice, recipient_kind="patient").share
         cases = {
             f"/shares/{share.code}/revoke/": "/shares/",
             "/practice/staff/bob/role/": "/practice/staff/",

@@ -33,7 +33,7 @@ class StaffInviteTestCase(BaseTestCase):
         self.assertContains(self.client.get("/practice/staff/"), "Add a staff member")
         r = self.client.post("/practice/staff/new/", NEW)
         self.assertRedirects(r, "/practice/staff/", fetch_redirect_response=False)
-        erin = User.objects.get(username="erin")
+        erin = User.objects.get(username="smile.erin")
         member = StaffMember.objects.get(user=erin)
         self.assertEqual((member.practice, member.role), (self.practice, Role.CLINICIAN))
         self.assertFalse(erin.has_usable_password())
@@ -67,7 +67,7 @@ class StaffInviteTestCase(BaseTestCase):
         again = self.client.get(link, follow=True)
         self.assertContains(again, "already been used or has expired")
         # Signing in with the new password leads to authenticator enrolment, not the workspace.
-        r = self.client.post("/login/", {"username": "erin", "password": NEW_PASSWORD})
+        r = self.client.post("/login/", {"username": "smile.erin", "password": NEW_PASSWORD})
         self.assertEqual(r.status_code, 302)
         self.assertIn(
             "/login/enroll/", self.client.get(r["Location"]).get("Location", "") + r["Location"]
@@ -82,12 +82,22 @@ class StaffInviteTestCase(BaseTestCase):
         r = self.client.post(form_url, {"new_password1": "short", "new_password2": "short"})
         self.assertEqual(r.status_code, 200)
         self.assertContains(r, "too short")
-        self.assertFalse(User.objects.get(username="erin").has_usable_password())
+        self.assertFalse(User.objects.get(username="smile.erin").has_usable_password())
+
+    def test_it_does_not_tell_whether_another_practice_has_a_username(self) -> None:
+        """Charlie is a username of another practice: adding "charlie" here just works."""
+        self.login(self.alice)
+        r = self.client.post("/practice/staff/new/", {**NEW, "username": "charlie"})
+        self.assertRedirects(r, "/practice/staff/", fetch_redirect_response=False)
+        member = StaffMember.objects.get(user__username="smile.charlie")
+        self.assertEqual(member.practice, self.practice)
+        self.assertEqual(self.charlie.staffmember.practice, self.practice_b)
 
     def test_bad_new_member_input_is_refused_with_a_reason(self) -> None:
+        User.objects.create_user("smile.dup")
         self.login(self.alice)
         for case, reason in [
-            ({"username": "bob"}, "That username is taken"),
+            ({"username": "dup"}, "smile.dup is taken in your practice"),
             ({"username": "a b"}, "3 to 40 letters"),
             ({"email": "not-an-email"}, "valid email"),
             ({"role": "superuser"}, "Select a valid choice"),
@@ -95,7 +105,7 @@ class StaffInviteTestCase(BaseTestCase):
             with self.subTest(case=case):
                 r = self.client.post("/practice/staff/new/", {**NEW, **case})
                 self.assertContains(r, reason, status_code=400)
-        self.assertFalse(User.objects.filter(username="erin").exists())
+        self.assertFalse(User.objects.filter(username="smile.erin").exists())
         self.assertEqual(mail.outbox, [])
 
     def test_only_practice_admins_add_staff(self) -> None:
@@ -103,7 +113,7 @@ class StaffInviteTestCase(BaseTestCase):
             with self.subTest(user=user.username):
                 self.login(user)
                 self.assertEqual(self.client.post("/practice/staff/new/", NEW).status_code, 404)
-        self.assertFalse(User.objects.filter(username="erin").exists())
+        self.assertFalse(User.objects.filter(username="smile.erin").exists())
 
     def test_a_forgotten_password_gets_a_new_link(self) -> None:
         self.login(self.alice)

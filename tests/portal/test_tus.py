@@ -9,8 +9,8 @@ from django.core.files.storage import storages
 from django.test import override_settings
 
 from audit.models import AccessEvent, Action
-from portal import tus
 from portal.models import StoredObject, UploadBatch, UploadChunk, UploadSession
+from portal.workspace import tus
 from tests.base import BaseTestCase
 
 TUS = {"Tus-Resumable": "1.0.0"}

@@ -12,9 +12,9 @@ from django.utils import timezone
 from pydicom.data import get_testdata_file
 
 from audit.models import AccessEvent, Action
-from portal import upload_batches
 from portal.celery import app
 from portal.models import StoredObject, Study, UploadBatch, UploadChunk
+from portal.workspace import upload_batches
 from tests.base import BaseTestCase
 
 TUS = {"Tus-Resumable": "1.0.0"}
@@ -206,7 +206,7 @@ class BackgroundIngestTestCase(UploadSteps, BaseTestCase):
         batch, row = self._finished_batch("1.2.826.0.1.3680043.8.498.83")
         with (
             mock.patch("portal.ingest.ingest_files", side_effect=OSError("disk went away")),
-            self.assertLogs("portal.upload_batches", "ERROR") as logs,
+            self.assertLogs("portal.workspace.upload_batches", "ERROR") as logs,
         ):
             upload_batches.run(row.pk, self._origin())
         self.assertNotIn("disk went away", "\n".join(logs.output))

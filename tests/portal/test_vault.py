@@ -10,15 +10,20 @@ import os
 import random
 import secrets
 import uuid
+from datetime import timedelta
 from pathlib import Path
+from unittest import mock
 
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.db import connection
 from django.test import TestCase, override_settings
+from django.test.utils import CaptureQueriesContext
 
-from portal import crypto, vault
+from portal import vault
 from portal.models import StoredObject
+from portal.vault import crypto, housekeeping
 from tests.portal.s3server import put_raw, raw_objects, s3_storage_settings
 
 SEG = crypto.SEGMENT_SIZE
@@ -35,6 +40,18 @@ def _payload(size: int, seed: int = 1) -> bytes:
 
 class VaultContractMixin:
     """Behaviour every storage backend must show; subclasses define raw() and overwrite()."""
+
+    def test_a_file_without_a_row_is_an_orphan_and_can_be_cleaned(self) -> None:
+        kept = vault.store(io.BytesIO(b"kept"))
+        lost = vault.seal(io.BytesIO(b"lost when the process died"))
+        found = [f.name for f in housekeeping.orphans(timedelta(0))]
+        self.assertEqual(found, [lost.storage_name])
+        self.assertEqual(housekeeping.orphans(timedelta(hours=1)), [])  # maybe still ingesting
+        out = io.StringIO()
+        call_command("verify_storage", "--delete-orphans", "--orphan-age-minutes", "0", stdout=out)
+        self.assertIn("deleted 1 orphaned files", out.getvalue())
+        self.assertNotIn(lost.storage_name, self.raw())
+        self.assertEqual(vault.read_bytes(kept), b"kept")
 
     def test_it_round_trips_boundary_sizes(self) -> None:
         for size in (0, 1, SEG - 1, SEG, SEG + 1, 3 * SEG + 17):
@@ -193,6 +210,22 @@ class LocalVaultTestCase(VaultContractMixin, TestCase):
         self.overwrite(obj.storage_name, self.raw()[obj.storage_name] + b"\x00")
         with self.assertRaisesRegex(vault.VaultIntegrityError, "after its final segment"):
             vault.read_bytes(obj)
+
+    def test_a_file_and_its_name_are_on_disk_before_its_row(self) -> None:
+        synced: list[tuple[str, int]] = []
+        real_fsync = os.fsync
+
+        def fsync(fd: int) -> None:
+            kind = "folder" if os.path.isdir(f"/proc/self/fd/{fd}") else "file"
+            inserts = sum("INSERT" in q["sql"] for q in queries.captured_queries)
+            synced.append((kind, inserts))
+            real_fsync(fd)
+
+        with CaptureQueriesContext(connection) as queries, mock.patch("os.fsync", fsync):
+            obj = vault.store(io.BytesIO(b"durable"))
+        self.assertIn(("file", 0), synced)
+        self.assertIn(("folder", 0), synced)
+        self.assertTrue(StoredObject.objects.filter(pk=obj.pk).exists())
 
     def test_it_creates_files_only_the_portal_can_read(self) -> None:
         obj = vault.store(io.BytesIO(b"x"))

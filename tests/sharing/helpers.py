@@ -45,7 +45,8 @@ class ShareTestCase(BaseTestCase):
 
 def add_attachments(study) -> tuple:
     """Store a photo and a PDF report for the study's patient; return (photo, pdf)."""
-    from portal import phantom, vault
+    from portal import vault
+    from portal.demo import phantom
     from portal.models import Attachment
 
     photo_bytes = phantom.make_photo_jpeg(seed=study.pk, size=(64, 48))

@@ -5,15 +5,19 @@ import io
 import subprocess
 import threading
 import zipfile
+from datetime import timedelta
 from unittest import mock
 
 import pydicom
+from django.utils import timezone
 from PIL import Image
 
 from audit.models import AccessEvent, Action, Outcome
 from portal import vault
-from portal.crypto import VaultIntegrityError
 from portal.models import Instance
+from portal.vault import blobs
+from portal.vault.crypto import VaultIntegrityError
+from sharing import download_limit
 from sharing.streaming import AuditedStream
 from tests.sharing.helpers import ShareTestCase, add_attachments
 
@@ -44,7 +48,10 @@ class DownloadShareTestCase(ShareTestCase):
         self.assertEqual(r.status_code, 200)
         data = body(r)
         self.assertEqual(int(r["Content-Length"]), len(data))
-        self.assertEqual(r["Content-Disposition"], 'attachment; filename="smile-images.zip"')
+        self.assertEqual(
+            r["Content-Disposition"],
+            'attachment; filename="smile-dental-cbct-maxilla-2026-03-04-original-files.zip"',
+        )
         zf = zipfile.ZipFile(io.BytesIO(data))
         self.assertIsNone(zf.testzip())
         digests = {hashlib.sha256(zf.read(n)).hexdigest() for n in zf.namelist()}
@@ -69,9 +76,10 @@ class DownloadShareTestCase(ShareTestCase):
             self.assertEqual(ds.SOPInstanceUID, record.ReferencedSOPInstanceUIDInFile)
 
     def test_it_counts_when_streaming_starts_and_audits_the_end(self) -> None:
-        r = self.client.get("/s/download/share.zip")
+        close(self.client.get("/s/download/share.zip"))  # closed before its first byte
         self.share.refresh_from_db()
         self.assertEqual(self.share.download_count, 0)
+        r = self.client.get("/s/download/share.zip")
         data = body(r)
         self.share.refresh_from_db()
         self.assertEqual(self.share.download_count, 1)
@@ -99,7 +107,7 @@ class DownloadShareTestCase(ShareTestCase):
             yield b"x" * 10
             raise VaultIntegrityError("segment failed authentication")
 
-        with mock.patch.object(vault, "iter_range", broken):
+        with mock.patch.object(blobs, "iter_range", broken):
             r = self.client.get("/s/download/share.zip")
             length = int(r["Content-Length"])
             with self.assertRaises(VaultIntegrityError):
@@ -232,7 +240,9 @@ class RangeTestCase(ShareTestCase):
         self.share.max_downloads = 1
         self.share.save()
         body(self.get("bytes=0-99"))
-        self.assertEqual(self.get("bytes=100-").status_code, 206)
+        never_read = self.get("bytes=100-")
+        self.assertEqual(never_read.status_code, 206)
+        close(never_read)
         body(self.get("bytes=100-"))
         self.share.refresh_from_db()
         self.assertEqual(self.share.download_count, 1)
@@ -263,6 +273,24 @@ class RangeTestCase(ShareTestCase):
         self.share.refresh_from_db()
         self.assertEqual(self.share.download_count, 1)
         self.assertEqual(self.get("bytes=5-").status_code, 403)
+
+    def test_a_resume_from_another_browser_counts(self) -> None:
+        self.share.max_downloads = 1
+        self.share.save()
+        body(self.get("bytes=0-99"))
+        self.client = self.client_class()
+        self.sign_in()
+        self.assertEqual(self.get("bytes=100-").status_code, 403)
+
+    def test_a_resume_after_the_window_counts(self) -> None:
+        self.share.max_downloads = 2
+        self.share.save()
+        body(self.get("bytes=0-99"))
+        later = timezone.now() + download_limit.RESUME_WINDOW + timedelta(seconds=1)
+        with mock.patch.object(download_limit, "_now", return_value=later):
+            body(self.get("bytes=100-"))
+        self.share.refresh_from_db()
+        self.assertEqual(self.share.download_count, 2)
 
     def test_one_instance(self) -> None:
         instance = Instance.objects.first()

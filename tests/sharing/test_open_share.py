@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from audit.models import AccessEvent, Action
 from sharing.logfilter import mask_tokens
-from sharing.session import SESSION_KEY
+from sharing.session import SESSION_KEY, VERIFIED_KEY
 from tests.sharing.helpers import ShareTestCase
 
 
@@ -47,7 +47,8 @@ class OpenShareTestCase(ShareTestCase):
         self.assertContains(r, "555-0100", status_code=410)
         self.assertNotContains(r, "Pat", status_code=410)
         self.assertNotContains(r, "CBCT", status_code=410)
-        self.assertNotIn(SESSION_KEY, self.client.session)
+        self.assertContains(r, 'action="/s/request/"', status_code=410)
+        self.assertNotIn(VERIFIED_KEY, self.client.session)
 
     def test_revoked_link_is_410(self) -> None:
         self.share.revoked_at = timezone.now()
@@ -86,7 +87,7 @@ class OpenShareTestCase(ShareTestCase):
             self.share.save()
             self.assertEqual(self.open_link().status_code, 410)
         self.assertFalse([line for line in logs.output if token in line])
-        self.assertIn("Not Found: /s/<token>/extra", logs.output[0])
+        self.assertIn("Not Found: /s/<token>/<token>", logs.output[0])
         self.assertIn("Gone: /s/<token>", logs.output[1])
 
     def test_a_crash_logs_the_path_without_the_token(self) -> None:

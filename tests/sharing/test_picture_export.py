@@ -15,8 +15,9 @@ from pydicom.dataset import Dataset
 from pydicom.uid import JPEG2000Lossless, RLELossless
 
 from portal import vault
-from portal.crypto import VaultIntegrityError
 from portal.models import Instance, Series
+from portal.vault import blobs
+from portal.vault.crypto import VaultIntegrityError
 from sharing import pictures
 from tests.sharing.helpers import ShareTestCase
 from viewer import render as rnd
@@ -37,9 +38,9 @@ def whole_file_pictures(series: Series, fmt: str) -> list[tuple[str, bytes]]:
             frames = rnd.decode_frames(ds)
         except rnd.DecodeError:
             continue
-        info = rnd.RenderInfo.from_dataset(ds)
         presets = rnd.window_presets(ds)
-        for frame in frames:
+        for k, frame in enumerate(frames):
+            info = rnd.RenderInfo.from_dataset(ds, k)
             window = presets[0] if presets else rnd.auto_window(frame, info)
             n += 1
             data = rnd.render_slice(frame, info, window["center"], window["width"], fmt)
@@ -89,7 +90,7 @@ CASES = {
     "YBR 4:2:2 native": lambda: sample("SC_ybr_full_422_uncompressed.dcm"),
     "JPEG baseline YBR, 30 frames": lambda: sample("examples_ybr_color.dcm"),
     "truncated (left out)": lambda: sample("MR_truncated.dcm"),
-    "12-bit JPEG (left out)": lambda: sample("JPGExtended.dcm"),
+    "12-bit JPEG Extended (GDCM)": lambda: sample("JPGExtended.dcm"),
 }
 
 
@@ -181,6 +182,6 @@ class PictureExportTestCase(ShareTestCase):
                     raise error("storage failed")
                 yield from real(obj, start, stop)
 
-            with self.subTest(error=error.__name__), mock.patch.object(vault, "iter_range", broken):
+            with self.subTest(error=error.__name__), mock.patch.object(blobs, "iter_range", broken):
                 with self.assertRaises(error):
                     body(self.client.get(f"/s/download/series/{series.code}/pictures.zip"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 from django.utils import timezone
@@ -16,15 +17,57 @@ class StaffSharesTestCase(BaseTestCase):
     def setUp(self) -> None:
         super().setUp()
         self.share = issue_link(
-            study=self.study, created_by=self.bob, recipient_kind="patient", expires_in_days=7
+            study=self.study, created_by=self.alice, recipient_kind="patient", expires_in_days=7
         ).share
+
+    def test_it_tells_links_apart(self) -> None:
+        """Recipient, kind, issuer and when, what it covers, expiry, use and state per link."""
+        self.alice.first_name, self.alice.last_name = "Alice", "Admin"
+        self.alice.save()
+        series = self.study.series.get()
+        issue_link(study=self.study, created_by=self.alice, recipient_kind="referrer",
+                   recipient_email="dr@example.org", recipient_name="Dr Lee",
+                   series=[series])  # fmt: skip
+        self.login(self.bob)
+        rows = re.findall(
+            r'<tr class="share-row".*?</tr>', self.client.get("/shares/").content.decode(), re.S
+        )
+        self.assertEqual(len(rows), 2)
+        referrer = next(row for row in rows if "Dr Lee" in row)
+        for shown in ("Referring clinician", "dr@example.org", "Alice Admin", "1 series",
+                      "CBCT maxilla", "0 opens", "never opened", "Active"):  # fmt: skip
+            self.assertIn(shown, referrer)
+        patient = next(row for row in rows if "Dr Lee" not in row)
+        self.assertIn("Whole study", patient)
+        self.assertNotEqual(re.sub(r"[0-9a-f-]{36}", "", referrer),
+                            re.sub(r"[0-9a-f-]{36}", "", patient))  # fmt: skip
+
+    def test_revoke_asks_to_confirm_and_says_what_it_ends(self) -> None:
+        self.login(self.bob)
+        page = self.client.get("/shares/").content.decode()
+        confirm = re.search(r'<details class="confirm">.*?</details>', page, re.S)[0]
+        self.assertIn("<summary", confirm)
+        self.assertIn(f'action="/shares/{self.share.code}/revoke/"', confirm)
+        self.assertIn("no longer opens", confirm)
+        self.assertIn("stopped at their next click", confirm)
+
+    def test_extend_offers_only_what_it_accepts(self) -> None:
+        self.login(self.bob)
+        page = self.client.get("/shares/").content.decode()
+        self.assertIn('name="days" min="1" max="30"', page)
+        r = self.client.post(f"/shares/{self.share.code}/extend/", {"days": 30})
+        self.assertEqual(r.status_code, 302)
+        self.share.refresh_from_db()
+        limit = self.share.created_at + timedelta(days=30)
+        self.assertEqual(self.share.expires_at, limit)
+        self.assertContains(self.client.get("/shares/"), "now expires on")
 
     def test_it_lists_links_with_status(self) -> None:
         self.login(self.bob)
         ShareLink.objects.filter(pk=self.share.pk).update(open_count=3, download_count=1)
         r = self.client.get("/shares/")
-        self.assertContains(r, "status-active")
-        self.assertContains(r, '<td data-label="Opens">3</td>')
+        self.assertContains(r, '<span class="state state-active">Active</span>')
+        self.assertContains(r, "3 opens · 1 download")
         self.assertContains(self.client.get("/shares/?status=revoked"), "No links.")
         # The list names patients and recipients: each look at it is in the access history.
         reads = AccessEvent.objects.filter(action=Action.SEARCH, user=self.bob).order_by("id")

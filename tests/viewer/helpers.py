@@ -6,10 +6,13 @@ import io
 
 import numpy as np
 import pydicom
+from django.contrib.auth.models import User
 from pydicom.data import get_testdata_file
 
-from portal import phantom, vault
-from portal.models import Attachment, Instance, Series, Study
+from portal import vault
+from portal.demo import phantom
+from portal.ingest import ingest_files
+from portal.models import Attachment, Instance, Practice, Series, Study
 
 
 def volume_pixels(n: int = 5, rows: int = 16, cols: int = 12) -> np.ndarray:
@@ -55,6 +58,36 @@ def make_volume_series(study: Study, n: int = 5, number: int = 2) -> tuple[Serie
             blob=vault.store(buf),
         )
     return series, pixels
+
+
+# A small dental CBCT: 160 slices of 256 x 256 at 0.6 mm, occlusal plane at slice 68 of 160.
+SMALL_DENTAL = phantom.PhantomGeometry(
+    slices=160,
+    rows=256,
+    columns=256,
+    pixel_spacing_mm=0.6,
+    slice_thickness_mm=0.5,
+    first_slice_z_mm=-42.0,
+    marker_slice=60,
+)
+
+
+def make_dental_series(practice: Practice, user: User | None = None) -> Series:
+    """Ingest the small phantom dental CBCT as the real pipeline does, previews included."""
+    datasets = phantom.iter_cbct_datasets(
+        SMALL_DENTAL,
+        patient_name="Dental^Demo",
+        patient_id="DENT-1",
+        birth_date="19800101",
+        study_date="20260101",
+    )
+    files = []
+    for k, ds in enumerate(datasets):
+        buf = io.BytesIO()
+        ds.save_as(buf, enforce_file_format=True)
+        files.append((f"IM{k:04d}.dcm", buf))
+    ingest_files(files, practice=practice, user=user)
+    return Series.objects.get(study__patient__patient_id="DENT-1", study__practice=practice)
 
 
 def truncate_pixels(series: Series, index: int) -> None:

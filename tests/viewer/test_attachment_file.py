@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from audit.models import AccessEvent, Action
-from portal import phantom
+from portal.demo import phantom
 from tests.base import BaseTestCase
 from tests.viewer.helpers import make_pdf, make_photo
 

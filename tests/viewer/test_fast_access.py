@@ -6,19 +6,20 @@ import uuid
 from datetime import date, timedelta
 
 from django.db import connection
+from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from audit.models import AccessEvent, Outcome
 from portal.access import Scope, fetch_row, member_of, series_owner
+from portal.compliance.retention import shred_study
 from portal.models import Patient, Role, Series, StaffMember
-from portal.retention import shred_study
 from sharing.models import ShareLink
 from sharing.services import revoke_link
 from tests.base import make_ct_study, make_staff
 from tests.sharing.helpers import ShareTestCase, add_attachments
 from tests.viewer.helpers import make_volume_series
-from viewer import mpr
+from viewer import layouts, mpr
 
 
 class AllowsSeriesTestCase(ShareTestCase):
@@ -112,6 +113,37 @@ class WarmSliceTestCase(ShareTestCase):
         self.assertLessEqual(len(sql), 3, sql)  # session, link, series owner
         self.assertFalse([s for s in sql if s.startswith(("UPDATE", "INSERT"))], sql)
 
+    @override_settings(PORTAL_SESSION_CACHE=True)
+    def test_recipient_warm_slice_is_one_database_round_trip(self) -> None:
+        """With sessions read through the shared cache, the link and series come in one query."""
+        self.sign_in()
+        self.warm()
+        with CaptureQueriesContext(connection) as queries:
+            self.assertEqual(self.client.get(self.url).status_code, 200)
+        sql = [q["sql"] for q in queries.captured_queries]
+        self.assertEqual(len(sql), 1, sql)
+        self.assertIn("sharing_sharelink", sql[0])
+
+    @override_settings(PORTAL_SESSION_CACHE=True)
+    def test_the_warm_slice_query_is_planned_once_per_connection(self) -> None:
+        """PostgreSQL keeps the link-and-series statement prepared instead of planning it anew."""
+        if connection.vendor != "postgresql":
+            self.skipTest("PostgreSQL only: runs in .ci/run's PostgreSQL pass")
+        self.sign_in()
+        self.warm()
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT statement FROM pg_prepared_statements")
+            prepared = [row[0] for row in cursor.fetchall()]
+        joins = [s for s in prepared if "sharing_sharelink" in s and "LEFT JOIN" in s]
+        self.assertTrue(joins, prepared)
+
+    @override_settings(PORTAL_SESSION_CACHE=True)
+    def test_revocation_ends_the_next_cached_slice(self) -> None:
+        self.sign_in()
+        self.warm()
+        revoke_link(self.share, by=self.alice)
+        self.assertEqual(self.client.get(self.url).status_code, 404)
+
     def test_revocation_ends_warm_slices(self) -> None:
         self.sign_in()
         self.warm()
@@ -128,7 +160,7 @@ class WarmSliceTestCase(ShareTestCase):
     def test_a_shredded_series_is_gone_although_its_layout_is_cached(self) -> None:
         self.login(self.alice)
         self.warm()
-        self.assertIsNotNone(mpr.cached_layout(self.series.code))
+        self.assertIsNotNone(layouts.cached_layout(self.series.code))
         shred_study(self.study)
         self.assertEqual(self.client.get(self.url).status_code, 404)
         self.assertTrue(

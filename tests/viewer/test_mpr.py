@@ -13,7 +13,7 @@ from pydicom.data import get_testdata_file
 from portal import vault
 from portal.models import Instance, Patient, Practice, Series, Study
 from tests.viewer.helpers import make_volume_series, volume_pixels
-from viewer import mpr, render
+from viewer import layouts, mpr, render
 
 
 def _store(series: Series, ds: pydicom.Dataset, **fields) -> Instance:
@@ -49,7 +49,7 @@ class LayoutTestCase(TestCase):
         ds.Rows, ds.Columns, ds.NumberOfFrames = 16, 12, 4
         ds.PixelData = pixels.tobytes()
         _store(self._series(1), ds, frames=4, rescale_intercept=-1024.0)
-        layout = mpr.layout_for(Series.objects.get(number=1))
+        layout = layouts.layout_for(Series.objects.get(number=1))
         self.assertEqual((layout.kind, len(layout.slices)), ("volume", 4))
         values, _ = mpr.plane_values(layout, "coronal", 5)
         np.testing.assert_array_equal(values, pixels[::-1, 5, :])
@@ -57,7 +57,7 @@ class LayoutTestCase(TestCase):
     def test_it_keeps_colour_images_as_a_stack(self) -> None:
         ds = pydicom.dcmread(get_testdata_file("SC_rgb_small_odd.dcm"))
         _store(self._series(2), ds, samples_per_pixel=3, photometric=ds.PhotometricInterpretation)
-        layout = mpr.layout_for(Series.objects.get(number=2))
+        layout = layouts.layout_for(Series.objects.get(number=2))
         self.assertEqual(
             (layout.kind, layout.colour, layout.plane_count("coronal")), ("stack", True, 0)
         )
@@ -68,18 +68,18 @@ class LayoutTestCase(TestCase):
 
     def test_it_sees_new_instances_after_the_ttl(self) -> None:
         series, _ = make_volume_series(self.study, n=3)
-        self.assertEqual(len(mpr.layout_for(series).slices), 3)
+        self.assertEqual(len(layouts.layout_for(series).slices), 3)
         extra = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
         extra.SOPInstanceUID = "1.2.3.99"
         _store(series, extra)
-        self.assertEqual(len(mpr.layout_for(series).slices), 3)  # cached within the TTL
-        with mock.patch.object(mpr, "LAYOUT_TTL", 0.0):
-            self.assertEqual(len(mpr.layout_for(series).slices), 4)
+        self.assertEqual(len(layouts.layout_for(series).slices), 3)  # cached within the TTL
+        with mock.patch.object(layouts, "LAYOUT_TTL", 0.0):
+            self.assertEqual(len(layouts.layout_for(series).slices), 4)
 
     def test_it_refuses_to_reformat_volumes_larger_than_the_cache(self) -> None:
         series, pixels = make_volume_series(self.study)
         with mock.patch.object(mpr, "_pixels", render.BoundedCache(1024)):
-            layout = mpr.layout_for(series)
+            layout = layouts.layout_for(series)
             with self.assertRaises(mpr.VolumeTooLarge):
                 mpr.plane_values(layout, "sagittal", 3)
             values, _ = mpr.plane_values(layout, "axial", 3)

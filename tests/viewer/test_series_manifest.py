@@ -3,8 +3,13 @@ from __future__ import annotations
 from audit.models import AccessEvent, Action
 from portal import vault
 from tests.base import BaseTestCase
-from tests.viewer.helpers import make_volume_series, truncate_pixels
-from viewer import mpr
+from tests.viewer.helpers import (
+    SMALL_DENTAL,
+    make_dental_series,
+    make_volume_series,
+    truncate_pixels,
+)
+from viewer import arches, layouts, mpr
 
 
 class SeriesManifestTestCase(BaseTestCase):
@@ -34,7 +39,14 @@ class SeriesManifestTestCase(BaseTestCase):
         self.assertEqual(m["kind"], "volume")
         self.assertEqual(m["slice_spacing"], 2.0)
         self.assertEqual(
-            m["planes"]["coronal"], {"count": 16, "rows": 5, "columns": 12, "spacing": [2.0, 0.4]}
+            m["planes"]["coronal"],
+            {
+                "count": 16,
+                "rows": 5,
+                "columns": 12,
+                "spacing": [2.0, 0.4],
+                "labels": {"right": "L", "bottom": "I"},
+            },
         )
         self.assertEqual(m["planes"]["sagittal"]["spacing"], [2.0, 0.5])
         self.assertEqual(m["rescale"], {"slope": 1.0, "intercept": -1024.0})
@@ -84,3 +96,28 @@ class SeriesManifestTestCase(BaseTestCase):
         self.assertEqual(self.client.get(self.url).json()["error"], "")
         self.series.refresh_from_db()
         self.assertEqual(self.series.decode_error, "")
+
+    def test_a_dental_cbct_opens_on_its_occlusal_plane(self) -> None:
+        """The stored volume's teeth decide the opening slice, not the middle of the stack."""
+        with self.captureOnCommitCallbacks(execute=True):
+            series = make_dental_series(self.practice, self.alice)
+        series.refresh_from_db()
+        self.assertIsNotNone(series.volume)
+        self.assertLessEqual(abs(series.opening_slice - SMALL_DENTAL.occlusal_slice), 2)
+        mpr.clear_caches()
+        self.login(self.alice)
+        m = self.client.get(f"/viewer/series/{series.code}/manifest.json").json()
+        self.assertEqual(m["initial_index"], series.opening_slice)
+        self.assertNotEqual(m["initial_index"], m["slices"] // 2)
+        curve = arches.detected_arch(layouts.layout_for(series))
+        self.assertEqual(curve.occlusal_index, series.opening_slice)
+
+    def test_a_scan_without_teeth_still_opens_in_the_middle(self) -> None:
+        """A CT volume with no enamel keeps the middle slice."""
+        series, _ = make_volume_series(self.study)
+        self.login(self.alice)
+        m = self.client.get(f"/viewer/series/{series.code}/manifest.json").json()
+        self.client.get(f"/viewer/series/{series.code}/coronal/0.jpg")  # stores the volume
+        series.refresh_from_db()
+        self.assertIsNone(series.opening_slice)
+        self.assertEqual(m["initial_index"], m["slices"] // 2)

@@ -11,7 +11,7 @@ from audit.models import AccessEvent, Action, Outcome
 from portal import vault
 from tests.base import BaseTestCase
 from tests.viewer.helpers import make_volume_series, truncate_pixels
-from viewer import mpr, render
+from viewer import layouts, mpr, render
 
 
 class SeriesSliceTestCase(BaseTestCase):
@@ -28,6 +28,20 @@ class SeriesSliceTestCase(BaseTestCase):
         self.assertEqual(r["Content-Type"], "image/jpeg")
         self.assertIn("no-store", r["Cache-Control"])
         self.assertEqual(Image.open(io.BytesIO(r.content)).size, (128, 128))
+
+    def test_a_repeated_image_is_served_without_rendering_again(self) -> None:
+        self.login(self.alice)
+        first = self.client.get(self.url + "?c=40&w=400").content
+        with mock.patch.object(render, "render_slice", side_effect=AssertionError("rendered")):
+            again = self.client.get(self.url + "?c=40&w=400").content
+        self.assertEqual(first, again)
+
+    def test_each_window_gets_its_own_image(self) -> None:
+        self.login(self.alice)
+        png = self.url.replace(".jpg", ".png")
+        images = {self.client.get(png + q).content for q in ("?c=40&w=400", "?c=900&w=100")}
+        self.assertEqual(len(images), 2)
+        self.assertEqual(len({self.client.get(png + "?c=40&w=400&invert=1").content} | images), 3)
 
     def test_it_matches_a_direct_render_losslessly(self) -> None:
         self.login(self.alice)
@@ -139,9 +153,9 @@ class VolumeSliceTestCase(BaseTestCase):
 
     def test_a_volume_too_large_for_the_cache_is_not_built(self) -> None:
         """Reformats answer 413 with a reason; axial works; the series is not marked broken."""
-        budget = mpr.volume_bytes(mpr.layout_for(self.series)) - 1
+        budget = mpr.volume_bytes(layouts.layout_for(self.series)) - 1
         with mock.patch.object(mpr, "_pixels", render.BoundedCache(budget)):
-            with mock.patch.object(mpr, "_build_volume", wraps=mpr._build_volume) as build:
+            with mock.patch.object(mpr, "decode_volume", wraps=mpr.decode_volume) as build:
                 r = self.client.get(f"/viewer/series/{self.series.code}/coronal/3.jpg")
                 self.assertEqual(r.status_code, 413)
                 self.assertIn(b"too large", r.content)
@@ -165,7 +179,7 @@ class VolumeSliceTestCase(BaseTestCase):
     def test_it_refuses_reformats_past_a_corrupt_slice_once(self) -> None:
         """Reformats answer 422 with a reason, decoding the volume only once; axial works."""
         truncate_pixels(self.series, 2)
-        with mock.patch.object(mpr, "_build_volume", wraps=mpr._build_volume) as build:
+        with mock.patch.object(mpr, "decode_volume", wraps=mpr.decode_volume) as build:
             for path in ("coronal/3.jpg", "coronal/4.jpg", "sagittal/5.jpg"):
                 r = self.client.get(f"/viewer/series/{self.series.code}/{path}")
                 self.assertEqual(r.status_code, 422)

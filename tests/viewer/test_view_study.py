@@ -32,6 +32,14 @@ class ViewStudyTestCase(BaseTestCase):
         self.assertNotIn(" style=", html)
         self.assertIn("/static/viewer/viewer.js", html)
 
+    def test_it_loads_the_viewer_and_the_dental_view_as_modules(self) -> None:
+        self.login(self.alice)
+        html = self.client.get(self.url).content.decode()
+        for name in ("viewer.js", "dental.js"):
+            self.assertIn(f'<script type="module" src="/static/viewer/{name}"></script>', html)
+        self.assertIn('id="dental-toggle"', html)
+        self.assertIn("Save the panoramic", html)
+
     def test_it_checks_practice(self) -> None:
         self.login(self.charlie)
         self.assertEqual(self.client.get(self.url).status_code, 404)

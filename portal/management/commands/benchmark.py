@@ -1,6 +1,8 @@
 """Measure the hot paths on a generated 450-slice CBCT and print one figure a line.
 
-Runs in a throwaway data directory and SQLite database, so the real data is never touched.
+In-process (the default): a throwaway data directory and SQLite database. With --http: the
+production stack over HTTP (gunicorn, the configured PostgreSQL and Redis, on a throwaway
+database) beside Orthanc when it is installed. Real data is never touched.
 """
 
 from __future__ import annotations
@@ -17,9 +19,18 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
-from portal.benchmarking import BenchContext, PeakRSS
+from portal.bench.context import BenchContext, PeakRSS
 
 CHILD_ENV = "PORTAL_BENCHMARK_CHILD"
+# (--only key, module with run(ctx)), in the order they run.
+BENCHMARKS = (
+    ("viewer", "viewer.benchmarks"),
+    ("dental", "viewer.dental_benchmarks"),
+    ("sharing", "sharing.benchmarks"),
+    ("audit", "audit.benchmarks"),
+    ("dicomnet", "portal.dicomnet.benchmarks"),
+    ("dicomweb", "sharing.dicomweb.benchmarks"),
+)
 
 
 class Command(BaseCommand):
@@ -28,13 +39,66 @@ class Command(BaseCommand):
     def add_arguments(self, parser) -> None:
         parser.add_argument("--slices", type=int, default=450)
         parser.add_argument("--big-gb", type=float, default=1.0, help="Size of the memory study.")
-        parser.add_argument("--only", default="", help="Comma list of apps: portal,viewer,sharing")
+        parser.add_argument(
+            "--only",
+            default="",
+            help="Comma list: portal,viewer,dental,sharing,audit,dicomnet,dicomweb",
+        )
+        parser.add_argument(
+            "--http",
+            action="store_true",
+            help="Measure gunicorn on PostgreSQL and Redis over HTTP, beside Orthanc.",
+        )
+        parser.add_argument("--seconds", type=float, default=10, help="Each load run (--http).")
+        parser.add_argument("--rounds", type=int, default=3, help="Alternating rounds (--http).")
+        parser.add_argument(
+            "--clients", default="20,50", help="Concurrent recipients per load run (--http)."
+        )
 
     def handle(self, *args, **options) -> None:
-        if os.environ.get(CHILD_ENV) != "1":
+        child = os.environ.get(CHILD_ENV)
+        if options["http"]:
+            if child == "http":
+                self._run_http(options)
+            else:
+                self._respawn_http()
+        elif child == "1":
+            self._run(options)
+        else:
             self._respawn()
+
+    def _respawn_http(self) -> None:
+        """Re-run in production mode on a throwaway database of the configured server."""
+        from portal.bench import http
+
+        found = http.requirements(dict(os.environ))
+        if isinstance(found, str):
+            self.stdout.write(found)
             return
-        self._run(options)
+        database_url, redis_url = found
+        with (
+            http.throwaway_database(database_url) as scratch,
+            tempfile.TemporaryDirectory(prefix="portal-bench-http-") as tmp,
+        ):
+            env = http.child_environment(scratch, redis_url, Path(tmp))
+            env[CHILD_ENV] = "http"
+            code = subprocess.call([sys.executable, *sys.argv], env=env)  # noqa: S603
+        if code:
+            raise CommandError(f"benchmark --http failed (exit {code})")
+
+    def _run_http(self, options) -> None:
+        from portal.bench import compare
+
+        clients = [int(c) for c in options["clients"].split(",") if c.strip()]
+        self.stdout.write(f"cpu cores: {os.cpu_count() or 0}")
+        compare.run(
+            self.stdout,
+            Path(settings.DATA_DIR),
+            options["slices"],
+            options["seconds"],
+            options["rounds"],
+            clients,
+        )
 
     def _respawn(self) -> None:
         """Re-run in a fresh data directory so benchmark data never mixes with real data."""
@@ -64,11 +128,11 @@ class Command(BaseCommand):
         if not only or "portal" in only:
             ctx.vault_throughput()
             ctx.big_study_memory(tmp / "big", options["big_gb"])
-        for app in ("viewer", "sharing"):
+        for app, name in BENCHMARKS:
             if only and app not in only:
                 continue
             try:
-                module = importlib.import_module(f"{app}.benchmarks")
+                module = importlib.import_module(name)
             except ModuleNotFoundError:
                 continue
             started = time.perf_counter()

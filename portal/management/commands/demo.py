@@ -8,7 +8,7 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
-from portal.demo import build_demo
+from portal.demo.data import build_demo
 
 
 class Command(BaseCommand):

@@ -3,20 +3,25 @@
 from __future__ import annotations
 
 from django.core.management.base import BaseCommand
+from django.utils import timezone
 
-from portal import retention
+from portal.compliance import retention, rules
 
 
 class Command(BaseCommand):
-    help = "Crypto-shred every study past its retention schedule (legal holds are kept)."
+    help = "List records past their retention schedule for approval; shred approved ones."
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("--dry-run", action="store_true", help="List how many are due.")
 
     def handle(self, *args, **options) -> None:
         if options["dry_run"]:
-            due = retention.due_studies()
-            self.stdout.write(f"{len(due)} studies are past their retention schedule")
+            due = rules.due_records(timezone.localdate())
+            self.stdout.write(f"{len(due)} records are past their retention schedule")
             return
         report = retention.enforce()
-        self.stdout.write(f"shredded {report.studies} studies ({report.objects} encrypted objects)")
+        self.stdout.write(
+            f"{report.proposed} records newly due, awaiting approval in the back office "
+            f"(unless the practice purges automatically); shredded {report.studies} approved "
+            f"records ({report.objects} encrypted objects)"
+        )

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from portal.ingest import ingest_path
+from portal.ingest import build_previews_for, ingest_path
 from portal.models import Patient, Practice
 
 
@@ -42,10 +42,13 @@ class Command(BaseCommand):
             ).first()
             if patient is None:
                 raise CommandError("No patient with that Patient ID in this practice.")
-        report = ingest_path(path, practice=practice, patient=patient)
+        report = ingest_path(path, practice=practice, patient=patient, previews=False)
         for line in report.lines():
             self.stdout.write(line)
         self.stdout.write(report.summary())
+        self.stdout.flush()
+        # After the report: in laptop mode thumbnails are built here, in this process.
+        build_previews_for(report)
         if report.rejected:
             noun = "file was" if report.rejected == 1 else "files were"
             raise CommandError(f"{report.rejected} {noun} rejected", returncode=1)

@@ -1,0 +1,1 @@
+"""Compliance: retention schedules and crypto-shredding, legal holds, BAAs, disclosures, alerts."""

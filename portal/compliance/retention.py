@@ -1,0 +1,221 @@
+"""Retention and erasure, reviewable: propose what is due, an admin approves, then shred.
+
+The daily task proposes every record past its schedule (portal.compliance.rules) as a Purge
+awaiting approval, unless the practice opted into automatic purging, and shreds what was
+approved. A patient's erasure request takes the same path. Shredding destroys the wrapped
+keys (so the files stay unreadable even when restored from an old copy), deletes the
+ciphertext and the records, and leaves the Purge row and an audit event, both free of PHI.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+from django.db import transaction
+from django.utils import timezone
+
+import audit
+from audit.models import Action
+from portal import vault
+from portal.compliance import rules
+from portal.models import (
+    Attachment,
+    ComplianceSettings,
+    Instance,
+    Patient,
+    Purge,
+    StoredObject,
+    Study,
+)
+
+OPEN = (Purge.Status.PENDING, Purge.Status.APPROVED)
+
+
+def _blobs_of(study: Study) -> list[StoredObject]:
+    ids = set(Instance.objects.filter(series__study=study).values_list("blob_id", flat=True))
+    for thumb_id, volume_id in study.series.values_list("thumbnail_id", "volume_id"):
+        ids |= {thumb_id, volume_id} - {None}
+    for blob_id, thumb_id in Attachment.objects.filter(study=study).values_list(
+        "blob_id", "thumbnail_id"
+    ):
+        ids.add(blob_id)
+        if thumb_id:
+            ids.add(thumb_id)
+    from sharing.models import DownloadPlan
+
+    ids |= set(DownloadPlan.objects.filter(study=study).values_list("blob_id", flat=True))
+    return list(StoredObject.objects.filter(pk__in=ids, wrapped_key__isnull=False))
+
+
+def _scrub_patient_if_empty(patient: Patient) -> None:
+    """Keep the row the audit trail points at, without anything that identifies the person."""
+    if patient.studies.exists() or patient.attachments.exists():
+        return
+    patient.name = "Removed by retention"
+    patient.patient_id = f"removed-{patient.code}"
+    patient.birth_date = None
+    patient.email = ""
+    patient.sex = ""
+    patient.last_visit = None
+    patient.save()
+    patient.assigned_staff.clear()
+
+
+def shred_study(study: Study, reason: str = "retention") -> int:
+    """Crypto-shred one study, and the de-identified copies made of it for links, and remove
+    their records; return the number of objects shredded."""
+    from sharing.models import ShareLink
+
+    copies = Study.objects.filter(shares__source_study=study).distinct()  # made for links
+    shredded = sum(shred_study(copy, reason=reason) for copy in copies if copy.pk != study.pk)
+    blobs = _blobs_of(study)
+    patient = study.patient
+    with transaction.atomic():
+        audit.record(
+            Action.SHRED,
+            practice=study.practice,
+            patient=patient,
+            obj=study,
+            detail={"objects": len(blobs), "reason": reason},
+        )
+        ShareLink.objects.filter(study=study).delete()
+        attachments = list(Attachment.objects.filter(study=study))
+        Instance.objects.filter(series__study=study).delete()
+        study.series.all().delete()
+        for attachment in attachments:
+            attachment.delete()
+        study.delete()
+        for blob in blobs:
+            vault.shred(blob)
+        _scrub_patient_if_empty(patient)
+    return len(blobs) + shredded
+
+
+def shred_attachment(attachment: Attachment, reason: str = "retention") -> int:
+    """Crypto-shred one photo or document outside a study; return the objects shredded."""
+    blobs = [b for b in (attachment.blob, attachment.thumbnail) if b and b.wrapped_key]
+    with transaction.atomic():
+        audit.record(
+            Action.SHRED,
+            practice=attachment.practice,
+            patient=attachment.patient,
+            obj=attachment,
+            detail={"objects": len(blobs), "reason": reason},
+        )
+        attachment.delete()
+        for blob in blobs:
+            vault.shred(blob)
+        _scrub_patient_if_empty(attachment.patient)
+    return len(blobs)
+
+
+def propose(today: date | None = None) -> int:
+    """Add every record now due to the list awaiting approval; return how many were added."""
+    today = today or timezone.localdate()
+    auto = set(
+        ComplianceSettings.objects.filter(auto_purge=True).values_list("practice_id", flat=True)
+    )
+    added = 0
+    for due in rules.due_records(today):
+        record = due.study or due.attachment
+        if Purge.objects.filter(record_code=record.code, status__in=OPEN).exists():
+            continue
+        automatic = due.practice_id in auto
+        Purge.objects.create(
+            practice_id=due.practice_id,
+            kind=Purge.Kind.RETENTION,
+            status=Purge.Status.APPROVED if automatic else Purge.Status.PENDING,
+            approved_at=timezone.now() if automatic else None,
+            patient=due.patient,
+            study=due.study,
+            attachment=due.attachment,
+            record_code=record.code,
+            rule=due.rule,
+            due_on=due.due_on,
+        )
+        added += 1
+    return added
+
+
+def request_erasure(patient: Patient, *, by, reason: str) -> Purge:
+    """Put a patient's erasure on the list awaiting an admin's approval."""
+    return Purge.objects.create(
+        practice=patient.practice,
+        kind=Purge.Kind.ERASURE,
+        patient=patient,
+        record_code=patient.code,
+        due_on=timezone.localdate(),
+        reason=reason,
+        requested_by=by,
+    )
+
+
+def approve(purges, *, by) -> int:
+    """Approve pending purges for the next run of the daily task; return how many."""
+    return Purge.objects.filter(pk__in=[p.pk for p in purges], status=Purge.Status.PENDING).update(
+        status=Purge.Status.APPROVED, approved_by=by, approved_at=timezone.now()
+    )
+
+
+def _carry_out(purge: Purge) -> int:
+    if purge.kind == Purge.Kind.ERASURE:
+        studies = list(Study.objects.filter(patient=purge.patient))
+        if rules.held(purge.patient_id) or any(rules.held(purge.patient_id, s.pk) for s in studies):
+            return -1
+        objects = 0
+        for study in studies:
+            objects += shred_study(study, reason="erasure")
+        for doc in Attachment.objects.filter(patient=purge.patient):
+            objects += shred_attachment(doc, reason="erasure")
+        _scrub_patient_if_empty(purge.patient)
+        return objects
+    if purge.study_id:
+        if rules.held(purge.patient_id, purge.study_id):
+            return -1
+        return shred_study(purge.study)
+    if purge.attachment_id:
+        if rules.held(purge.patient_id):
+            return -1
+        return shred_attachment(purge.attachment)
+    return 0
+
+
+def execute() -> tuple[int, int]:
+    """Shred every approved purge (legal holds re-checked); return (records, objects)."""
+    done = objects = 0
+    for purge in Purge.objects.filter(status=Purge.Status.APPROVED).select_related("patient"):
+        with transaction.atomic():
+            shredded = _carry_out(purge)
+            if shredded < 0:
+                purge.status = Purge.Status.HELD
+                purge.save(update_fields=["status"])
+                continue
+            purge.status, purge.done_at = Purge.Status.DONE, timezone.now()
+            purge.objects_shredded = shredded
+            purge.study = purge.attachment = None
+            purge.save(
+                update_fields=["status", "done_at", "objects_shredded", "study", "attachment"]
+            )
+        done += 1
+        objects += shredded
+    return done, objects
+
+
+@dataclass
+class RetentionReport:
+    proposed: int
+    studies: int
+    objects: int
+
+
+def enforce(today: date | None = None) -> RetentionReport:
+    """The daily task: propose what is due, shred what was approved; safe to run twice."""
+    proposed = propose(today)
+    done, objects = execute()
+    return RetentionReport(proposed=proposed, studies=done, objects=objects)
+
+
+def due_studies(today: date | None = None) -> list[Study]:
+    """Return the studies past their schedule and not on legal hold."""
+    return [d.study for d in rules.due_records(today or timezone.localdate()) if d.study]

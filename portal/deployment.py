@@ -1,0 +1,97 @@
+"""What production needs from its environment, and refusing to start without it.
+
+Settings collect problems instead of raising: each is one line naming the variable and how to
+fix it. Every entry point of a production process (gunicorn through portal.wsgi, asgi, the
+Celery worker and beat, manage.py) refuses to start with those lines and no traceback, and
+`manage.py check --deploy` reports each as an error (portal.checks).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Problem:
+    check_id: str
+    message: str
+
+
+LOCAL_MAIL = (
+    "django.core.mail.backends.filebased.EmailBackend",
+    "django.core.mail.backends.console.EmailBackend",
+    "django.core.mail.backends.locmem.EmailBackend",
+    "django.core.mail.backends.dummy.EmailBackend",
+)
+
+
+def problems(env: Mapping[str, str], values: Mapping[str, object]) -> list[Problem]:
+    """Return what keeps production from starting, given the environment and parsed settings."""
+    found: list[Problem] = []
+
+    def need(check_id: str, ok: bool, message: str) -> None:
+        if not ok:
+            found.append(Problem(check_id, message))
+
+    database = str(values["database_engine"])
+    need(
+        "portal.E010",
+        bool(env.get("DATABASE_URL")) and not database.endswith("sqlite3"),
+        "DATABASE_URL must name the PostgreSQL database, e.g. "
+        "DATABASE_URL=postgres://portal:secret@db:5432/portal (SQLite is for a laptop)",
+    )
+    broker = env.get("CELERY_BROKER_URL", "")
+    need(
+        "portal.E011",
+        bool(broker) and not broker.startswith("memory"),
+        "CELERY_BROKER_URL must name Redis or RabbitMQ, e.g. CELERY_BROKER_URL=redis://redis:"
+        "6379/0 (without it uploads are read inside web requests and retention never runs)",
+    )
+    hosts = list(values["allowed_hosts"])  # type: ignore[call-overload]
+    need(
+        "portal.E012",
+        bool(hosts) and "*" not in hosts,
+        "ALLOWED_HOSTS must name the portal's host, e.g. ALLOWED_HOSTS=portal.example.com "
+        "(without it every request answers 400)",
+    )
+    need(
+        "portal.E001",
+        str(values["base_url"]).startswith("https://"),
+        "PORTAL_BASE_URL must be the portal's https:// address, e.g. "
+        "PORTAL_BASE_URL=https://portal.example.com (emailed links and handouts use it)",
+    )
+    need(
+        "portal.E013",
+        bool(env.get("AWS_STORAGE_BUCKET_NAME") or env.get("PORTAL_VAULT_DIR")),
+        "set AWS_STORAGE_BUCKET_NAME (an S3-compatible bucket) or PORTAL_VAULT_DIR (a mounted "
+        "volume) for the encrypted objects",
+    )
+    backend = str(values["email_backend"])
+    need(
+        "portal.E002",
+        backend not in LOCAL_MAIL,
+        "EMAIL_BACKEND keeps messages (with their links) on the server; use SMTP, the default",
+    )
+    need(
+        "portal.E014",
+        bool(env.get("EMAIL_HOST"))
+        or backend not in ("django.core.mail.backends.smtp.EmailBackend",),
+        "EMAIL_HOST must name the mail server, e.g. EMAIL_HOST=smtp.example.com (share links "
+        "and sign-in codes are emailed)",
+    )
+    need("portal.E015", not values["debug"], "DEBUG must be 0 in production")
+    return found
+
+
+def refuse_to_start_if_misconfigured() -> None:
+    """Print one line per problem and exit (status 78, EX_CONFIG) when production lacks any."""
+    from django.conf import settings
+
+    found = getattr(settings, "PORTAL_CONFIG_PROBLEMS", [])
+    if not found:
+        return
+    for problem in found:
+        print(f"portal: cannot start in production: {problem.message}", file=sys.stderr)
+    raise SystemExit(78)

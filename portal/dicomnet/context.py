@@ -1,0 +1,18 @@
+"""What the study page shows of the DICOM network: where it came from, where it can go."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from portal.models import DicomPeer
+
+
+def dicomnet_context(scope, study) -> dict[str, Any]:
+    """Return the study's latest arrival, the practice's destinations and recent transfers."""
+    return {
+        "arrival": study.arrivals.select_related("peer").first(),
+        "destinations": DicomPeer.objects.filter(
+            practice=scope.practice, port__isnull=False
+        ).exclude(address=None),
+        "transfers": study.transfers.select_related("destination")[:5],
+    }

@@ -1,0 +1,88 @@
+"""Access tokens for a recipient's software: made once, stored as a hash, bound to one share."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import timedelta
+
+from django.core.exceptions import ValidationError
+from django.db.models import F, Q
+from django.utils import timezone
+
+import audit
+from audit.models import Action
+from portal.rows import fetch_row
+from sharing.models import ShareLink, SoftwareToken
+from sharing.services import hash_token
+
+PREFIX = "pst_"  # recognisable in a secret scanner's rules; not part of the secret's entropy
+MAX_TOKENS_PER_SHARE = 5
+MAX_DAYS = 30
+
+
+def create_token(share: ShareLink, *, label: str = "", days: int | None = None, request=None):
+    """Return (SoftwareToken, the token): the token is shown once and never stored."""
+    if share.status != ShareLink.Status.ACTIVE:
+        raise ValidationError("This link can no longer be used.")
+    if not share.allow_download:
+        raise ValidationError("This link is for viewing only; software needs the originals.")
+    live = share.tokens.filter(revoked_at__isnull=True, expires_at__gt=timezone.now()).count()
+    if live >= MAX_TOKENS_PER_SHARE:
+        raise ValidationError(f"At most {MAX_TOKENS_PER_SHARE} tokens per link: revoke one first.")
+    expires = share.expires_at
+    if days is not None:
+        if not 1 <= days <= MAX_DAYS:
+            raise ValidationError(f"A token lasts between 1 and {MAX_DAYS} days.")
+        expires = min(expires, timezone.now() + timedelta(days=days))
+    raw = PREFIX + secrets.token_urlsafe(32)
+    token = SoftwareToken.objects.create(
+        share=share, label=label[:100], token_hash=hash_token(raw), expires_at=expires
+    )
+    audit.record(
+        Action.SOFTWARE_TOKEN,
+        request=request,
+        share=share,
+        obj=token,
+        detail={"event": "created", "expires": expires.isoformat()},
+    )
+    return token, raw
+
+
+def revoke_token(token: SoftwareToken, *, request=None) -> bool:
+    """Revoke at once; return False if it was revoked already."""
+    updated = SoftwareToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(
+        revoked_at=timezone.now()
+    )
+    if updated:
+        audit.record(
+            Action.SOFTWARE_TOKEN,
+            request=request,
+            share=token.share,
+            obj=token,
+            detail={"event": "revoked"},
+        )
+    return bool(updated)
+
+
+def find_token(raw: str) -> SoftwareToken | None:
+    """Return the token row a presented secret opens (usable or not), or None."""
+    if not raw or len(raw) > 100 or not raw.startswith(PREFIX):
+        return None
+    return fetch_row(SoftwareToken, "token_hash", hash_token(raw))
+
+
+def count_download_once(token: SoftwareToken, share: ShareLink) -> bool:
+    """Count this token's first retrieval of originals as one download of the share.
+
+    Return False when the share has no downloads left and this token never counted one.
+    """
+    if token.download_counted:
+        return True
+    allowed = Q(max_downloads__isnull=True) | Q(download_count__lt=F("max_downloads"))
+    counted = ShareLink.objects.filter(allowed, pk=share.pk, allow_download=True).update(
+        download_count=F("download_count") + 1
+    )
+    if counted:
+        SoftwareToken.objects.filter(pk=token.pk).update(download_counted=True)
+        token.download_counted = True
+    return bool(counted)

@@ -1,0 +1,180 @@
+"""WADO-RS bodies: originals as multipart, metadata as DICOM JSON, frames and rendered images.
+
+Originals stream from the vault part by part (one study is never held in memory), with a
+Content-Length computed up front so a client sees a cut-off transfer as a failure.
+"""
+
+from __future__ import annotations
+
+import io
+import secrets
+import threading
+import uuid
+from collections import OrderedDict
+from collections.abc import Iterator
+from typing import Any
+
+import pydicom
+from pydicom.encaps import generate_frames
+
+from portal import vault
+from portal.ingest.sniff import HEAD_BYTES, MAX_HEADER_BYTES, NeedMore, Rejected, parse_dicom
+from portal.models import Instance
+
+FRAME_TYPES = {
+    "1.2.840.10008.1.2.4.50": "image/jpeg",
+    "1.2.840.10008.1.2.4.51": "image/jpeg",
+    "1.2.840.10008.1.2.4.57": "image/jpeg",
+    "1.2.840.10008.1.2.4.70": "image/jpeg",
+    "1.2.840.10008.1.2.4.80": "image/jls",
+    "1.2.840.10008.1.2.4.81": "image/jls",
+    "1.2.840.10008.1.2.4.90": "image/jp2",
+    "1.2.840.10008.1.2.4.91": "image/jp2",
+    "1.2.840.10008.1.2.5": "image/x-dicom-rle",
+}
+INLINE_LIMIT = 64 * 1024
+
+
+class FrameError(Exception):
+    """The frames asked for do not exist or cannot be cut from the stored file."""
+
+
+def boundary() -> str:
+    return secrets.token_hex(16)
+
+
+def multipart(parts: list[tuple[str, int, Any]], mark: str) -> tuple[Iterator[bytes], int]:
+    """Return (body chunks, total length) of multipart/related parts (type, size, source).
+
+    A source is bytes or an Instance's stored object, streamed when the body is read.
+    """
+    heads = [
+        f"--{mark}\r\nContent-Type: {ctype}\r\nContent-Length: {size}\r\n\r\n".encode()
+        for ctype, size, _ in parts
+    ]
+    end = f"--{mark}--\r\n".encode()
+    total = sum(len(h) + size + 2 for h, (_, size, _) in zip(heads, parts, strict=True))
+    total += len(end)
+
+    def body() -> Iterator[bytes]:
+        for head, (_, _, source) in zip(heads, parts, strict=True):
+            yield head
+            if isinstance(source, bytes):
+                yield source
+            else:
+                yield from vault.iter_range(source)
+            yield b"\r\n"
+        yield end
+
+    return body(), total
+
+
+def original_parts(instances: list[Instance]) -> list[tuple[str, int, Any]]:
+    return [("application/dicom", i.blob.plain_size, i.blob) for i in instances]
+
+
+# Where each stored original's pixel data lies, by stored object: the object never changes,
+# so a warm frame request decrypts only the segments of its frame.
+_locations: OrderedDict[uuid.UUID, tuple[int, int, bool]] = OrderedDict()
+_locations_lock = threading.Lock()
+_MAX_LOCATIONS = 16384
+WHOLE_FILE_BYTES = 2 * 2**20
+
+
+def _parse(head: bytes, at_eof: bool) -> tuple[int, int, bool]:
+    header = parse_dicom(head, at_eof)
+    return header.pixel_value_offset, header.pixel_length, header.encapsulated
+
+
+def _pixel_location(instance: Instance, data: bytes | None) -> tuple[int, int, bool]:
+    """Return (offset, declared length, encapsulated) of the pixel data of a stored file."""
+    # The stored object's code, never its pk: a pk may name another file after a rollback.
+    key = instance.blob.code
+    with _locations_lock:
+        found = _locations.get(key)
+        if found is not None:
+            _locations.move_to_end(key)
+            return found
+    size = instance.blob.plain_size
+    want = size if data is not None else min(size, HEAD_BYTES)
+    while True:
+        head = data if data is not None else vault.read_bytes(instance.blob, 0, want)
+        try:
+            found = _parse(head, want >= size)
+            break
+        except NeedMore:
+            if want >= min(size, MAX_HEADER_BYTES):
+                raise FrameError("header too large") from None
+            want = min(size, want * 2, MAX_HEADER_BYTES)
+        except Rejected as exc:
+            raise FrameError(str(exc)) from None
+    with _locations_lock:
+        _locations[key] = found
+        while len(_locations) > _MAX_LOCATIONS:
+            _locations.popitem(last=False)
+    return found
+
+
+def frames(instance: Instance, numbers: list[int]) -> tuple[str, list[bytes]]:
+    """Return (media type, bytes of each frame asked for), cut from the stored original."""
+    if not numbers or any(n < 1 or n > instance.frames for n in numbers):
+        raise FrameError("no such frame")
+    blob = instance.blob
+    # A small file is read once: one decryption serves the header and the frame.
+    data = vault.read_bytes(blob) if blob.plain_size <= WHOLE_FILE_BYTES else None
+    offset, length, encapsulated = _pixel_location(instance, data)
+
+    def read(start: int, stop: int) -> bytes:
+        return data[start:stop] if data is not None else vault.read_bytes(blob, start, stop)
+
+    if not encapsulated:
+        bits = instance.bits_allocated or 8
+        frame_len = (instance.rows or 0) * (instance.columns or 0) * instance.samples_per_pixel
+        frame_len = frame_len * bits // 8
+        if not frame_len:
+            raise FrameError("no pixel data")
+        out = [read(offset + (n - 1) * frame_len, offset + n * frame_len) for n in numbers]
+        return "application/octet-stream", out
+    stop = blob.plain_size if length == 0xFFFFFFFF else offset + length
+    try:
+        all_frames = list(generate_frames(read(offset, stop), number_of_frames=instance.frames))
+    except (ValueError, KeyError) as exc:
+        raise FrameError("encapsulated pixel data could not be split") from exc
+    if len(all_frames) < max(numbers):
+        raise FrameError("no such frame")
+    ctype = FRAME_TYPES.get(instance.transfer_syntax_uid, "application/octet-stream")
+    return ctype, [all_frames[n - 1] for n in numbers]
+
+
+def metadata(instance: Instance, instance_url: str) -> dict[str, Any]:
+    """Return the stored file's attributes as DICOM JSON, pixel data by reference."""
+    with vault.open_blob(instance.blob) as fh:
+        ds = pydicom.dcmread(fh, stop_before_pixels=True)
+
+    def bulk(element) -> str:
+        return f"{instance_url}/bulk/{element.tag:08X}"
+
+    out = ds.to_json_dict(bulk_data_threshold=INLINE_LIMIT, bulk_data_element_handler=bulk)
+    if instance.rows:
+        vr = "OB" if instance.transfer_syntax_uid in FRAME_TYPES else "OW"
+        out["7FE00010"] = {"vr": vr, "BulkDataURI": f"{instance_url}/frames/1"}
+    meta = getattr(ds, "file_meta", None)
+    if meta is not None and "TransferSyntaxUID" in meta:
+        out["00020010"] = {"vr": "UI", "Value": [str(meta.TransferSyntaxUID)]}
+    return out
+
+
+def rendered(instance: Instance, frame: int, fmt: str) -> bytes:
+    """Return one frame windowed with the file's own window (or an automatic one)."""
+    from viewer.render import DecodeError, auto_window, decode_frames, render_slice, window_presets
+
+    if not 1 <= frame <= instance.frames:
+        raise FrameError("no such frame")
+    ds = pydicom.dcmread(io.BytesIO(vault.read_bytes(instance.blob)))
+    try:
+        values = decode_frames(ds)[frame - 1]
+    except DecodeError as exc:
+        raise FrameError(str(exc)) from None
+    presets = window_presets(ds)
+    window = presets[0] if presets else auto_window(values)
+    return render_slice(values, ds, window["center"], window["width"], fmt)

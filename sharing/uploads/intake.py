@@ -1,0 +1,185 @@
+"""Files sent through an upload link: checked and sealed on arrival, filed when staff accept.
+
+Arrival runs the ingest pipeline's per-file checks (content, header, pixel length, limits,
+ZIP rules) and seals each good file in the vault, with a row saying what it is; nothing
+becomes a study, series or attachment yet. Accepting runs the same record-building code as
+any upload, under the link's patient; declining shreds the sealed files.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import BinaryIO
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+import audit
+from audit.models import Action
+from portal import vault
+from portal.ingest import sniff
+from portal.ingest.pipeline import Context, Outcome, discard, process
+from portal.ingest.records import build
+from portal.ingest.report import STORED
+from portal.ingest.sources import Entry, Refused, Seekable, clean_name, upload_entry, zip_entries
+from portal.models import StoredObject
+from sharing.models import ReceivedFile, UploadLink
+
+REFUSED_OVER_LIMIT = "not kept: this link has no room left for it"
+
+
+def _entries(files: Iterable[tuple[str, BinaryIO]]) -> Iterator[Entry | Refused]:
+    for name, fileobj in files:
+        fileobj.seek(0)
+        head = fileobj.read(4)
+        fileobj.seek(0)
+        if sniff.is_zip(head):
+            yield from zip_entries(
+                clean_name(name),
+                Seekable(fileobj),  # type: ignore[arg-type]
+                max_members=settings.PORTAL_MAX_ARCHIVE_MEMBERS,
+                max_bytes=settings.PORTAL_MAX_ARCHIVE_BYTES,
+                max_file_bytes=settings.PORTAL_MAX_FILE_BYTES,
+            )
+        else:
+            yield upload_entry(name, fileobj)
+
+
+def _take_room(link: UploadLink, size: int) -> bool:
+    """Charge size bytes to the link's allowance; False when it would go over."""
+    return bool(
+        UploadLink.objects.filter(pk=link.pk, received_bytes__lte=F("max_bytes") - size).update(
+            received_bytes=F("received_bytes") + size
+        )
+    )
+
+
+def receive(link: UploadLink, files: Iterable[tuple[str, BinaryIO]], request=None) -> list:
+    """Check and seal the files sent; return their ReceivedFile rows (pending or refused)."""
+    ctx = Context(link.practice, None)
+    rows: list[ReceivedFile] = []
+    for index, item in enumerate(_entries(files)):
+        if isinstance(item, Refused):
+            rows.append(
+                ReceivedFile(link=link, name=item.name, state="refused", reason=item.reason)
+            )
+            continue
+        out = process(index, item, ctx)
+        size = out.blob.plain_size if out.blob is not None else 0
+        if out.status == "ok" and not _take_room(link, size):
+            discard([out.blob])
+            out.status, out.reason, out.blob = "rejected", REFUSED_OVER_LIMIT, None
+        rows.append(_row(link, out, size))
+    with transaction.atomic():
+        StoredObject.objects.bulk_create([r.blob for r in rows if r.blob is not None])
+        ReceivedFile.objects.bulk_create(rows)
+        audit.record(
+            Action.UPLOAD,
+            request=request,
+            practice=link.practice,
+            patient=link.patient,
+            obj=link,
+            detail={
+                "upload_link": str(link.code),
+                "received": sum(1 for r in rows if r.state == ReceivedFile.State.PENDING),
+                "refused": sum(1 for r in rows if r.state == ReceivedFile.State.REFUSED),
+            },
+        )
+    return rows
+
+
+def _row(link: UploadLink, out: Outcome, size: int) -> ReceivedFile:
+    if out.status == "duplicate":
+        return ReceivedFile(link=link, name=out.name, kind=out.kind, state="refused",
+                            reason="already in the practice's records")  # fmt: skip
+    if out.status != "ok":
+        return ReceivedFile(link=link, name=out.name, kind=out.kind, state="refused",
+                            reason=out.reason[:200])  # fmt: skip
+    row = ReceivedFile(link=link, blob=out.blob, name=out.name[-255:], kind=out.kind, size=size)
+    if out.header is not None:
+        h = out.header
+        row.study_uid = h.study_uid
+        row.study_description = (h.study.get("description") or "")[:200]
+        row.study_date = h.study.get("study_date")
+        row.patient_name = (h.patient_name or "")[:200]
+    return row
+
+
+def _outcome(index: int, received: ReceivedFile) -> Outcome:
+    """Rebuild what the pipeline knew of a sealed file, reading its head from the vault."""
+    out = Outcome(index=index, name=received.name, status="ok", kind=received.kind)
+    out.blob = received.blob
+    if received.kind == sniff.DICOM:
+        size = received.blob.plain_size
+        want = min(size, sniff.HEAD_BYTES)
+        while True:
+            head = vault.read_bytes(received.blob, 0, want)
+            try:
+                out.header = sniff.parse_dicom(head, want >= size)
+                break
+            except sniff.NeedMore:
+                want = min(size, want * 2)
+    elif received.kind == sniff.PHOTO:
+        with vault.open_blob(received.blob) as fh:
+            out.photo = sniff.check_photo(fh, settings.PORTAL_MAX_IMAGE_PIXELS)
+        out.content_type = out.photo.content_type
+    else:
+        out.content_type = "application/pdf"
+    return out
+
+
+def accept(files: list[ReceivedFile], *, by, request=None) -> list[ReceivedFile]:
+    """File pending files into the link's patient's record; return them with their state."""
+    from viewer.tasks import build_previews
+
+    pending = [f for f in files if f.state == ReceivedFile.State.PENDING and f.blob is not None]
+    if not pending:
+        return files
+    link = pending[0].link
+    outcomes = [_outcome(i, f) for i, f in enumerate(pending)]
+    with transaction.atomic():
+        plan = build(outcomes, link.practice, link.patient, request, by)
+        now = timezone.now()
+        for o, f in zip(outcomes, pending, strict=True):
+            state, reason = plan.status.get(o.index, (STORED, ""))
+            if state == STORED:
+                f.state, f.reason = ReceivedFile.State.ACCEPTED, ""
+            else:
+                f.state = ReceivedFile.State.DECLINED
+                f.reason = (reason or state)[:200]
+            f.decided_by, f.decided_at = by, now
+        ReceivedFile.objects.bulk_update(pending, ["state", "reason", "decided_by", "decided_at"])
+        refused = [o.blob for o, f in zip(outcomes, pending, strict=True) if f.state != "accepted"]
+        # Shredded only once the decision is committed: a rollback must find them intact.
+        transaction.on_commit(lambda: discard(refused))
+        if plan.series_pks or plan.attachment_pks:
+            series, attachments = plan.series_pks, plan.attachment_pks
+            transaction.on_commit(lambda: build_previews.delay(series, attachments))
+    return files
+
+
+def decline(files: list[ReceivedFile], *, by, request=None) -> None:
+    """Shred pending files staff do not want; the rows stay as the record of what came."""
+    pending = [f for f in files if f.state == ReceivedFile.State.PENDING]
+    if not pending:
+        return
+    link = pending[0].link
+    with transaction.atomic():
+        blobs = [f.blob for f in pending if f.blob is not None]
+        now = timezone.now()
+        for f in pending:
+            f.state, f.decided_by, f.decided_at = ReceivedFile.State.DECLINED, by, now
+            f.reason = "declined by the practice"
+        ReceivedFile.objects.bulk_update(pending, ["state", "reason", "decided_by", "decided_at"])
+        audit.record(
+            Action.UPLOAD,
+            request=request,
+            user=by,
+            practice=link.practice,
+            patient=link.patient,
+            obj=link,
+            detail={"upload_link": str(link.code), "declined": len(pending)},
+        )
+    discard(blobs)

@@ -1,0 +1,108 @@
+"""Staff side of upload links: ask for images, see what came in, accept or decline it."""
+
+from __future__ import annotations
+
+from django.core.exceptions import ValidationError
+from django.db.models import Count, Q
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_POST
+
+import audit
+from audit.models import Action
+from portal.access import fetch_or_404
+from portal.workspace.decorators import staff_required
+from sharing.models import ReceivedFile, UploadLink
+from sharing.uploads import intake, services
+
+
+def _links(request: HttpRequest):
+    scope = request.scope
+    return UploadLink.objects.filter(practice=scope.practice, patient__in=scope.patients())
+
+
+@require_POST
+@staff_required
+def ask_for_images(request: HttpRequest, code) -> HttpResponse:
+    """Issue an upload link for a patient and show it with its password, once."""
+    scope = request.scope
+    patient = fetch_or_404(request, scope, scope.patients(), code=code)
+    if not scope.can_upload:
+        raise fetch_or_404(request, scope, scope.patients().none(), code=code)
+    try:
+        days = int(request.POST.get("expires_in_days") or scope.practice.share_default_days)
+        issued = services.issue_upload_link(
+            patient=patient,
+            created_by=request.user,
+            sender_name=request.POST.get("sender_name", "").strip(),
+            expires_in_days=days,
+            request=request,
+        )
+    except (ValidationError, ValueError) as exc:
+        message = exc.messages[0] if isinstance(exc, ValidationError) else "Enter a number of days."
+        return render(
+            request,
+            "sharing/upload_issued.html",
+            {"patient": patient, "error": message, "scope": scope},
+            status=400,
+        )
+    url = request.build_absolute_uri(issued.path)
+    context = {"patient": patient, "issued": issued, "url": url, "scope": scope}
+    return render(request, "sharing/upload_issued.html", context)
+
+
+@require_GET
+@staff_required
+def received_list(request: HttpRequest) -> HttpResponse:
+    """List upload links with files waiting for a decision, the patient's first."""
+    scope = request.scope
+    links = (
+        _links(request)
+        .annotate(waiting=Count("files", filter=Q(files__state=ReceivedFile.State.PENDING)))
+        .filter(waiting__gt=0)
+        .select_related("patient")
+        .order_by("-created_at")
+    )
+    groups = [(link, list(link.files.filter(state="pending").order_by("pk"))) for link in links]
+    audit.record(
+        Action.SEARCH, request=request, detail={"page": "received"}, **scope.audit_kwargs()
+    )
+    return render(request, "sharing/received.html", {"groups": groups, "scope": scope})
+
+
+def _decide(request: HttpRequest, code, accept: bool) -> HttpResponse:
+    scope = request.scope
+    link = fetch_or_404(
+        request, scope, _links(request).select_related("patient", "practice"), code=code
+    )
+    chosen = request.POST.getlist("file")
+    files = list(link.files.filter(state=ReceivedFile.State.PENDING).select_related("blob", "link"))
+    if chosen:
+        files = [f for f in files if str(f.pk) in chosen]
+    if accept:
+        intake.accept(files, by=request.user, request=request)
+    else:
+        intake.decline(files, by=request.user, request=request)
+    return redirect("/received/")
+
+
+@require_POST
+@staff_required
+def accept_files(request: HttpRequest, code) -> HttpResponse:
+    """File the waiting files (all, or those ticked) into the patient's record."""
+    return _decide(request, code, accept=True)
+
+
+@require_POST
+@staff_required
+def decline_files(request: HttpRequest, code) -> HttpResponse:
+    """Shred the waiting files (all, or those ticked); the list keeps a line for each."""
+    return _decide(request, code, accept=False)
+
+
+@require_POST
+@staff_required
+def revoke_upload_link(request: HttpRequest, code) -> HttpResponse:
+    link = fetch_or_404(request, request.scope, _links(request), code=code)
+    services.revoke_upload_link(link, by=request.user, request=request)
+    return redirect("/received/")

@@ -1,0 +1,242 @@
+"""The sender's pages: open the upload link, verify, send files, see what arrived."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from django.conf import settings
+from django.core.files.uploadhandler import MemoryFileUploadHandler
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.utils import timezone
+from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_exempt, csrf_protect
+from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+import audit
+from audit.models import Action, Outcome
+from audit.services import client_ip
+from portal import access
+from sharing import throttle, verification
+from sharing.models import ReceivedFile, ShareLink, UploadLink
+from sharing.uploads import intake, services
+from sharing.views import unavailable
+
+LINK_KEY, VERIFIED_KEY, SEEN_KEY = "upload_link", "upload_verified", "upload_seen"
+GENERIC_FAILURE = "Those details do not match. Check them and try again."
+
+
+class BoundedMemoryUploadHandler(MemoryFileUploadHandler):
+    """Keep uploaded files in memory (never a plaintext temp file) up to the link's limit."""
+
+    def handle_raw_input(self, input_data, META, content_length, boundary, encoding=None):
+        self.activated = content_length <= settings.PORTAL_UPLOAD_LINK_MAX_REQUEST_BYTES
+
+
+def _see_other(to: str) -> HttpResponse:
+    response = HttpResponse(status=303)
+    response["Location"] = to
+    return response
+
+
+def _pending_link(request: HttpRequest) -> UploadLink | None:
+    code = request.session.get(LINK_KEY)
+    if not code:
+        return None
+    qs = UploadLink.objects.select_related("practice", "patient")
+    return qs.filter(code=code).first()
+
+
+def _verified_link(request: HttpRequest) -> UploadLink | None:
+    """Return the link this session verified, if it and the session are still valid."""
+    link = _pending_link(request)
+    if link is None or VERIFIED_KEY not in request.session:
+        return None
+    now = timezone.now()
+    verified_at = datetime.fromtimestamp(request.session[VERIFIED_KEY], tz=UTC)
+    seen_at = datetime.fromtimestamp(request.session.get(SEEN_KEY, 0), tz=UTC)
+    idle = timedelta(minutes=settings.RECIPIENT_IDLE_TIMEOUT_MINUTES)
+    absolute = timedelta(hours=settings.RECIPIENT_ABSOLUTE_SESSION_HOURS)
+    if (
+        link.status != ShareLink.Status.ACTIVE
+        or now - seen_at > idle
+        or now - verified_at > absolute
+    ):
+        request.session.pop(VERIFIED_KEY, None)
+        return None
+    request.session[SEEN_KEY] = now.timestamp()
+    return link
+
+
+def _deny(request: HttpRequest, reason: str, link: UploadLink | None = None) -> Http404:
+    audit.record(
+        Action.ACCESS_DENIED,
+        request=request,
+        practice=link.practice if link else None,
+        patient=link.patient if link else None,
+        outcome=Outcome.DENIED,
+        detail={"model": "upload_link", "reason": reason},
+    )
+    return Http404()
+
+
+def _unavailable(request: HttpRequest, link: UploadLink) -> HttpResponse:
+    """The same 410 or 423 page as a share link that expired, was revoked or is locked."""
+    return unavailable(request, link)
+
+
+@never_cache
+@require_GET
+def open_upload(request: HttpRequest, token: str) -> HttpResponse:
+    """Trade the token for a session entry and drop it from the address bar; consume nothing."""
+    link = services.find_upload_link(token)
+    if link is None:
+        raise _deny(request, "unknown")
+    if link.status != ShareLink.Status.ACTIVE:
+        request.session.pop(LINK_KEY, None)
+        return _unavailable(request, link)
+    for key in (LINK_KEY, VERIFIED_KEY, SEEN_KEY):
+        request.session.pop(key, None)
+    request.session.cycle_key()
+    request.session[LINK_KEY] = str(link.code)
+    return _see_other("/u/")
+
+
+def _page(request: HttpRequest, link: UploadLink, template: str, status: int = 200, **extra):
+    context = {"link": link, "practice": link.practice, **extra}
+    return render(request, f"sharing/{template}", context, status=status)
+
+
+def _typed(request: HttpRequest) -> dict[str, str]:
+    """Return what the sender typed, to fill the form in again after a refusal."""
+    fields = ("password", "birth_day", "birth_month", "birth_year")
+    return {f: request.POST.get(f, "")[:200] for f in fields}
+
+
+def _verify_page(request: HttpRequest, link: UploadLink, error: str = "", **extra):
+    status = extra.pop("status", 200)
+    extra.setdefault("typed", {})
+    return _page(
+        request,
+        link,
+        "upload_verify.html",
+        status,
+        error=error,
+        months=verification.month_names(),
+        date_order=list(link.practice.date_order or "dmy"),
+        **extra,
+    )
+
+
+@never_cache
+@sensitive_variables("password", "birth_date")
+@sensitive_post_parameters("password", "birth_date", "birth_day", "birth_month", "birth_year")
+@require_http_methods(["GET", "POST"])
+def upload_home(request: HttpRequest) -> HttpResponse:
+    """Verify (password and the patient's birth date), then offer the upload form."""
+    link = _pending_link(request)
+    if link is None:
+        raise _deny(request, "no_link")
+    if _verified_link(request) is not None:
+        files = link.files.order_by("-created_at")[:200]
+        return _page(request, link, "upload_send.html", files=files)
+    if link.status != ShareLink.Status.ACTIVE:
+        return _unavailable(request, link)
+    if request.method == "GET":
+        return _verify_page(request, link)
+    password = request.POST.get("password", "")[:200].strip()
+    birth_date, problem = verification.birth_date_from(request.POST)
+    if not password:
+        problem = "Type the password the practice gave you."
+    if problem:
+        # Nothing was compared: the form only says what is missing and keeps what was typed.
+        return _verify_page(request, link, problem, typed=_typed(request), status=400)
+    address = client_ip(request)
+    with throttle.one_attempt_at_a_time(address):
+        link = (
+            UploadLink.objects.select_for_update()
+            .select_related("practice", "patient")
+            .get(pk=link.pk)
+        )
+        state = throttle.address_state(address)
+        if state.retry_after:
+            response = render(
+                request, "sharing/throttled.html", {"practice": link.practice}, status=429
+            )
+            response["Retry-After"] = str(state.retry_after)
+            _attempt(request, link, Outcome.DENIED, "rate_limited")
+            return response
+        if link.status != ShareLink.Status.ACTIVE:
+            return _unavailable(request, link)
+        if state.too_soon:
+            # Not judged and not counted: the answers may well be right (see sharing.throttle).
+            _attempt(request, link, Outcome.DENIED, "too_soon")
+            seconds = state.wait_seconds
+            response = _verify_page(
+                request, link, typed=_typed(request), status=429, wait_seconds=seconds
+            )
+            response["Retry-After"] = str(seconds)
+            return response
+        if not services.check_answers(link, password, birth_date):
+            throttle.record_address_failure(address)
+            locked = services.record_link_failure(link, request)
+            _attempt(request, link, Outcome.FAILED, "mismatch")
+            if locked:
+                return _unavailable(request, link)
+            left = max(0, services.LINK_LIMIT - link.failed_attempts)
+            return _verify_page(
+                request, link, GENERIC_FAILURE, typed=_typed(request), attempts_left=left
+            )
+        UploadLink.objects.filter(pk=link.pk).update(failed_attempts=0)
+        _attempt(request, link, Outcome.OK, "")
+    request.session.cycle_key()
+    stamp = timezone.now().timestamp()
+    request.session[VERIFIED_KEY] = stamp
+    request.session[SEEN_KEY] = stamp
+    return _see_other("/u/")
+
+
+def _attempt(request: HttpRequest, link: UploadLink, outcome: str, reason: str) -> None:
+    detail = {"upload_link": str(link.code)}
+    if reason:
+        detail["reason"] = reason
+    audit.record(
+        Action.SHARE_VERIFY,
+        request=request,
+        practice=link.practice,
+        patient=link.patient,
+        obj=link,
+        outcome=outcome,
+        detail=detail,
+    )
+
+
+@csrf_exempt
+@never_cache
+@require_POST
+def send_files(request: HttpRequest) -> HttpResponse:
+    """Receive files (in memory, size-limited), check and seal them, say what became of each."""
+    length = int(request.META.get("CONTENT_LENGTH") or 0)
+    if length > settings.PORTAL_UPLOAD_LINK_MAX_REQUEST_BYTES:
+        link = _pending_link(request)
+        context = {"practice": link.practice if link else None}
+        return render(request, "sharing/upload_too_big.html", context, status=413)
+    # Set before the body is read: CSRF is checked by the inner view, after this.
+    request.upload_handlers = [BoundedMemoryUploadHandler(request)]
+    return _send_files(request)
+
+
+@csrf_protect
+def _send_files(request: HttpRequest) -> HttpResponse:
+    link = _verified_link(request)
+    if link is None:
+        raise access.deny(request, None, "upload_link", reason="not_verified")
+    files = [(f.name, f.file) for f in request.FILES.getlist("files")]
+    if not files:
+        return _page(request, link, "upload_send.html", files=link.files.all(), status=400,
+                     error="Choose at least one file.")  # fmt: skip
+    rows = intake.receive(link, files, request=request)
+    sent = [r for r in rows if r.state == ReceivedFile.State.PENDING]
+    return _page(request, link, "upload_send.html", files=link.files.order_by("-created_at")[:200],
+                 just_sent=rows, sent=len(sent))  # fmt: skip

@@ -1,0 +1,81 @@
+"""Back-office changelists: every list showing patient data is a recorded read."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+
+from audit.models import AccessEvent, Action
+from portal import vault
+from portal.models import Attachment
+from tests.base import BaseTestCase
+
+
+class ChangelistReadsTestCase(BaseTestCase):
+    def setUp(self) -> None:
+        super().setUp()
+        self.alice.is_staff = True
+        self.alice.save()
+
+    @pytest.mark.hipaa("164.312(b)")
+    def test_it_records_the_patient_list_as_a_read(self) -> None:
+        """Names and birth dates on the patient list leave an access record naming the page."""
+        self.login(self.alice)
+        r = self.client.get("/admin/portal/patient/")
+        self.assertContains(r, "Pat Example")
+        event = AccessEvent.objects.get(action=Action.ADMIN_VIEW)
+        self.assertEqual((event.user, event.patient), (self.alice, self.pat))
+        self.assertEqual(event.detail, {"page": "list", "list": "portal.patient"})
+
+    def test_it_records_every_changelist_with_patient_data(self) -> None:
+        from sharing.services import issue_link
+
+        Attachment.objects.create(
+            practice=self.practice,
+            patient=self.pat,
+            kind=Attachment.Kind.PDF,
+            content_type="application/pdf",
+            blob=vault.store(io.BytesIO(b"%PDF-1.4 report")),
+        )
+        issue_link(study=self.study, created_by=self.alice, recipient_kind="patient")
+        self.login(self.alice)
+        for url in (
+            "/admin/portal/patient/",
+            "/admin/portal/study/",
+            "/admin/portal/series/",
+            "/admin/portal/instance/",
+            "/admin/portal/attachment/",
+            "/admin/sharing/sharelink/",
+            "/admin/audit/accessevent/",
+        ):
+            with self.subTest(url=url):
+                reads = AccessEvent.objects.filter(action=Action.ADMIN_VIEW, patient=self.pat)
+                before = reads.count()
+                r = self.client.get(url)
+                self.assertEqual(r.status_code, 200)
+                self.assertEqual(reads.count(), before + 1)
+
+
+class EmergencyAccessTestCase(BaseTestCase):
+    @pytest.mark.hipaa("164.312(a)(2)(ii)")
+    def test_an_operator_opens_any_practice_and_the_read_is_recorded(self) -> None:
+        """A superuser (two factors, like everyone) reaches another practice's patient."""
+        self.charlie.is_staff = self.charlie.is_superuser = True
+        self.charlie.save()
+        self.login(self.charlie)
+        r = self.client.get(f"/admin/portal/patient/{self.pat.pk}/change/")
+        self.assertContains(r, "Pat Example")
+        event = AccessEvent.objects.get(action=Action.ADMIN_VIEW)
+        self.assertEqual((event.user, event.patient), (self.charlie, self.pat))
+
+
+class PracticeChangelistTestCase(BaseTestCase):
+    def test_a_practice_admin_opens_the_practice_list(self) -> None:
+        """A practice admin sees their own practice, not a server error, and not the others."""
+        self.alice.is_staff = True
+        self.alice.save()
+        self.login(self.alice)
+        r = self.client.get("/admin/portal/practice/")
+        self.assertContains(r, "Smile Dental")
+        self.assertNotContains(r, "Other Dental")

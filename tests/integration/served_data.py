@@ -1,0 +1,145 @@
+"""Create a scenario's data in a served portal's database and print what the test needs.
+
+Run by tests.integration.served.Served.setup as
+`python -m tests.integration.served_data SCENARIO '{"option": ...}'` with the served
+environment; the last line printed is JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import date
+
+
+def practice_links(
+    links: int = 3, max_downloads: int | None = None, slug: str = "smile", big_file_mb: int = 0
+) -> dict:
+    """One practice, one patient and study per link, a patient link to each.
+
+    big_file_mb adds a PDF report of that size to each study (a download worth cutting off).
+    """
+    from portal.models import Patient, Practice, Role
+    from sharing.services import issue_link
+    from tests.base import make_ct_study, make_staff
+
+    practice = Practice.objects.create(slug=slug, name=f"{slug.title()} Dental")
+    staff = make_staff(f"{slug}-admin", practice, Role.ADMIN)
+    issued = []
+    for i in range(links):
+        patient = Patient.objects.create(
+            practice=practice, patient_id=f"P-{i}", name="Pat Example", birth_date=date(1980, 5, 17)
+        )
+        study = make_ct_study(patient, 1, uid_root=f"1.2.826.0.1.3680043.8.498.7{i}")
+        if big_file_mb:
+            _big_report(study, big_file_mb)
+        link = issue_link(
+            study=study, created_by=staff, recipient_kind="patient", max_downloads=max_downloads
+        )
+        series = study.series.get()
+        instance = series.instances.get()
+        issued.append(
+            {
+                "series": str(series.code),
+                "token": link.token,
+                "password": link.password,
+                "birth_date": "1980-05-17",
+                "code": str(link.share.code),
+                "instance": str(instance.code),
+                "size": instance.blob.plain_size,
+            }
+        )
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    device = TOTPDevice.objects.get(user=staff)
+    admin = {"username": staff.username, "password": "correct-horse-42"}
+    admin["totp_key"] = device.bin_key.hex()
+    return {"links": issued, "admin": admin}
+
+
+def staff(username: str = "dora", email: str = "dora@example.org") -> dict:
+    """A practice with one clinician whose password and authenticator the test knows."""
+    from django.contrib.auth.models import User
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    from portal.models import Practice, Role, StaffMember
+
+    practice, _ = Practice.objects.get_or_create(slug="staffed", defaults={"name": "Staffed"})
+    user = User.objects.create_user(username, email, "correct-horse-42")
+    StaffMember.objects.create(user=user, practice=practice, role=Role.CLINICIAN)
+    device = TOTPDevice.objects.create(user=user, name="default", confirmed=True)
+    return {"username": username, "password": "correct-horse-42", "totp_key": device.bin_key.hex()}
+
+
+def _big_report(study, megabytes: int) -> None:  # noqa: ANN001
+    import io
+    import os
+
+    from portal import vault
+    from portal.models import Attachment
+
+    data = b"%PDF-1.4\n" + os.urandom(megabytes * 2**20)
+    Attachment.objects.create(
+        practice=study.practice, patient=study.patient, study=study, kind=Attachment.Kind.PDF,
+        content_type="application/pdf", title="Large report", original_name="report.pdf",
+        blob=vault.store(io.BytesIO(data)),
+    )  # fmt: skip
+
+
+def download_events(code: str) -> dict:
+    """Count a link's download records that ended complete and incomplete."""
+    from audit.models import AccessEvent, Action
+
+    ends = [
+        e.detail
+        for e in AccessEvent.objects.filter(share_code=code, action=Action.DOWNLOAD)
+        if e.detail.get("phase") == "end"
+    ]
+    return {
+        "complete": sum(1 for d in ends if d.get("complete")),
+        "incomplete": sum(1 for d in ends if not d.get("complete")),
+    }
+
+
+def link_counts(codes: list[str]) -> dict:
+    """Return each link's counters and its audit events by action and outcome."""
+    from django.db.models import Count
+
+    from audit.models import AccessEvent
+    from sharing.models import ShareLink, VerificationFailure
+
+    counts = {}
+    for share in ShareLink.objects.filter(code__in=codes):
+        events = (
+            AccessEvent.objects.filter(share_code=share.code)
+            .values_list("action", "outcome")
+            .annotate(n=Count("id"))
+        )
+        counts[str(share.code)] = {
+            "failed_attempts": share.failed_attempts,
+            "open_count": share.open_count,
+            "download_count": share.download_count,
+            "failures_recorded": VerificationFailure.objects.filter(share=share).count(),
+            "events": {f"{action}:{outcome}": n for action, outcome, n in events},
+        }
+    return counts
+
+
+SCENARIOS = {
+    "practice_links": practice_links,
+    "staff": staff,
+    "link_counts": link_counts,
+    "download_events": download_events,
+}
+
+
+def main() -> None:
+    import django
+
+    django.setup()
+    scenario, options = sys.argv[1], json.loads(sys.argv[2] if len(sys.argv) > 2 else "{}")
+    print(json.dumps(SCENARIOS[scenario](**options)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,92 @@
+"""A small HTTP client for a served portal, as a browser behind the TLS proxy would be.
+
+Each client keeps its own cookies (a browser profile) and comes from its own address, which
+the proxy passes on in X-Forwarded-For. Cookies are kept whatever their Secure flag, because
+the proxy, not this client, speaks TLS.
+"""
+
+from __future__ import annotations
+
+import http.client
+import re
+from dataclasses import dataclass, field
+from http.cookies import SimpleCookie
+from urllib.parse import urlencode, urlparse
+
+
+@dataclass
+class Reply:
+    status: int
+    headers: http.client.HTTPMessage
+    body: bytes
+    complete: bool = True
+
+    @property
+    def text(self) -> str:
+        return self.body.decode(errors="replace")
+
+    def header(self, name: str) -> str:
+        return self.headers.get(name, "")
+
+
+@dataclass
+class WebClient:
+    base_url: str
+    address: str = "203.0.113.10"
+    cookies: dict[str, str] = field(default_factory=dict)
+    timeout: float = 120.0
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        data: dict | None = None,
+        headers: dict | None = None,
+    ) -> Reply:
+        """Send one request (form-encoded data for a POST, with the CSRF token) and read all."""
+        url = urlparse(self.base_url)
+        conn = http.client.HTTPConnection(url.hostname, url.port, timeout=self.timeout)
+        sent = {
+            "X-Forwarded-For": self.address,
+            "X-Forwarded-Proto": "https",
+            "User-Agent": "portal-tests",
+            **(headers or {}),
+        }
+        body = None
+        if method == "POST":
+            form = dict(data or {})
+            token = next((v for k, v in self.cookies.items() if k.endswith("portal_csrf")), "")
+            form.setdefault("csrfmiddlewaretoken", token)
+            body = urlencode(form, doseq=True)
+            sent["Content-Type"] = "application/x-www-form-urlencoded"
+            sent["Origin"] = f"https://{url.hostname}:{url.port}"
+        if self.cookies:
+            sent["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
+        try:
+            conn.request(method, path, body=body, headers=sent)
+            response = conn.getresponse()
+            self._keep_cookies(response.headers)
+            complete = True
+            try:
+                content = response.read()
+            except http.client.IncompleteRead as exc:
+                content, complete = exc.partial, False
+            return Reply(response.status, response.headers, content, complete)
+        finally:
+            conn.close()
+
+    def get(self, path: str, headers: dict | None = None) -> Reply:
+        return self.request("GET", path, headers=headers)
+
+    def post(self, path: str, data: dict | None = None) -> Reply:
+        return self.request("POST", path, data)
+
+    def _keep_cookies(self, headers: http.client.HTTPMessage) -> None:
+        for raw in headers.get_all("Set-Cookie") or []:
+            cookie = SimpleCookie()
+            cookie.load(raw)
+            for name, morsel in cookie.items():
+                if morsel["max-age"] == "0" or re.search(r"expires=Thu, 01 Jan 1970", raw, re.I):
+                    self.cookies.pop(name, None)
+                else:
+                    self.cookies[name] = morsel.value

@@ -1,0 +1,61 @@
+"""No share token reaches gunicorn's access log, however the link's address is spelled."""
+
+from __future__ import annotations
+
+from urllib.parse import quote, unquote
+
+import pytest
+from django.test import SimpleTestCase
+
+from sharing.logfilter import mask_tokens
+from tests.integration.webclient import WebClient
+
+
+def _spellings(token: str) -> list[str]:
+    """Addresses that carry the token: percent-encoded characters, %2F, double encoding."""
+    one = f"{token[:3]}%{ord(token[3]):02X}{token[4:]}"
+    every = "".join(f"%{ord(c):02X}" for c in token)
+    return [
+        f"/s/{one}",
+        f"/s/%2F{token}",
+        f"/s/%2f{one}",
+        f"/s/{every}",
+        f"/s/%252F{token}",
+        f"/s//{token}",
+        f"/s/download/{token}",
+        f"/login/?next=/s/{token}",
+        f"/login/?next={quote(f'/s/{token}', safe='')}",
+    ]
+
+
+def _leaks(token: str, text: str) -> bool:
+    """Return whether any 10 characters of the token in a row can be read from text."""
+    for _ in range(3):
+        text = unquote(text)
+    return any(token[i : i + 10] in text for i in range(len(token) - 9))
+
+
+@pytest.mark.usefixtures("served_class")
+class LogMaskingTestCase(SimpleTestCase):
+    def test_gunicorns_access_log_never_shows_a_token(self) -> None:
+        link = self.served.setup("practice_links", links=1, slug="logmask")["links"][0]
+        token = link["token"]
+        client = WebClient(self.served.base_url, address="198.51.100.77")
+        opened = client.get(f"/s/{token[:3]}%{ord(token[3]):02X}{token[4:]}")
+        self.assertEqual(opened.status, 303)  # a percent-encoded character still opens it
+        for path in _spellings(token):
+            client.get(path)
+        log = self.served.log()
+        self.assertIn("/s/<token>", log)
+        self.assertFalse(_leaks(token, log), log[-3000:])
+
+    def test_mask_tokens_catches_every_spelling(self) -> None:
+        token = "2cCL9xQv0Jr_b-7mZk3TnWpYhG5uE1aSdFqLoRiVtBw"
+        for path in _spellings(token):
+            with self.subTest(path=path):
+                self.assertFalse(_leaks(token, mask_tokens(f'"GET {path} HTTP/1.1" 404 9')))
+        for kept in ("/s/home/", "/s/download/share.zip", "/s/", "/s/code/"):
+            with self.subTest(kept=kept):
+                self.assertEqual(mask_tokens(f"GET {kept} 200"), f"GET {kept} 200")
+        series = "/s/download/series/0b5e7f3c-8a4d-4c59-9f1e-2a6b7c8d9e0f.zip"
+        self.assertEqual(mask_tokens(series), series)

@@ -1,0 +1,151 @@
+"""The recipient makes, sees once and revokes tokens; the token is the only way into DICOMweb."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.utils import timezone
+
+from audit.models import AccessEvent, Action, Outcome
+from portal.models import Patient
+from sharing.dicomweb.tokens import create_token
+from sharing.models import ShareLink, SoftwareToken
+from sharing.services import hash_token, revoke_link
+from tests.base import make_ct_study
+from tests.sharing.helpers import ShareTestCase
+
+
+class SoftwareTokenTestCase(ShareTestCase):
+    def qido(self, token: str, path: str = "/dicomweb/studies", **headers):
+        return self.client.get(path, HTTP_AUTHORIZATION=f"Bearer {token}", **headers)
+
+    def test_it_shows_a_new_token_once_with_weasis_and_a_pasteable_address(self) -> None:
+        self.sign_in()
+        r = self.client.post("/s/software/tokens/", {"label": "Weasis"})
+        self.assertEqual(r.status_code, 200)
+        raw = r.context["new_token"]
+        self.assertContains(r, raw)
+        self.assertContains(r, "weasis://?%24dicom%3Ars")
+        self.assertContains(r, f"token:{raw}@testserver/dicomweb")
+        token = SoftwareToken.objects.get(share=self.share)
+        self.assertEqual(token.token_hash, hash_token(raw))
+        self.assertNotContains(self.client.get("/s/software/"), raw)
+        self.assertEqual(token.expires_at, self.share.expires_at)
+
+    def test_it_needs_a_verified_session(self) -> None:
+        self.open_link()
+        r = self.client.post("/s/software/tokens/", {"label": "x"})
+        self.assertEqual(r.status_code, 404)
+        self.assertFalse(SoftwareToken.objects.exists())
+        r = self.client.get("/s/software/tokens/")
+        self.assertIn(r.status_code, (404, 405))
+
+    def test_it_refuses_a_view_only_link(self) -> None:
+        issued = self.issue(allow_download=False)
+        self.sign_in(issued)
+        r = self.client.post("/s/software/tokens/", {"label": "x"})
+        self.assertEqual(r.status_code, 403)
+        self.assertFalse(SoftwareToken.objects.exists())
+
+    def test_it_revokes_a_token_at_once(self) -> None:
+        self.sign_in()
+        raw = self.client.post("/s/software/tokens/", {}).context["new_token"]
+        self.assertEqual(self.qido(raw).status_code, 200)
+        token = SoftwareToken.objects.get()
+        r = self.client.post(f"/s/software/tokens/{token.code}/revoke/")
+        self.assertEqual(r.status_code, 303)
+        self.assertEqual(self.qido(raw).status_code, 410)
+
+    def test_it_checks_the_share_on_every_request(self) -> None:
+        _, raw = create_token(self.share)
+        self.assertEqual(self.qido(raw).status_code, 200)
+        for change, status in [
+            (dict(locked_at=timezone.now()), 423),
+            (dict(locked_at=None, expires_at=timezone.now() - timedelta(seconds=1)), 410),
+        ]:
+            with self.subTest(change=change):
+                ShareLink.objects.filter(pk=self.share.pk).update(**change)
+                self.assertEqual(self.qido(raw).status_code, status)
+        ShareLink.objects.filter(pk=self.share.pk).update(expires_at=self.share.expires_at)
+        revoke_link(self.share, by=self.alice)
+        self.assertEqual(self.qido(raw).status_code, 410)
+
+    def test_it_lets_nobody_in_without_a_token(self) -> None:
+        self.sign_in()  # a verified browser session is not a way into DICOMweb
+        for header in [{}, {"HTTP_AUTHORIZATION": "Bearer pst_guessed"}]:
+            with self.subTest(header=header):
+                r = self.client.get("/dicomweb/studies", **header)
+                self.assertEqual(r.status_code, 401)
+                self.assertIn("Bearer", r["WWW-Authenticate"])
+        denied = AccessEvent.objects.filter(action=Action.ACCESS_DENIED, detail__via="dicomweb")
+        self.assertEqual(denied.count(), 2)
+
+    def test_it_accepts_the_token_as_a_basic_password(self) -> None:
+        import base64
+
+        _, raw = create_token(self.share)
+        basic = base64.b64encode(f"token:{raw}".encode()).decode()
+        r = self.client.get("/dicomweb/studies", HTTP_AUTHORIZATION=f"Basic {basic}")
+        self.assertEqual(r.status_code, 200)
+
+    def test_it_throttles_guessed_tokens_like_passwords(self) -> None:
+        from sharing.models import VerificationFailure
+
+        now = timezone.now()
+        VerificationFailure.objects.bulk_create(
+            VerificationFailure(address="127.0.0.1", created_at=now - timedelta(minutes=1))
+            for _ in range(11)
+        )
+        _, raw = create_token(self.share)
+        r = self.qido(raw)
+        self.assertEqual(r.status_code, 429)
+        self.assertTrue(int(r["Retry-After"]) > 0)
+
+    def test_it_never_reaches_another_patients_study(self) -> None:
+        other = Patient.objects.create(practice=self.practice, patient_id="P-2", name="Other One")
+        other_study = make_ct_study(other, uid_root="1.2.826.0.1.3680043.8.498.2")
+        _, raw = create_token(self.share)
+        r = self.qido(raw, f"/dicomweb/studies/{other_study.study_uid}/series")
+        self.assertEqual(r.status_code, 404)
+        r = self.qido(raw, f"/dicomweb/studies/{other_study.study_uid}")
+        self.assertEqual(r.status_code, 404)
+        self.assertEqual(len(self.qido(raw).json()), 1)
+        denied = AccessEvent.objects.filter(action=Action.ACCESS_DENIED, outcome=Outcome.DENIED)
+        self.assertEqual(denied.filter(share_code=self.share.code).count(), 2)
+
+    def test_it_audits_every_use_by_token_id_never_the_secret(self) -> None:
+        token, raw = create_token(self.share)
+        self.qido(raw)
+        self.qido(raw, f"/dicomweb/studies/{self.study.study_uid}")
+        uses = AccessEvent.objects.filter(detail__software_token=str(token.code))
+        self.assertEqual(
+            sorted(uses.values_list("action", flat=True)), [Action.DOWNLOAD, Action.SEARCH]
+        )
+        for event in AccessEvent.objects.all():
+            self.assertNotIn(raw, str(event.detail))
+
+    def test_it_counts_one_download_per_token_and_honours_the_limit(self) -> None:
+        issued = self.issue(max_downloads=1)
+        token, raw = create_token(issued.share)
+        uid = self.study.study_uid
+        self.assertEqual(self.qido(raw, f"/dicomweb/studies/{uid}").status_code, 200)
+        self.assertEqual(self.qido(raw, f"/dicomweb/studies/{uid}").status_code, 200)
+        issued.share.refresh_from_db()
+        self.assertEqual(issued.share.download_count, 1)
+        _, second = create_token(issued.share)
+        self.assertEqual(self.qido(second, f"/dicomweb/studies/{uid}").status_code, 403)
+
+    def test_it_records_a_viewer_pulling_frames_once_per_series(self) -> None:
+        token, raw = create_token(self.share)
+        instance = self.study.series.get().instances.first()
+        path = (
+            f"/dicomweb/studies/{self.study.study_uid}/series/{instance.series.series_uid}"
+            f"/instances/{instance.sop_instance_uid}/frames/1"
+        )
+        for _ in range(3):
+            self.assertEqual(self.qido(raw, path).status_code, 200)
+        viewing = AccessEvent.objects.filter(
+            action=Action.VIEW_SERIES, detail__software_token=str(token.code)
+        )
+        self.assertEqual(viewing.count(), 1)
+        self.assertEqual(viewing.get().share_code, self.share.code)

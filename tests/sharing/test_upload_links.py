@@ -1,0 +1,172 @@
+"""Upload links: staff ask for images, a sender verifies and sends, staff accept or decline."""
+
+from __future__ import annotations
+
+import io
+import tempfile
+import zipfile
+from datetime import date, timedelta
+from pathlib import Path
+
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import override_settings
+from django.utils import timezone
+
+from audit.models import AccessEvent, Action
+from portal.demo.phantom import PhantomGeometry, write_cbct
+from portal.models import Instance, StoredObject, Study
+from sharing.logfilter import mask_tokens
+from sharing.models import ReceivedFile, UploadLink, VerificationFailure
+from sharing.services import hash_token
+from sharing.uploads.services import issue_upload_link
+from tests.base import BaseTestCase
+
+PASSWORD = "amber-anchor-apple-arrow-12"
+GEOMETRY = PhantomGeometry(slices=3, rows=32, columns=32, pixel_spacing_mm=2.0, marker_slice=1)
+
+
+def scans(patient_id: str = "OTHER-77") -> list[bytes]:
+    folder = Path(tempfile.mkdtemp(prefix="upload-link-"))
+    files = write_cbct(
+        folder,
+        GEOMETRY,
+        patient_name="Example^Pat",
+        patient_id=patient_id,  # another practice numbers its patients its own way
+        birth_date=date(1980, 5, 17),
+        study_date=date(2025, 11, 3),
+        description="CBCT from Dr Other",
+    )
+    return [f.read_bytes() for f in files]
+
+
+class UploadLinkTestCase(BaseTestCase):
+    def setUp(self) -> None:
+        super().setUp()
+        self.issued = issue_upload_link(
+            patient=self.pat, created_by=self.alice, password=PASSWORD, sender_name="Dr Other"
+        )
+        self.link = self.issued.link
+
+    def verify(self, password: str = PASSWORD, birth_date: str = "1980-05-17"):
+        self.client.get(self.issued.path)
+        return self.client.post("/u/", {"password": password, "birth_date": birth_date})
+
+    def send(self, *files: tuple[str, bytes]):
+        uploads = [SimpleUploadedFile(name, data) for name, data in files]
+        return self.client.post("/u/files/", {"files": uploads})
+
+    def test_staff_ask_for_images_and_see_the_link_once(self) -> None:
+        self.login(self.bob)
+        r = self.client.post(f"/received/patients/{self.pat.code}/ask/", {"sender_name": "Dr X"})
+        self.assertEqual(r.status_code, 200)
+        url = r.context["url"]
+        self.assertIn("/u/", url)
+        token = url.rsplit("/", 1)[1]
+        self.assertTrue(UploadLink.objects.filter(token_hash=hash_token(token)).exists())
+        self.assertEqual(mask_tokens(f"GET /u/{token} 303"), "GET /u/<token> 303")
+
+    def test_it_checks_practice_when_asking(self) -> None:
+        self.login(self.charlie)
+        r = self.client.post(f"/received/patients/{self.pat.code}/ask/")
+        self.assertEqual(r.status_code, 404)
+
+    def test_the_token_leaves_the_address_bar_and_a_get_consumes_nothing(self) -> None:
+        r = self.client.get(self.issued.path)
+        self.assertEqual((r.status_code, r["Location"]), (303, "/u/"))
+        self.assertContains(self.client.get("/u/"), "date of birth")
+        self.link.refresh_from_db()
+        self.assertEqual(self.link.failed_attempts, 0)
+
+    def test_wrong_answers_lock_the_link(self) -> None:
+        self.client.get(self.issued.path)
+        for _ in range(5):
+            self.client.post("/u/", {"password": "nope-nope-nope", "birth_date": "1980-05-17"})
+            # Out of the per-address delay, so each guess is checked.
+            VerificationFailure.objects.update(created_at=timezone.now() - timedelta(minutes=1))
+        self.link.refresh_from_db()
+        self.assertIsNotNone(self.link.locked_at)
+        r = self.client.post("/u/", {"password": PASSWORD, "birth_date": "1980-05-17"})
+        self.assertEqual(r.status_code, 423)
+
+    def test_an_expired_link_says_so(self) -> None:
+        UploadLink.objects.filter(pk=self.link.pk).update(expires_at=timezone.now())
+        self.assertEqual(self.client.get(self.issued.path).status_code, 410)
+
+    def test_sending_needs_verification(self) -> None:
+        self.client.get(self.issued.path)
+        r = self.send(("a.dcm", scans()[0]))
+        self.assertEqual(r.status_code, 404)
+        self.assertFalse(ReceivedFile.objects.exists())
+
+    def test_files_wait_checked_and_sealed_until_staff_accept(self) -> None:
+        self.assertEqual(self.verify().status_code, 303)
+        first, second, third = scans()
+        archive = io.BytesIO()
+        with zipfile.ZipFile(archive, "w") as z:
+            z.writestr("DICOM/IM2", second)
+            z.writestr("DICOM/IM3", third)
+        r = self.send(("IM1.dcm", first), ("notes.txt", b"hello"), ("cd.zip", archive.getvalue()))
+        self.assertEqual(r.status_code, 200)
+        states = dict(ReceivedFile.objects.values_list("name", "state"))
+        self.assertEqual(states["IM1.dcm"], "pending")
+        self.assertEqual(states["notes.txt"], "refused")
+        self.assertEqual(states["cd.zip/DICOM/IM3"], "pending")
+        self.assertFalse(Study.objects.filter(description="CBCT from Dr Other").exists())
+        self.login(self.bob)
+        self.assertContains(self.client.get("/received/"), "CBCT from Dr Other")
+        r = self.client.post(f"/received/links/{self.link.code}/accept/")
+        self.assertEqual(r.status_code, 302)
+        study = Study.objects.get(description="CBCT from Dr Other")
+        self.assertEqual(study.patient, self.pat)
+        self.assertEqual(Instance.objects.filter(series__study=study).count(), 3)
+        self.assertEqual(ReceivedFile.objects.filter(state="accepted").count(), 3)
+        self.assertTrue(AccessEvent.objects.filter(action=Action.INGEST, user=self.bob).exists())
+
+    def test_declined_files_are_shredded(self) -> None:
+        self.verify()
+        self.send(("IM1.dcm", scans()[0]))
+        received = ReceivedFile.objects.get()
+        blob_pk = received.blob_id
+        self.login(self.alice)
+        self.client.post(f"/received/links/{self.link.code}/decline/")
+        received.refresh_from_db()
+        self.assertEqual((received.state, received.blob_id), ("declined", None))
+        self.assertFalse(StoredObject.objects.filter(pk=blob_pk).exists())
+        self.assertFalse(Study.objects.filter(description="CBCT from Dr Other").exists())
+
+    def test_another_practice_cannot_accept(self) -> None:
+        self.verify()
+        self.send(("IM1.dcm", scans()[0]))
+        self.login(self.charlie)
+        r = self.client.post(f"/received/links/{self.link.code}/accept/")
+        self.assertEqual(r.status_code, 404)
+        self.assertEqual(ReceivedFile.objects.get().state, "pending")
+
+    def test_it_keeps_to_the_links_size_limit(self) -> None:
+        UploadLink.objects.filter(pk=self.link.pk).update(max_bytes=10_000)
+        self.verify()
+        files = scans()
+        self.send(("IM1.dcm", files[0]), ("IM2.dcm", files[1]), ("IM3.dcm", files[2]))
+        refused = ReceivedFile.objects.filter(state="refused")
+        self.assertTrue(refused.exists())
+        self.assertIn("no room", refused.first().reason)
+        self.link.refresh_from_db()
+        self.assertLessEqual(self.link.received_bytes, 10_000)
+
+    @override_settings(PORTAL_UPLOAD_LINK_MAX_REQUEST_BYTES=1000)
+    def test_it_refuses_a_send_too_big_before_reading_it(self) -> None:
+        self.verify()
+        r = self.send(("IM1.dcm", scans()[0]))
+        self.assertEqual(r.status_code, 413)
+        self.assertFalse(ReceivedFile.objects.exists())
+
+    def test_an_anonymous_visitor_is_sent_to_sign_in(self) -> None:
+        r = self.client.get("/received/")
+        self.assertEqual(r.status_code, 302)
+        self.assertIn("/login/", r["Location"])
+
+    def test_get_on_post_only_views_is_405(self) -> None:
+        self.login(self.alice)
+        for url in ["/u/files/", f"/received/links/{self.link.code}/accept/"]:
+            with self.subTest(url=url):
+                self.assertEqual(self.client.get(url).status_code, 405)

@@ -1,0 +1,111 @@
+"""Objects that are not images: PDF shown as PDF, reports as text, key images marked."""
+
+from __future__ import annotations
+
+import io
+
+from portal.demo.phantom import make_report_pdf
+from portal.ingest import ingest_files
+from portal.models import Series
+from tests.base import BaseTestCase
+from tests.dicom_samples import (
+    encapsulated_pdf,
+    identify,
+    key_object_selection,
+    needs_tools,
+    sample,
+    to_bytes,
+)
+from tests.portal.ingest_helpers import edited_dicom
+from viewer import mpr
+
+
+@needs_tools("pdf2dcm")
+class DocumentsTestCase(BaseTestCase):
+    def setUp(self) -> None:
+        super().setUp()
+        mpr.clear_caches()
+        self.login(self.alice)
+
+    def ingest(self, files: dict[str, bytes]) -> None:
+        with self.captureOnCommitCallbacks(execute=False):
+            report = ingest_files(
+                [(n, io.BytesIO(d)) for n, d in files.items()], practice=self.practice
+            )
+        self.assertEqual(report.rejected, 0, report.lines())
+
+    def manifest(self, series: Series) -> dict:
+        return self.client.get(f"/viewer/series/{series.code}/manifest.json").json()
+
+    def only_new_series(self) -> Series:
+        return Series.objects.exclude(study=self.study).get()
+
+    def test_an_encapsulated_pdf_is_shown_as_the_pdf_it_holds(self) -> None:
+        pdf = make_report_pdf(["Findings: none."])
+        self.ingest({"report.dcm": encapsulated_pdf(pdf)})
+        series = self.only_new_series()
+        manifest = self.manifest(series)
+        self.assertEqual(manifest["document"]["kind"], "pdf")
+        self.assertEqual(manifest["error"], "")
+        r = self.client.get(manifest["document"]["url"])
+        self.assertEqual((r["Content-Type"], r.content), ("application/pdf", pdf))
+        self.assertIn("no-store", r["Cache-Control"])
+
+    def test_a_structured_report_reads_as_text(self) -> None:
+        self.ingest({"sr.dcm": to_bytes(identify(sample("test-SR.dcm"), 1))})
+        manifest = self.manifest(self.only_new_series())
+        self.assertEqual(manifest["document"]["kind"], "sr")
+        text = self.client.get(manifest["document"]["url"]).content.decode()
+        self.assertIn("Diagnosis", text)
+        self.assertIn("Diameter: 3 cm", text)
+        self.assertIn("Code: Sample Text\n  A\n  B\n", text)
+        self.assertNotIn("\r", text)
+
+    def test_a_video_browsers_cannot_play_is_offered_for_download_with_its_reason(self) -> None:
+        def mpeg2(ds) -> None:  # noqa: ANN001
+            from pydicom.encaps import encapsulate
+
+            ds.file_meta.TransferSyntaxUID = "1.2.840.10008.1.2.4.100"
+            ds.PixelData = encapsulate([b"\x00\x00\x01\xba" + b"\x00" * 12])  # MPEG-2 PS
+            ds["PixelData"].VR = "OB"
+
+        self.ingest({"clip.dcm": edited_dicom(mpeg2, n=40)})
+        series = Series.objects.exclude(study=self.study).get()
+        error = self.manifest(series)["error"]
+        self.assertTrue(error.startswith("Available to download, not viewable here: "), error)
+        self.assertIn("video", error)
+
+    def test_an_h264_video_in_mp4_plays_in_the_browser(self) -> None:
+        mp4 = b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom" + b"\x00" * 40
+
+        def h264(ds) -> None:  # noqa: ANN001
+            from pydicom.encaps import encapsulate
+
+            ds.file_meta.TransferSyntaxUID = "1.2.840.10008.1.2.4.102"
+            ds.PixelData = encapsulate([mp4])
+            ds["PixelData"].VR = "OB"
+
+        self.ingest({"clip.dcm": edited_dicom(h264, n=41)})
+        manifest = self.manifest(self.only_new_series())
+        self.assertEqual(manifest["document"]["kind"], "video")
+        r = self.client.get(manifest["document"]["url"])
+        self.assertEqual((r["Content-Type"], r.content), ("video/mp4", mp4))
+
+    def test_key_images_are_marked_in_their_series(self) -> None:
+        files = {}
+        for k in range(3):
+            ds = identify(sample("CT_small.dcm"), 1, study="9")
+            ds.SOPInstanceUID = f"{ds.SeriesInstanceUID}.{k + 1}"
+            ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+            ds.InstanceNumber = k + 1
+            ds.ImagePositionPatient = [0, 0, 2.0 * k]
+            files[f"IM{k}.dcm"] = to_bytes(ds)
+        second = (ds.SOPClassUID, f"{ds.SeriesInstanceUID}.2")
+        kos = key_object_selection(ds.StudyInstanceUID, ds.SeriesInstanceUID, second)
+        kos = identify(kos, 2, study="9")
+        files["kos.dcm"] = to_bytes(kos)
+        self.ingest(files)
+        images = Series.objects.get(series_uid=ds.SeriesInstanceUID)
+        self.assertEqual(self.manifest(images)["key_images"], [1])
+        kos_series = Series.objects.get(series_uid=kos.SeriesInstanceUID)
+        self.assertIn("key images", self.manifest(kos_series)["error"])
