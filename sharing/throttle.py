@@ -10,18 +10,18 @@ oldest ages out, and a link locks after 5 failed verifications until staff unloc
 from __future__ import annotations
 
 import math
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
 import audit
 from audit.models import Action, Outcome
+from portal.locks import held_to_commit
 from portal.rows import fetch_column
 from sharing.models import ShareLink, VerificationFailure
 
@@ -32,28 +32,15 @@ BASE_DELAY = 0.1
 MAX_DELAY = 25.0
 
 
-_LOCAL_ATTEMPTS = threading.Lock()
-
-
 @contextmanager
 def one_attempt_at_a_time(address: str | None) -> Iterator[None]:
     """Run a verification attempt in a transaction no other attempt from `address` overlaps.
 
     Parallel guesses from one address (at links of any practice) would otherwise all read
-    the same failure count and all have their password checked. PostgreSQL serialises them
-    with an advisory lock held to the end of the transaction; SQLite, the laptop's
-    single-process database, with a process lock.
+    the same failure count and all have their password checked.
     """
-    if connection.vendor == "postgresql":
-        with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
-                [f"share-verify:{address or ''}"],
-            )
-            yield
-    else:
-        with _LOCAL_ATTEMPTS, transaction.atomic():
-            yield
+    with held_to_commit(f"share-verify:{address or ''}"):
+        yield
 
 
 def _now() -> datetime:

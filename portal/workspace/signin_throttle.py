@@ -26,6 +26,7 @@ from django.core import signing
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 
+from portal.locks import held_to_commit
 from portal.models import SignInEvent
 
 WINDOW = timedelta(minutes=30)
@@ -139,17 +140,20 @@ def reserve(username: str, address: str | None, device: str) -> bool:
     right password then clears the reservation (clear_after_success); a wrong one keeps it.
     """
     username = normalise(username)
-    now = _now()
-    event = SignInEvent.objects.create(
-        username=username, address=address, device=device, created_at=now
-    )
-    failures = SignInEvent.objects.filter(
-        kind=Kind.FAILURE, created_at__gt=now - WINDOW, pk__lte=event.pk
-    )
-    for lookup, limit in _limits(username, address, device):
-        if failures.filter(**lookup).count() > limit:
-            event.delete()
-            return False
+    # One reservation at a time: row ids are handed out before commit, so without the lock
+    # two attempts can each miss the other's row and both pass the fifth place.
+    with held_to_commit("staff-sign-in"):
+        now = _now()
+        event = SignInEvent.objects.create(
+            username=username, address=address, device=device, created_at=now
+        )
+        failures = SignInEvent.objects.filter(
+            kind=Kind.FAILURE, created_at__gt=now - WINDOW, pk__lte=event.pk
+        )
+        for lookup, limit in _limits(username, address, device):
+            if failures.filter(**lookup).count() > limit:
+                event.delete()
+                return False
     return True
 
 

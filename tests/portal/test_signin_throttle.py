@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from unittest import mock
 
+import pytest
+from django.db import connection, connections
+from django.test import TransactionTestCase
 from django.utils import timezone
 
 from portal.workspace import signin_throttle
@@ -64,3 +69,24 @@ class SignInThrottleTestCase(BaseTestCase):
         self.assertEqual(
             sent[0].content.replace(b"bob", b"X"), sent[1].content.replace(b"nobody-here", b"X")
         )
+
+
+class ParallelReservationsTestCase(TransactionTestCase):
+    """Guesses sent at once, each in its own connection, as gunicorn's threads send them."""
+
+    def test_parallel_reservations_never_pass_more_than_the_limit(self) -> None:
+        if connection.vendor != "postgresql":
+            pytest.skip("PostgreSQL only: runs in .ci/run's PostgreSQL pass")
+        barrier = threading.Barrier(24)
+
+        def reserve(n: int) -> bool:
+            try:
+                barrier.wait()
+                return signin_throttle.reserve(f"user{n // 24}", f"203.0.113.{50 + n // 24}", "")
+            finally:
+                connections.close_all()
+
+        for round_ in range(20):
+            with ThreadPoolExecutor(24) as pool:
+                passed = list(pool.map(reserve, range(round_ * 24, (round_ + 1) * 24)))
+            self.assertEqual(passed.count(True), signin_throttle.PAIR_LIMIT, f"round {round_}")
