@@ -1,0 +1,40 @@
+"""Limits enforced before work is done (uploads, DICOM, the receiver) and viewer memory."""
+
+from __future__ import annotations
+
+from portal.settings.core import env
+
+# Upload and ingest limits, enforced before work is done.
+DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 2**20
+FILE_UPLOAD_MAX_MEMORY_SIZE = 2**20
+# Never spool a multipart file to a plaintext temp file; uploads go through tus, encrypted.
+FILE_UPLOAD_HANDLERS = ["django.core.files.uploadhandler.MemoryFileUploadHandler"]
+PORTAL_MAX_FILE_BYTES = env.int("PORTAL_MAX_FILE_BYTES", default=4 * 2**30)
+PORTAL_MAX_ARCHIVE_MEMBERS = env.int("PORTAL_MAX_ARCHIVE_MEMBERS", default=20000)
+PORTAL_MAX_ARCHIVE_BYTES = env.int("PORTAL_MAX_ARCHIVE_BYTES", default=16 * 2**30)
+PORTAL_MAX_IMAGE_PIXELS = env.int("PORTAL_MAX_IMAGE_PIXELS", default=100_000_000)
+# DICOM: rows x columns x samples of a frame stay under PORTAL_MAX_IMAGE_PIXELS; these bound
+# rows x columns x frames x samples of one file and of one series (checked before decoding).
+PORTAL_MAX_DICOM_PIXELS = env.int("PORTAL_MAX_DICOM_PIXELS", default=2**30)
+PORTAL_MAX_SERIES_PIXELS = env.int("PORTAL_MAX_SERIES_PIXELS", default=2 * 2**30)
+
+# The DICOM receiver (manage.py dicom_receiver): where it listens, how many senders at once.
+PORTAL_DICOM_HOST = env.str("PORTAL_DICOM_HOST", default="127.0.0.1")
+PORTAL_DICOM_PORT = env.int("PORTAL_DICOM_PORT", default=11112)
+PORTAL_DICOM_MAX_ASSOCIATIONS = env.int("PORTAL_DICOM_MAX_ASSOCIATIONS", default=16)
+# Receipts (instances acknowledged, not yet filed) older than this belong to no live
+# association: the periodic task files them (a live one files its own every minute).
+PORTAL_DICOM_RECEIPT_GRACE_SECONDS = env.int("PORTAL_DICOM_RECEIPT_GRACE_SECONDS", default=600)
+# Upload links: most bytes one link takes in (all sends), and one send (held in memory).
+PORTAL_UPLOAD_LINK_MAX_BYTES = env.int("PORTAL_UPLOAD_LINK_MAX_BYTES", default=4 * 2**30)
+PORTAL_UPLOAD_LINK_MAX_REQUEST_BYTES = env.int(
+    "PORTAL_UPLOAD_LINK_MAX_REQUEST_BYTES", default=512 * 2**20
+)
+# A BAA's signed document, encrypted into the vault as it is uploaded through the admin.
+PORTAL_BAA_DOCUMENT_MAX_BYTES = env.int("PORTAL_BAA_DOCUMENT_MAX_BYTES", default=50 * 2**20)
+
+# Viewer: decoded pixels and encoded images are cached in each web process's memory only,
+# never on disk. A 450-slice 512x512 CBCT takes 236 MB decoded, twice that once sagittal
+# cuts have their transposed copy; budget (pixels + images) x web processes of memory.
+PORTAL_VIEWER_CACHE_BYTES = env.int("PORTAL_VIEWER_CACHE_BYTES", default=1024 * 2**20)
+PORTAL_VIEWER_IMAGE_CACHE_BYTES = env.int("PORTAL_VIEWER_IMAGE_CACHE_BYTES", default=64 * 2**20)
