@@ -12,6 +12,10 @@ Burned-in annotation: a file whose header says Burned In Annotation YES carries 
 pixels that the portal cannot find and clean. With the practice's Clean Pixel Data option
 (the default) such a file is left out of the copy; without it, it is included and flagged.
 Either way staff are told at issue time which files said so.
+
+A copy lives as long as its link can: revoking the link, or its expiry once it can no
+longer be extended, crypto-shreds the copy's files (dispose). Its records stay, naming no
+one, so the patient's accounting of disclosures still says what was shared.
 """
 
 from __future__ import annotations
@@ -19,10 +23,14 @@ from __future__ import annotations
 import io
 import secrets
 from dataclasses import dataclass, field
+from datetime import datetime
 
 import pydicom
 from django.db import transaction
+from django.utils import timezone
 
+import audit
+from audit.models import Action
 from portal import deidentify, vault
 from portal.ingest.header import DicomHeader
 from portal.ingest.sniff import parse_dicom
@@ -172,3 +180,59 @@ def queue_previews(copy: Copy) -> None:
 
     pks = list(copy.series_pks)
     transaction.on_commit(lambda: build_previews.delay(pks, []))
+
+
+DISPOSAL_REASON = "de-identified copy of a closed link"
+
+
+def disposed(study: Study) -> bool:
+    """Whether the copy's files were shredded when its link closed."""
+    return Instance.objects.filter(series__study=study, blob__wrapped_key__isnull=True).exists()
+
+
+def _closed(study: Study, now: datetime) -> bool:
+    """Whether every link to the copy is revoked, or expired past any extension."""
+    from sharing.models import ShareLink  # noqa: PLC0415 - sharing builds on portal
+
+    shares = ShareLink.objects.filter(study=study).select_related("practice")
+    return all(s.revoked_at or s.latest_expiry <= now for s in shares)
+
+
+def dispose(study: Study) -> int:
+    """Crypto-shred a copy's files, thumbnails, volumes and ZIPs; keep its records."""
+    from portal.compliance.retention import objects_of  # noqa: PLC0415 - retention's helper
+
+    objects = objects_of(study)
+    if not objects:
+        return 0
+    with transaction.atomic():
+        audit.record(
+            Action.SHRED,
+            practice=study.practice,
+            patient=study.patient,
+            obj=study,
+            detail={"objects": len(objects), "reason": DISPOSAL_REASON},
+        )
+        for obj in objects:
+            vault.shred(obj)
+    return len(objects)
+
+
+def dispose_if_closed(study: Study) -> int:
+    """Dispose of the copy if none of its links can be opened again; return objects shredded."""
+    if not study.patient.deidentified_copy or not _closed(study, timezone.now()):
+        return 0
+    return dispose(study)
+
+
+def dispose_closed() -> int:
+    """Dispose of every copy whose links closed for good (daily); return the copies."""
+    now = timezone.now()
+    live = Study.objects.filter(
+        patient__deidentified_copy=True, series__instances__blob__wrapped_key__isnull=False
+    ).distinct()
+    done = 0
+    for study in live.select_related("practice", "patient"):
+        if _closed(study, now) and dispose(study):
+            done += 1
+    return done

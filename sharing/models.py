@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 
 from django.conf import settings
 from django.db import models
@@ -92,6 +93,11 @@ class ShareLink(models.Model):
         if self.locked_at:
             return self.Status.LOCKED
         return self.Status.ACTIVE
+
+    @property
+    def latest_expiry(self):  # noqa: ANN201 - a datetime
+        """The latest expiry the practice allows: its maximum from when the link was issued."""
+        return self.created_at + timedelta(days=self.practice.share_max_days)
 
     @property
     def deidentified(self) -> bool:

@@ -18,6 +18,7 @@ from django.utils import timezone
 
 import audit
 from audit.models import Action
+from portal import deidentified_copy
 from portal.access import Scope, member_of
 from portal.deidentified_copy import Copy, make_copy, queue_previews
 from sharing.mail import send_templated as _send
@@ -253,6 +254,11 @@ def revoke_link(share: ShareLink, *, by, request=None) -> bool:
     share.refresh_from_db()
     if updated:
         audit.record(Action.SHARE_REVOKE, request=request, user=by, share=share)
+        if share.deidentified:  # its copy goes with it, unless another link still needs it
+            from sharing.tasks import dispose_copy  # noqa: PLC0415 - the task app loads late
+
+            study_pk = share.study_id
+            transaction.on_commit(lambda: dispose_copy.delay(study_pk))
     return bool(updated)
 
 
@@ -269,7 +275,7 @@ def unlock_link(share: ShareLink, *, by, request=None) -> bool:
 
 def extend_limit(share: ShareLink):  # noqa: ANN201 - a datetime
     """Return the latest expiry the practice allows for a link: its maximum from issue time."""
-    return share.created_at + timedelta(days=share.practice.share_max_days)
+    return share.latest_expiry
 
 
 def extend_days_left(share: ShareLink) -> int:
@@ -289,6 +295,11 @@ def extend_link(share: ShareLink, *, days: int, by, request=None) -> None:
     """
     if share.revoked_at:
         raise ValidationError("A revoked link cannot be extended.")
+    if share.deidentified and deidentified_copy.disposed(share.study):
+        raise ValidationError(
+            "The de-identified copy made for this link was removed when the link closed. "
+            "Issue a new link instead."
+        )
     left = extend_days_left(share)
     if days < 1 or days > left:
         maximum = share.practice.share_max_days

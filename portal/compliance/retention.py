@@ -32,7 +32,8 @@ from portal.models import (
 OPEN = (Purge.Status.PENDING, Purge.Status.APPROVED)
 
 
-def _blobs_of(study: Study) -> list[StoredObject]:
+def objects_of(study: Study) -> list[StoredObject]:
+    """Return the study's live stored objects: files, thumbnails, volumes, prepared ZIPs."""
     ids = set(Instance.objects.filter(series__study=study).values_list("blob_id", flat=True))
     for thumb_id, volume_id in study.series.values_list("thumbnail_id", "volume_id"):
         ids |= {thumb_id, volume_id} - {None}
@@ -69,7 +70,7 @@ def shred_study(study: Study, reason: str = "retention") -> int:
 
     copies = Study.objects.filter(shares__source_study=study).distinct()  # made for links
     shredded = sum(shred_study(copy, reason=reason) for copy in copies if copy.pk != study.pk)
-    blobs = _blobs_of(study)
+    blobs = objects_of(study)
     patient = study.patient
     with transaction.atomic():
         audit.record(
@@ -207,13 +208,18 @@ class RetentionReport:
     proposed: int
     studies: int
     objects: int
+    copies: int = 0
 
 
 def enforce(today: date | None = None) -> RetentionReport:
-    """The daily task: propose what is due, shred what was approved; safe to run twice."""
+    """The daily task: propose what is due, shred what was approved, and the de-identified
+    copies of links that closed for good; safe to run twice."""
+    from portal import deidentified_copy
+
     proposed = propose(today)
     done, objects = execute()
-    return RetentionReport(proposed=proposed, studies=done, objects=objects)
+    copies = deidentified_copy.dispose_closed()
+    return RetentionReport(proposed=proposed, studies=done, objects=objects, copies=copies)
 
 
 def due_studies(today: date | None = None) -> list[Study]:

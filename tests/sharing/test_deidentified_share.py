@@ -16,7 +16,7 @@ from django.test import override_settings
 from audit.models import AccessEvent, Action
 from portal import vault
 from portal.ingest import ingest_files
-from portal.models import Instance, Patient, Study
+from portal.models import Instance, Patient, StoredObject, Study
 from sharing.dicomweb.tokens import create_token
 from sharing.models import ShareLink
 from sharing.services import issue_link
@@ -331,3 +331,66 @@ class DeidentifiedShareTestCase(BaseTestCase):
         self.assertContains(page, 'id="id_deidentified" checked')
         self.issue(deidentified=True)
         self.assertIsNotNone(LinkRequest.objects.get().handled_at)
+
+    # -- a closed link's copy ---------------------------------------------------------------
+    def copy_objects(self, share: ShareLink) -> list:
+        instances = Instance.objects.filter(series__study=share.study).select_related("blob")
+        return [i.blob for i in instances]
+
+    def test_revoking_the_link_shreds_its_copy_and_keeps_the_account(self) -> None:
+        from datetime import date
+
+        from portal.compliance.disclosures import account
+
+        with self.captureOnCommitCallbacks(execute=True):  # and its thumbnail and volume
+            share = self.issue(deidentified=True, recipient_name="Dr Teach").share
+        copies = self.copy_objects(share)
+        self.assertTrue(share.study.series.filter(thumbnail__isnull=False).exists())
+        originals = [i.blob for i in Instance.objects.filter(series__study=self.source)]
+        self.login(self.alice)
+        with self.captureOnCommitCallbacks(execute=True):
+            self.client.post(f"/shares/{share.code}/revoke/")
+        for blob in copies:
+            blob.refresh_from_db()
+            self.assertIsNone(blob.wrapped_key, "the copy outlived its revoked link")
+        for blob in originals:
+            blob.refresh_from_db()
+            self.assertIsNotNone(blob.wrapped_key)
+        self.assertEqual(vault.read_bytes(originals[0])[128:132], b"DICM")
+        entries = account(self.patient, date(2000, 1, 1), date.today())
+        self.assertEqual(len(entries), 1)  # the disclosure is still accounted for
+        self.assertIn("Dr Teach", entries[0].recipient)
+        shred = AccessEvent.objects.get(action=Action.SHRED)
+        self.assertEqual(shred.detail["reason"], "de-identified copy of a closed link")
+        shredded = StoredObject.objects.filter(wrapped_key__isnull=True).count()
+        self.assertGreater(shredded, len(copies))  # the thumbnail and ZIP as well
+        self.assertEqual(shred.detail["objects"], shredded)
+
+    def test_an_expired_copy_stays_while_the_link_can_be_extended(self) -> None:
+        from datetime import timedelta
+
+        from django.utils import timezone
+
+        from portal.compliance import retention
+
+        share = self.issue(deidentified=True).share
+        copies = self.copy_objects(share)
+        ShareLink.objects.filter(pk=share.pk).update(expires_at=timezone.now() - timedelta(1))
+        self.assertEqual(retention.enforce().copies, 0)  # staff may still extend it
+        self.assertIsNotNone(Instance.objects.filter(series__study=share.study)[0].blob.wrapped_key)
+        issued_long_ago = timezone.now() - timedelta(days=self.practice.share_max_days + 1)
+        ShareLink.objects.filter(pk=share.pk).update(created_at=issued_long_ago)
+        self.assertEqual(retention.enforce().copies, 1)
+        self.assertEqual(retention.enforce().copies, 0)  # once
+        for blob in copies:
+            blob.refresh_from_db()
+            self.assertIsNone(blob.wrapped_key)
+
+    def test_a_link_whose_copy_was_removed_cannot_be_extended(self) -> None:
+        from portal.deidentified_copy import dispose
+
+        share = self.issue(deidentified=True).share
+        dispose(share.study)
+        self.login(self.alice)
+        r = self.client.post(f"/shares/{share.code}/extend/", {"days": 3}, follow=True)
+        self.assertContains(r, "copy made for this link was removed")
