@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from audit.chain import GENESIS, HASHED_FIELDS, event_mac, head_mac
 from audit.models import AccessEvent, ChainHead
+from portal.rows import fetch_all
 
 # Raw SQL on the hot path: Django's save() costs several times the statements themselves,
 # and every page a patient's data is served on writes at least one event.
@@ -55,14 +56,17 @@ def _columns(conn) -> str:
     return ", ".join(conn.ops.quote_name(f.column) for f in _EVENT_FIELDS)
 
 
-def _guarded_sql(conn) -> str:
-    """One statement: move the head if it is still (seq, hash), and insert the event if so."""
+def _guarded_sql(conn, rows: int) -> str:
+    """One statement: move the head if it is still (seq, hash), and insert the events if so."""
     casts = ", ".join(f"CAST(%s AS {f.db_type(conn)})" for f in _EVENT_FIELDS)
+    values = ", ".join([f"({casts})"] * rows)
     table = AccessEvent._meta.db_table
+    seq = conn.ops.quote_name(AccessEvent._meta.get_field("seq").column)
     return (
         f"WITH head AS (UPDATE {_HEAD} SET seq = %s, last_hash = %s, mac = %s "  # noqa: S608
         f"WHERE id = 1 AND seq = %s AND last_hash = %s RETURNING id) "
-        f"INSERT INTO {table} ({_columns(conn)}) SELECT {casts} FROM head RETURNING id"
+        f"INSERT INTO {table} ({_columns(conn)}) SELECT * FROM (VALUES {values}) AS v "
+        f"WHERE EXISTS (SELECT 1 FROM head) RETURNING id, {seq}"
     )
 
 
@@ -70,15 +74,29 @@ def _values(conn, event: AccessEvent) -> list:
     return [f.get_db_prep_save(getattr(event, f.attname), conn) for f in _EVENT_FIELDS]
 
 
-def _guarded(conn, cursor, event: AccessEvent, seq: int, prev_hash: str) -> bool:
+def _seal_all(events: list[AccessEvent], seq: int, prev_hash: str) -> list:
+    head: list = []
+    for event in events:
+        head = _seal(event, seq, prev_hash)
+        seq, prev_hash = event.seq, event.hash
+    return head
+
+
+def _guarded(conn, events: list[AccessEvent], seq: int, prev_hash: str) -> bool:
     """Append after (seq, prev_hash) if that is still the head; return whether it was."""
-    head = _seal(event, seq, prev_hash)
-    cursor.execute(_cached(conn, "guarded", lambda: _guarded_sql(conn)),
-                   [*head, seq, prev_hash, *_values(conn, event)])  # fmt: skip
-    row = cursor.fetchone()
-    if row is None:
+    head = _seal_all(events, seq, prev_hash)
+    params = [*head, seq, prev_hash]
+    for event in events:
+        params += _values(conn, event)
+    sql = _cached(conn, f"guarded-{len(events)}", lambda: _guarded_sql(conn, len(events)))
+    # Prepared on the server once per connection: binding and planning the values afresh
+    # would cost more than the insert itself.
+    rows = fetch_all(conn, sql, params)
+    if not rows:
         return False
-    event.pk = row[0]
+    ids = dict((number, pk) for pk, number in rows)  # noqa: C402 - (id, seq) pairs
+    for event in events:
+        event.pk = ids[event.seq]
     return True
 
 
@@ -103,17 +121,18 @@ def _insert_sql(conn) -> str:
     return sql
 
 
-def _locked(conn, cursor, event: AccessEvent) -> None:
+def _locked(conn, cursor, events: list[AccessEvent]) -> None:
     """Append under the head's row lock: read it, insert after it, move it."""
     seq, prev_hash = _locked_head(conn, cursor)
     if conn.vendor == "postgresql":
-        if not _guarded(conn, cursor, event, seq, prev_hash):
+        if not _guarded(conn, events, seq, prev_hash):
             raise RuntimeError("the access history's head moved while it was locked")
         return
-    head = _seal(event, seq, prev_hash)
-    cursor.execute(_cached(conn, "insert", lambda: _insert_sql(conn)), _values(conn, event))
+    head = _seal_all(events, seq, prev_hash)
     returned = conn.features.can_return_columns_from_insert
-    event.pk = cursor.fetchone()[0] if returned else cursor.lastrowid
+    for event in events:
+        cursor.execute(_cached(conn, "insert", lambda: _insert_sql(conn)), _values(conn, event))
+        event.pk = cursor.fetchone()[0] if returned else cursor.lastrowid
     cursor.execute(f"UPDATE {_HEAD} SET seq = %s, last_hash = %s, mac = %s WHERE id = 1", head)  # noqa: S608
 
 
@@ -125,30 +144,46 @@ def _head(cursor) -> tuple[int, str] | None:
 def append(conn, event: AccessEvent) -> None:
     """Write `event` as the chain's next link; raise if it cannot be written.
 
-    On PostgreSQL: try the guarded statement after the head this process last saw; when
-    another process appended since, read the head again (no lock) and retry a few times,
-    so the head's row lock is held only for one statement and its commit. Under heavy
-    contention, or with no head known, append under the lock.
+    Inside the caller's transaction it goes with that transaction. Otherwise, on
+    PostgreSQL, events recorded at the same moment by this process's threads share a
+    commit (audit.group).
     """
     if conn.in_atomic_block:
         # Inside the caller's transaction: a savepoint, so a refused write leaves it usable.
         with transaction.atomic(using=conn.alias):
-            _append(conn, event)
+            append_events(conn, [event])
+    elif conn.vendor == "postgresql":
+        from audit.group import appender  # noqa: PLC0415 - group builds on this module
+
+        appender.append(conn, event)
     else:
-        _append(conn, event)
+        append_events(conn, [event])
 
 
-def _append(conn, event: AccessEvent) -> None:
+def append_events(conn, events: list[AccessEvent]) -> None:
+    """Append events in order as the chain's next links, in one statement on PostgreSQL.
+
+    Try the guarded statement after the head this process last saw; when another process
+    appended since, read the head again (no lock) and retry a few times, so the head's row
+    lock is held only for one statement and its commit. Under heavy contention, or with no
+    head known, append under the lock.
+    """
     key = f"{conn.alias}:{conn.settings_dict['NAME']}"
     seen = _seen.get(key) if conn.vendor == "postgresql" else None
+    done = False
     with conn.cursor() as cursor:
         for _attempt in range(OPTIMISTIC_TRIES):
-            if seen is None or _guarded(conn, cursor, event, *seen):
+            if seen is None:
+                break
+            done = _guarded(conn, events, *seen)
+            if done:
                 break
             seen = _head(cursor)
-        if seen is None or event.pk is None:
+        if not done:
             with transaction.atomic(using=conn.alias):
-                _locked(conn, cursor, event)
+                _locked(conn, cursor, events)
+    last = events[-1]
     with _seen_lock:
-        _seen[key] = (event.seq, event.hash)
-    event._state.adding = False
+        _seen[key] = (last.seq, last.hash)
+    for event in events:
+        event._state.adding = False

@@ -53,15 +53,36 @@ class AccessEvent(models.Model):
     created_at = models.DateTimeField(db_index=True)
     action = models.CharField(max_length=32, choices=Action.choices)
     outcome = models.CharField(max_length=10, choices=Outcome.choices, default=Outcome.OK)
+    # No foreign key constraints in the database: a constraint check at each commit would
+    # lock the practice, patient and user rows the event names (and slow every append);
+    # the rows are never deleted (on_delete=PROTECT, and retention scrubs a patient instead).
+    # Practice and patient are found through the (…, created_at) indexes below.
     user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_constraint=False,
     )
     share_code = models.UUIDField(null=True, blank=True, help_text="The share link, by its id.")
     practice = models.ForeignKey(
-        "portal.Practice", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+        "portal.Practice",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_constraint=False,
+        db_index=False,
     )
     patient = models.ForeignKey(
-        "portal.Patient", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+        "portal.Patient",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_constraint=False,
+        db_index=False,
     )
     object_type = models.CharField(max_length=32, blank=True)
     object_code = models.CharField(max_length=64, blank=True)
@@ -69,7 +90,8 @@ class AccessEvent(models.Model):
     user_agent = models.CharField(max_length=300, blank=True)
     detail = models.JSONField(default=dict, blank=True)
     prev_hash = models.CharField(max_length=64)
-    hash = models.CharField(max_length=64, unique=True)
+    # Not indexed: verification walks the chain by seq, and nothing looks an event up by hash.
+    hash = models.CharField(max_length=64)
 
     class Meta:
         ordering = ["-id"]

@@ -38,16 +38,40 @@ def fetch_one(conn: Any, sql: str, params: list[Any]) -> tuple[Any, ...] | None:
     still pass through Django's execute wrappers and query log. (A pooler in transaction mode in
     front of PostgreSQL must then support protocol-level prepared statements: PgBouncer 1.21+.)
     """
+    return _run_on_server(conn, sql, params, _first_row)
+
+
+def fetch_all(conn: Any, sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
+    """Run a hot-path statement and return all its rows, prepared as fetch_one prepares."""
+    return _run_on_server(conn, sql, params, _all_rows)
+
+
+def _first_row(cursor: Any) -> tuple[Any, ...] | None:
+    return cursor.fetchone()
+
+
+def _all_rows(cursor: Any) -> list[tuple[Any, ...]]:
+    return cursor.fetchall()
+
+
+def _run_on_server(conn: Any, sql: str, params: list[Any], rows: Any) -> Any:
     with conn.cursor() as cursor:
         if conn.vendor != "postgresql":
             cursor.execute(sql, params)
-            return cursor.fetchone()
+            return rows(cursor)
         logged = cursor.debug_sql(sql, params) if conn.queries_logged else nullcontext()
         with logged:
-            return cursor._execute_with_wrappers(sql, params, many=False, executor=_run_prepared)
+            executor = functools.partial(_run_prepared, rows=rows)
+            return cursor._execute_with_wrappers(sql, params, many=False, executor=executor)
 
 
-def _run_prepared(sql: str, params: list[Any], many: bool, context: dict[str, Any]) -> Any:  # noqa: ARG001, FBT001
+def _run_prepared(
+    sql: str,
+    params: list[Any],
+    many: bool,  # noqa: ARG001, FBT001 - the executor signature Django calls
+    context: dict[str, Any],
+    rows: Any,
+) -> Any:
     import psycopg
 
     conn = context["connection"]
@@ -59,7 +83,7 @@ def _run_prepared(sql: str, params: list[Any], many: bool, context: dict[str, An
         raw.prepare_threshold = 2**31 - 1
     with conn.wrap_database_errors, psycopg.Cursor(raw) as cursor:
         cursor.execute(sql, params, prepare=True)
-        return cursor.fetchone()
+        return rows(cursor)
 
 
 @functools.cache

@@ -1,0 +1,83 @@
+"""Threads of one process recording at the same moment share commits (PostgreSQL)."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from django.db import connection, connections, transaction
+from django.test import TransactionTestCase
+
+import audit
+from audit.models import AccessEvent, Action
+from audit.services import verify_chain
+
+THREADS = 12
+EACH = 40
+
+
+def _postgresql_only() -> None:
+    if connection.vendor != "postgresql":
+        pytest.skip("PostgreSQL only: runs in .ci/run's PostgreSQL pass")
+
+
+class GroupCommitTestCase(TransactionTestCase):
+    def run_threads(self, work) -> list:  # noqa: ANN001
+        barrier = threading.Barrier(THREADS)
+
+        def thread(n: int):  # noqa: ANN202
+            try:
+                barrier.wait()
+                return work(n)
+            finally:
+                connections.close_all()
+
+        with ThreadPoolExecutor(THREADS) as pool:
+            return list(pool.map(thread, range(THREADS)))
+
+    def test_threads_recording_at_once_share_commits_and_keep_one_chain(self) -> None:
+        _postgresql_only()
+        from audit.group import appender
+
+        commits_before = appender.commits
+
+        def work(n: int) -> list[int]:
+            seqs = []
+            for i in range(EACH):
+                event = audit.record(Action.SEARCH, detail={"thread": n, "n": i})
+                # Committed when record() returns: another connection already sees it.
+                self.assertTrue(AccessEvent.objects.filter(pk=event.pk, seq=event.seq).exists())
+                seqs.append(event.seq)
+            return seqs
+
+        seqs = sorted(s for thread in self.run_threads(work) for s in thread)
+        total = THREADS * EACH
+        self.assertEqual(seqs, list(range(1, total + 1)))
+        self.assertEqual(verify_chain(), (True, total, ""))
+        self.assertLess(appender.commits - commits_before, total, "no commit was shared")
+
+    def test_one_event_that_cannot_be_written_fails_alone(self) -> None:
+        _postgresql_only()
+
+        def work(n: int) -> str:
+            try:
+                audit.record(Action.SEARCH, detail={"thread": n, "bad": {1, 2} if n == 3 else 0})
+            except TypeError:
+                return "refused"
+            return "written"
+
+        outcomes = self.run_threads(work)
+        self.assertEqual(outcomes.count("refused"), 1)
+        self.assertEqual(AccessEvent.objects.count(), THREADS - 1)
+        self.assertEqual(verify_chain(), (True, THREADS - 1, ""))
+
+    def test_an_event_recorded_in_a_transaction_goes_with_it(self) -> None:
+        _postgresql_only()
+        audit.record(Action.SEARCH)
+        with self.assertRaises(RuntimeError), transaction.atomic():
+            audit.record(Action.SEARCH, detail={"rolled": "back"})
+            raise RuntimeError("the request failed")
+        audit.record(Action.SEARCH)
+        self.assertEqual(AccessEvent.objects.count(), 2)
+        self.assertEqual(verify_chain(), (True, 2, ""))
