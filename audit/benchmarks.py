@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
+import threading
 import time
 import uuid
 from datetime import timedelta
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import connection, connections, transaction
 from django.utils import timezone
 
 import audit
@@ -18,6 +19,8 @@ from audit.services import hashed_values
 from audit.verify import verify
 
 WRITES = 5000
+# Threads of one process recording at the same moment (a gunicorn worker runs 4).
+CONCURRENT_WRITERS = 8
 CHAIN = 1_000_000
 
 
@@ -35,6 +38,47 @@ def _write_rate(ctx: Any, count: int) -> float:
             detail={"series": i % 7, "kind": "axial"},
         )
     return count / (time.perf_counter() - started)
+
+
+def _concurrent_write_rate(ctx: Any, count: int, writers: int) -> float:
+    """Record events from `writers` threads at once, as a web process's threads do."""
+    patient = ctx.study.patient if ctx.study else None
+    start = threading.Barrier(writers + 1)
+
+    def writer() -> None:
+        try:
+            start.wait()
+            for i in range(count // writers):
+                audit.record(
+                    Action.VIEW_STUDY,
+                    user=ctx.staff_user,
+                    practice=ctx.practice,
+                    patient=patient,
+                    obj=ctx.study,
+                    detail={"series": i % 7, "kind": "axial"},
+                )
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=writer) for _ in range(writers)]
+    for thread in threads:
+        thread.start()
+    start.wait()
+    started = time.perf_counter()
+    for thread in threads:
+        thread.join()
+    return writers * (count // writers) / (time.perf_counter() - started)
+
+
+def production_write_rates(ctx: Any) -> dict[int, float]:
+    """Return events/s for 1 and 8 writers on the configured (production) database."""
+    _write_rate(ctx, 500)  # connections and prepared statements warm
+    rates = {1: _write_rate(ctx, WRITES), CONCURRENT_WRITERS: 0.0}
+    rates[CONCURRENT_WRITERS] = _concurrent_write_rate(ctx, 2 * WRITES, CONCURRENT_WRITERS)
+    for writers, rate in rates.items():
+        noun = "thread" if writers == 1 else "threads at once"
+        ctx.figure(f"audit record on {connection.vendor}, {writers} {noun}", rate, "events/s")
+    return rates
 
 
 def _extend_chain(ctx: Any, total: int, batch: int = 20_000) -> None:

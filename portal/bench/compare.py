@@ -18,6 +18,7 @@ from pathlib import Path
 
 from django.conf import settings
 
+from audit import benchmarks as audit_benchmarks
 from portal.bench import orthanc
 from portal.bench.context import BenchContext
 from portal.bench.http import PROXY_HEADERS, Figures, Gunicorn, print_figures, verify_recipient
@@ -241,6 +242,10 @@ def targets(figures: Figures) -> list[tuple[str, bool | None]]:
         ),
         ("study ZIP at least 500 MB/s", above(got("portal", "study ZIP throughput"), 500)),
         (
+            "audit writes at least 2,000 events/s (threads at once)",
+            above(got("portal", "audit writers events/s"), 2000),
+        ),
+        (
             "study ZIP at least 40x Orthanc's",
             above(got("portal", "study ZIP throughput"), 40 * zip_ref if zip_ref else None),
         ),
@@ -266,6 +271,8 @@ def run(out, data_dir: Path, slices: int, seconds: float, rounds: int, clients: 
     series = ctx.study.series.order_by("pk").first()
     cookies = _sessions(issued.share, max(clients, default=1))
     figures = Figures()
+    writers = audit_benchmarks.production_write_rates(ctx)[audit_benchmarks.CONCURRENT_WRITERS]
+    figures.add("portal", "audit writers events/s", writers)
     with contextlib.ExitStack() as stack:
         server = Gunicorn(dict(os.environ), data_dir / "gunicorn.log")
         server.start()

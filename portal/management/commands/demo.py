@@ -10,6 +10,9 @@ from django.core.management.base import BaseCommand, CommandError
 
 from portal.demo.data import build_demo
 
+# The demo scan's jaw, teeth and landmarks need this many slices of 0.3 mm.
+MIN_CBCT_SLICES = 120
+
 
 class Command(BaseCommand):
     help = "Migrate, create demo data (idempotent), print a staff login and a share link, serve."
@@ -23,6 +26,8 @@ class Command(BaseCommand):
     def handle(self, *args, **options) -> None:
         if not settings.LOCAL:
             raise CommandError("The demo runs only in laptop mode (PORTAL_MODE=local).")
+        if options["cbct_slices"] < MIN_CBCT_SLICES:
+            raise CommandError(f"--cbct-slices must be at least {MIN_CBCT_SLICES}.")
         call_command("migrate", interactive=False, verbosity=0)
         result = build_demo(cbct_slices=options["cbct_slices"])
         base = f"http://{options['addrport']}"
@@ -41,6 +46,9 @@ class Command(BaseCommand):
             )
         else:
             self._print(result, base)
+        # Sent to a file or a pipe, output waits in a buffer: the login and link must be
+        # readable while the server runs, not only after it stops.
+        self.stdout.flush()
         if not options["no_serve"]:
             call_command("runserver", options["addrport"], use_reloader=False)
 
