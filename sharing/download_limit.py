@@ -14,15 +14,17 @@ times at once gets the file once.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F
 from django.http import HttpRequest
 from django.utils import timezone
 
+from portal.rows import fetch_one
 from sharing.models import DownloadGrant, ShareLink
 from sharing.services import lock_link
 
@@ -62,6 +64,8 @@ def claim(
     Call inside a transaction: the link's row stays locked until it commits, and the audit
     record of the download's start (written after) comes second in the lock order.
     """
+    if object_code is None:
+        return _count_whole(share)
     locked = lock_link(share.pk)
     if locked.revoked_at is not None or not locked.allow_download:
         return None
@@ -93,6 +97,29 @@ def claim(
         defaults={"bytes_granted": length, "counted_at": now, "touched_at": now},
     )
     return Claim(locked.pk, counted=True, grant_pk=grant.pk, reserved=length)
+
+
+@functools.cache
+def _count_whole_sql(vendor: str) -> str:  # noqa: ARG001 - one statement per database kind
+    q = connection.ops.quote_name
+    return (
+        f"UPDATE {q(ShareLink._meta.db_table)} SET download_count = download_count + 1 "  # noqa: S608
+        "WHERE id = %s AND revoked_at IS NULL AND allow_download "
+        "AND (max_downloads IS NULL OR download_count < max_downloads) RETURNING download_count"
+    )
+
+
+def _count_whole(share: ShareLink) -> Claim | None:
+    """Count a whole ZIP in one statement, if the link still allows one.
+
+    The UPDATE locks the link's row until the transaction commits, as lock_link would, so the
+    lock order holds: the link's row, then the audit head.
+    """
+    row = fetch_one(connection, _count_whole_sql(connection.vendor), [share.pk])
+    if row is None:
+        return None
+    share.download_count = row[0]
+    return Claim(share.pk, counted=True)
 
 
 def settle(claim: Claim, sent: int) -> None:

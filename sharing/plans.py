@@ -345,10 +345,15 @@ def _zip(scope_name: str, study, series_ids, attachment_ids, practice_name: str)
 
 def _share_args(scope) -> tuple:  # noqa: ANN001 - portal.access.Scope of a share
     share = scope.share
+    # The study and its practice in one read, kept on the link for the download's name too.
+    study = Study.objects.select_related("practice").get(pk=share.study_id)
+    share.study = study
+    if study.practice_id == share.practice_id:
+        share.practice = study.practice
     attachments = scope.attachments().order_by("created_at", "pk").values_list("pk", flat=True)
     return (
         f"share:{share.code}",
-        share.study,
+        study,
         list(scope.series().values_list("pk", flat=True)),
         list(attachments),
         share.practice.name,
