@@ -89,9 +89,9 @@ def _guarded(conn, events: list[AccessEvent], seq: int, prev_hash: str) -> bool:
     for event in events:
         params += _values(conn, event)
     sql = _cached(conn, f"guarded-{len(events)}", lambda: _guarded_sql(conn, len(events)))
-    # Prepared on the server once per connection: binding and planning the values afresh
-    # would cost more than the insert itself.
-    rows = fetch_all(conn, sql, params)
+    # One event's statement is prepared on the server once per connection: binding and
+    # planning the values afresh would cost more than the insert itself.
+    rows = fetch_all(conn, sql, params, prepare=len(events) == 1)
     if not rows:
         return False
     ids = dict((number, pk) for pk, number in rows)  # noqa: C402 - (id, seq) pairs

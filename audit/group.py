@@ -7,9 +7,11 @@ most events outside a transaction of their own; those recorded by several thread
 process at once are appended together. The first thread to arrive leads: it takes every
 event waiting at that moment, appends them in order under the head's lock in one
 transaction, and wakes their threads; events that came in meanwhile are led by the first of
-them. record() still returns only once its event is committed. An event recorded inside a
-caller's transaction is appended in that transaction (audit.append), since it must commit
-or roll back with the caller's work.
+them. record() still returns only once its event is committed; an event the leader could
+not write (a bad value, a broken connection) is appended by its own thread, on its own
+connection, and only that thread hears why. An event recorded inside a caller's
+transaction is appended in that transaction (audit.append), since it must commit or roll
+back with the caller's work.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from dataclasses import dataclass, field
 from audit.append import append_events
 from audit.models import AccessEvent
 
-# Events in one statement at most: a bounded number of statement shapes to prepare.
+# Events in one statement at most: a bounded statement, and a bounded wait for the last.
 MAX_BATCH = 64
 
 
@@ -28,8 +30,9 @@ MAX_BATCH = 64
 class _Waiting:
     event: AccessEvent
     woken: threading.Event = field(default_factory=threading.Event)
-    lead: bool = False
-    error: BaseException | None = None
+    lead: bool = False  # its thread leads the next batch
+    done: bool = False  # the leader wrote it
+    on_own: bool = False  # the leader could not: its own thread appends it, on its connection
 
 
 class GroupAppender:
@@ -39,7 +42,7 @@ class GroupAppender:
         self._lock = threading.Lock()
         self._queue: list[_Waiting] = []
         self._busy = False
-        self.commits = 0  # transactions committed (for tests and benchmarks)
+        self.commits = 0  # batches committed (for tests and benchmarks)
 
     def append(self, conn, event: AccessEvent) -> None:  # noqa: ANN001 - a Django connection
         """Append `event` and return once it is committed; raise if it could not be."""
@@ -49,17 +52,36 @@ class GroupAppender:
             leader = not self._busy
             self._busy = True
         if not leader:
-            item.woken.wait()
+            try:
+                item.woken.wait()
+            except BaseException:
+                self._abandon(item)
+                raise
             if not item.lead:
-                self._raise(item)
+                self._finish(conn, item)
                 return
         self._lead(conn)
-        self._raise(item)
+        self._finish(conn, item)
+
+    def _abandon(self, item: _Waiting) -> None:
+        """A waiter was interrupted: take it out of the queue, and pass on a lead it was given.
+
+        One a leader already took is written all the same: an access recorded twice over is
+        safer than one not recorded.
+        """
+        with self._lock:
+            if item in self._queue:
+                self._queue.remove(item)
+            handed = item.lead
+        if handed:
+            self._pass_on()
 
     @staticmethod
-    def _raise(item: _Waiting) -> None:
-        if item.error is not None:
-            raise item.error
+    def _finish(conn, item: _Waiting) -> None:  # noqa: ANN001
+        if item.on_own:
+            append_events(conn, [item.event])  # raises this event's own error, if any
+        elif not item.done:
+            raise RuntimeError("the access event was not written")
 
     def _lead(self, conn) -> None:  # noqa: ANN001
         with self._lock:
@@ -67,41 +89,34 @@ class GroupAppender:
         try:
             self._commit(conn, batch)
         finally:
+            # Whatever the leader could not write (a bad event, a broken connection, an
+            # interruption) its own thread appends alone: nobody hears success unwritten.
             for item in batch:
-                item.lead = False
+                if not item.done:
+                    _unsaved(item.event)
+                    item.on_own = True
                 item.woken.set()
-            with self._lock:
-                if self._queue:
-                    successor = self._queue[0]
-                    successor.lead = True
-                    successor.woken.set()
-                else:
-                    self._busy = False
+            self._pass_on()
+
+    def _pass_on(self) -> None:
+        with self._lock:
+            if self._queue:
+                successor = self._queue[0]
+                successor.lead = True
+                successor.woken.set()
+            else:
+                self._busy = False
 
     def _commit(self, conn, batch: list[_Waiting]) -> None:  # noqa: ANN001
         for start in range(0, len(batch), MAX_BATCH):
-            self._commit_some(conn, batch[start : start + MAX_BATCH])
-
-    def _commit_some(self, conn, batch: list[_Waiting]) -> None:  # noqa: ANN001
-        if len(batch) > 1:
+            chunk = batch[start : start + MAX_BATCH]
             try:
-                append_events(conn, [item.event for item in batch])
-            # One event that cannot be written must not take the others with it: each is
-            # then appended alone, and only its own thread hears why.
-            except Exception:  # noqa: BLE001
-                for item in batch:
-                    _unsaved(item.event)
-            else:
-                self.commits += 1
-                return
-        for item in batch:
-            try:
-                append_events(conn, [item.event])
-            except BaseException as exc:  # noqa: BLE001 - handed to the event's own thread
-                _unsaved(item.event)
-                item.error = exc
-            else:
-                self.commits += 1
+                append_events(conn, [item.event for item in chunk])
+            except Exception:  # noqa: BLE001, S112 - each event is then appended by its own thread
+                continue
+            for item in chunk:
+                item.done = True
+            self.commits += 1
 
 
 def _unsaved(event: AccessEvent) -> None:

@@ -24,6 +24,7 @@ from django.db import connection, transaction
 
 from portal import vault
 from portal.models import Receipt, StoredObject
+from portal.rows import insert_all
 
 # Who took a receipt: a receiver starting on the same host can tell a dead process's from
 # a live one's (portal.dicomnet.recovery).
@@ -119,10 +120,10 @@ def _commit(batch: list[_Waiting]) -> None:
             cursor.execute("PRAGMA synchronous=FULL")
     try:
         with transaction.atomic():
-            StoredObject.objects.bulk_create([item.obj for item in batch])
+            insert_all([item.obj for item in batch])
             for item in batch:
                 item.receipt.stored_object = item.obj
-            Receipt.objects.bulk_create([item.receipt for item in batch])
+            insert_all([item.receipt for item in batch])
     except BaseException:
         for item in batch:
             item.obj.pk = None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -80,4 +81,80 @@ class GroupCommitTestCase(TransactionTestCase):
             raise RuntimeError("the request failed")
         audit.record(Action.SEARCH)
         self.assertEqual(AccessEvent.objects.count(), 2)
+        self.assertEqual(verify_chain(), (True, 2, ""))
+
+    def test_a_leader_interrupted_mid_batch_tells_no_one_their_event_was_written(self) -> None:
+        _postgresql_only()
+        from unittest import mock
+
+        from audit import group
+
+        real = group.append_events
+        calls: list[int] = []
+
+        def interrupted_once(conn, events):  # noqa: ANN001, ANN202
+            calls.append(len(events))
+            if len(calls) == 1:
+                time.sleep(0.3)  # the others queue up behind this first leader
+            elif len(events) > 1 and not any(n < 0 for n in calls):
+                calls.append(-1)
+                raise SystemExit("the worker is stopping")
+            return real(conn, events)
+
+        def work(n: int) -> tuple[str, int | None]:
+            try:
+                event = audit.record(Action.SEARCH, detail={"thread": n})
+            except SystemExit:
+                return "interrupted", None
+            return "returned", event.pk
+
+        with mock.patch.object(group, "append_events", interrupted_once):
+            outcomes = self.run_threads(work)
+        self.assertIn(-1, calls, "no batch was interrupted")
+        returned = [pk for kind, pk in outcomes if kind == "returned"]
+        self.assertEqual(len(returned), THREADS - 1)  # only the leader hears the interruption
+        self.assertNotIn(None, returned)
+        self.assertEqual(set(AccessEvent.objects.values_list("pk", flat=True)), set(returned))
+        self.assertEqual(verify_chain(), (True, THREADS - 1, ""))
+
+    def test_an_interrupted_waiter_does_not_stall_later_events(self) -> None:
+        _postgresql_only()
+        from unittest import mock
+
+        from audit import group
+
+        real, gate = group.append_events, threading.Event()
+
+        def held(conn, events):  # noqa: ANN001, ANN202
+            gate.wait(10)
+            return real(conn, events)
+
+        class Interrupted(group._Waiting):
+            def __init__(self, event) -> None:  # noqa: ANN001
+                super().__init__(event)
+                self.woken = mock.Mock(wait=mock.Mock(side_effect=KeyboardInterrupt))
+
+        def leader() -> None:
+            try:
+                audit.record(Action.SEARCH, detail={"who": "leader"})
+            finally:
+                connections.close_all()
+
+        with mock.patch.object(group, "append_events", held):
+            first = threading.Thread(target=leader, daemon=True)
+            first.start()
+            time.sleep(0.2)  # the first is leading, held
+            with (
+                mock.patch.object(group, "_Waiting", Interrupted),
+                self.assertRaises(KeyboardInterrupt),
+            ):
+                audit.record(Action.SEARCH, detail={"who": "interrupted"})
+            gate.set()
+            first.join(10)
+        later = threading.Thread(target=leader, daemon=True)
+        later.start()
+        later.join(10)
+        self.assertFalse(later.is_alive(), "the next event waits for a lead nobody holds")
+        whos = sorted(e.detail["who"] for e in AccessEvent.objects.all())
+        self.assertEqual(whos, ["leader", "leader"])
         self.assertEqual(verify_chain(), (True, 2, ""))
