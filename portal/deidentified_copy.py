@@ -27,6 +27,7 @@ from datetime import datetime
 
 import pydicom
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 import audit
@@ -190,49 +191,78 @@ def disposed(study: Study) -> bool:
     return Instance.objects.filter(series__study=study, blob__wrapped_key__isnull=True).exists()
 
 
-def _closed(study: Study, now: datetime) -> bool:
-    """Whether every link to the copy is revoked, or expired past any extension."""
+def _lock_links(study: Study) -> list:
+    """Lock the copy's links until the transaction ends (an extension waits), and return them."""
     from sharing.models import ShareLink  # noqa: PLC0415 - sharing builds on portal
 
-    shares = ShareLink.objects.filter(study=study).select_related("practice")
-    return all(s.revoked_at or s.latest_expiry <= now for s in shares)
+    links = ShareLink.objects.select_for_update(of=("self",), no_key=True).filter(study=study)
+    return list(links.select_related("practice"))
 
 
-def dispose(study: Study) -> int:
-    """Crypto-shred a copy's files, thumbnails, volumes and ZIPs; keep its records."""
+def _closed(links: list, now: datetime) -> bool:
+    """Whether every link is revoked, or expired with no extension left: both its expiry and
+    the practice's maximum from its issue have passed (an admin may lower the maximum)."""
+    return all(s.revoked_at or max(s.expires_at, s.latest_expiry) <= now for s in links)
+
+
+def _shred(study: Study) -> int:
     from portal.compliance.retention import objects_of  # noqa: PLC0415 - retention's helper
 
     objects = objects_of(study)
     if not objects:
         return 0
-    with transaction.atomic():
-        audit.record(
-            Action.SHRED,
-            practice=study.practice,
-            patient=study.patient,
-            obj=study,
-            detail={"objects": len(objects), "reason": DISPOSAL_REASON},
-        )
-        for obj in objects:
-            vault.shred(obj)
+    audit.record(
+        Action.SHRED,
+        practice=study.practice,
+        patient=study.patient,
+        obj=study,
+        detail={"objects": len(objects), "reason": DISPOSAL_REASON},
+    )
+    for obj in objects:
+        vault.shred(obj)
     return len(objects)
+
+
+def dispose(study: Study) -> int:
+    """Crypto-shred a copy's files, thumbnails, volumes and ZIPs; keep its records."""
+    with transaction.atomic():
+        _lock_links(study)
+        return _shred(study)
 
 
 def dispose_if_closed(study: Study) -> int:
     """Dispose of the copy if none of its links can be opened again; return objects shredded."""
-    if not study.patient.deidentified_copy or not _closed(study, timezone.now()):
+    if not study.patient.deidentified_copy:
         return 0
-    return dispose(study)
+    with transaction.atomic():
+        if not _closed(_lock_links(study), timezone.now()):
+            return 0
+        return _shred(study)
 
 
 def dispose_closed() -> int:
-    """Dispose of every copy whose links closed for good (daily); return the copies."""
-    now = timezone.now()
-    live = Study.objects.filter(
-        patient__deidentified_copy=True, series__instances__blob__wrapped_key__isnull=False
-    ).distinct()
-    done = 0
-    for study in live.select_related("practice", "patient"):
-        if _closed(study, now) and dispose(study):
-            done += 1
-    return done
+    """Dispose of every copy whose links closed for good (daily); return the copies.
+
+    A copy counts while anything of it is still readable, so a thumbnail or ZIP stored while
+    its link was being revoked goes the next day.
+    """
+    from sharing.models import DownloadPlan  # noqa: PLC0415 - sharing builds on portal
+
+    copies = {"study__patient__deidentified_copy": True}
+    live = set(
+        Instance.objects.filter(
+            series__study__patient__deidentified_copy=True, blob__wrapped_key__isnull=False
+        ).values_list("series__study_id", flat=True)
+    )
+    live |= set(
+        Series.objects.filter(**copies)
+        .filter(Q(thumbnail__wrapped_key__isnull=False) | Q(volume__wrapped_key__isnull=False))
+        .values_list("study_id", flat=True)
+    )
+    live |= set(
+        DownloadPlan.objects.filter(**copies, blob__wrapped_key__isnull=False).values_list(
+            "study_id", flat=True
+        )
+    )
+    studies = Study.objects.filter(pk__in=live).select_related("practice", "patient")
+    return sum(1 for study in studies if dispose_if_closed(study))

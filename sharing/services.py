@@ -293,28 +293,33 @@ def extend_link(share: ShareLink, *, days: int, by, request=None) -> None:
     Any number of days up to extend_days_left is accepted; one that would pass the maximum
     (by less than a day) stops at it.
     """
-    if share.revoked_at:
-        raise ValidationError("A revoked link cannot be extended.")
-    if share.deidentified and deidentified_copy.disposed(share.study):
-        raise ValidationError(
-            "The de-identified copy made for this link was removed when the link closed. "
-            "Issue a new link instead."
-        )
-    left = extend_days_left(share)
-    if days < 1 or days > left:
-        maximum = share.practice.share_max_days
-        if left < 1:
+    # The link's row is locked first: a disposal of its de-identified copy (which locks the
+    # link too) either waits for this extension or went first and is seen here.
+    with transaction.atomic():
+        if lock_link(share.pk).revoked_at:
+            raise ValidationError("A revoked link cannot be extended.")
+        if share.deidentified and deidentified_copy.disposed(share.study):
             raise ValidationError(
-                f"This link has reached the practice's maximum of {maximum} days from when it "
-                "was issued. Issue a new link instead."
+                "The de-identified copy made for this link was removed when the link closed. "
+                "Issue a new link instead."
             )
-        raise ValidationError(
-            f"Choose between 1 and {left} days: a link can live at most {maximum} days from "
-            "when it was issued."
+        left = extend_days_left(share)
+        if days < 1 or days > left:
+            maximum = share.practice.share_max_days
+            if left < 1:
+                raise ValidationError(
+                    f"This link has reached the practice's maximum of {maximum} days from "
+                    "when it was issued. Issue a new link instead."
+                )
+            raise ValidationError(
+                f"Choose between 1 and {left} days: a link can live at most {maximum} days "
+                "from when it was issued."
+            )
+        share.expires_at = min(timezone.now() + timedelta(days=days), extend_limit(share))
+        share.save(update_fields=["expires_at"])
+        audit.record(
+            Action.SHARE_EXTEND, request=request, user=by, share=share, detail={"days": days}
         )
-    share.expires_at = min(timezone.now() + timedelta(days=days), extend_limit(share))
-    share.save(update_fields=["expires_at"])
-    audit.record(Action.SHARE_EXTEND, request=request, user=by, share=share, detail={"days": days})
 
 
 def send_link_email(issued: IssuedLink, *, request=None) -> None:

@@ -394,3 +394,18 @@ class DeidentifiedShareTestCase(BaseTestCase):
         self.login(self.alice)
         r = self.client.post(f"/shares/{share.code}/extend/", {"days": 3}, follow=True)
         self.assertContains(r, "copy made for this link was removed")
+
+    def test_a_live_link_keeps_its_copy_when_the_practice_shortens_its_maximum(self) -> None:
+        from datetime import timedelta
+
+        from django.utils import timezone
+
+        from portal.compliance import retention
+
+        share = self.issue(deidentified=True, expires_in_days=7).share
+        ShareLink.objects.filter(pk=share.pk).update(created_at=timezone.now() - timedelta(3))
+        self.practice.share_max_days = 1  # links issued from now on live a day at most
+        self.practice.save()
+        self.assertEqual(retention.enforce().copies, 0)
+        blob = Instance.objects.filter(series__study=share.study)[0].blob
+        self.assertIsNotNone(blob.wrapped_key, "the copy of a link still open was shredded")
