@@ -140,9 +140,10 @@ def reserve(username: str, address: str | None, device: str) -> bool:
     right password then clears the reservation (clear_after_success); a wrong one keeps it.
     """
     username = normalise(username)
-    # One reservation at a time: row ids are handed out before commit, so without the lock
-    # two attempts can each miss the other's row and both pass the fifth place.
-    with held_to_commit("staff-sign-in"):
+    # Reservations that count towards the same limits (same username or same address) run
+    # one at a time: row ids are handed out before commit, so without the lock two attempts
+    # can each miss the other's row and both pass the fifth place.
+    with held_to_commit(f"sign-in:user:{username}", f"sign-in:address:{address or ''}"):
         now = _now()
         event = SignInEvent.objects.create(
             username=username, address=address, device=device, created_at=now
