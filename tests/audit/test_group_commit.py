@@ -94,11 +94,11 @@ class GroupCommitTestCase(TransactionTestCase):
 
         def interrupted_once(conn, events):  # noqa: ANN001, ANN202
             calls.append(len(events))
-            if len(calls) == 1:
-                time.sleep(0.3)  # the others queue up behind this first leader
-            elif len(events) > 1 and not any(n < 0 for n in calls):
+            if len(events) > 1 and -1 not in calls:
                 calls.append(-1)
                 raise SystemExit("the worker is stopping")
+            if len(calls) == 1:
+                time.sleep(0.3)  # the others queue up behind this first leader
             return real(conn, events)
 
         def work(n: int) -> tuple[str, int | None]:
@@ -143,7 +143,10 @@ class GroupCommitTestCase(TransactionTestCase):
         with mock.patch.object(group, "append_events", held):
             first = threading.Thread(target=leader, daemon=True)
             first.start()
-            time.sleep(0.2)  # the first is leading, held
+            deadline = time.monotonic() + 10
+            while not group.appender._busy:  # the first is leading, held at the gate
+                self.assertLess(time.monotonic(), deadline)
+                time.sleep(0.01)
             with (
                 mock.patch.object(group, "_Waiting", Interrupted),
                 self.assertRaises(KeyboardInterrupt),
