@@ -14,7 +14,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
-from django.db import transaction
+from django.db import DEFAULT_DB_ALIAS, transaction
 from django.utils import timezone
 
 from audit.chain import GENESIS, HASHED_FIELDS, event_mac, head_mac
@@ -152,10 +152,10 @@ def append(conn, event: AccessEvent) -> None:
         # Inside the caller's transaction: a savepoint, so a refused write leaves it usable.
         with transaction.atomic(using=conn.alias):
             append_events(conn, [event])
-    elif conn.vendor == "postgresql":
+    elif conn.vendor == "postgresql" and conn.alias == DEFAULT_DB_ALIAS:
         from audit.group import appender  # noqa: PLC0415 - group builds on this module
 
-        appender.append(conn, event)
+        appender.submit(event)
     else:
         append_events(conn, [event])
 

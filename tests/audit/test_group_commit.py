@@ -122,6 +122,7 @@ class GroupCommitTestCase(TransactionTestCase):
         from unittest import mock
 
         from audit import group
+        from portal import groupcommit
 
         real, gate = group.append_events, threading.Event()
 
@@ -129,7 +130,7 @@ class GroupCommitTestCase(TransactionTestCase):
             gate.wait(10)
             return real(conn, events)
 
-        class Interrupted(group._Waiting):
+        class Interrupted(groupcommit._Waiting):
             def __init__(self, event) -> None:  # noqa: ANN001
                 super().__init__(event)
                 self.woken = mock.Mock(wait=mock.Mock(side_effect=KeyboardInterrupt))
@@ -148,7 +149,7 @@ class GroupCommitTestCase(TransactionTestCase):
                 self.assertLess(time.monotonic(), deadline)
                 time.sleep(0.01)
             with (
-                mock.patch.object(group, "_Waiting", Interrupted),
+                mock.patch.object(groupcommit, "_Waiting", Interrupted),
                 self.assertRaises(KeyboardInterrupt),
             ):
                 audit.record(Action.SEARCH, detail={"who": "interrupted"})
