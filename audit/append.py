@@ -14,7 +14,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
-from django.db import DEFAULT_DB_ALIAS, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from audit.chain import GENESIS, HASHED_FIELDS, event_mac, head_mac
@@ -139,25 +139,6 @@ def _locked(conn, cursor, events: list[AccessEvent]) -> None:
 def _head(cursor) -> tuple[int, str] | None:
     cursor.execute(f"SELECT seq, last_hash FROM {_HEAD} WHERE id = 1")  # noqa: S608
     return cursor.fetchone()
-
-
-def append(conn, event: AccessEvent) -> None:
-    """Write `event` as the chain's next link; raise if it cannot be written.
-
-    Inside the caller's transaction it goes with that transaction. Otherwise, on
-    PostgreSQL, events recorded at the same moment by this process's threads share a
-    commit (audit.group).
-    """
-    if conn.in_atomic_block:
-        # Inside the caller's transaction: a savepoint, so a refused write leaves it usable.
-        with transaction.atomic(using=conn.alias):
-            append_events(conn, [event])
-    elif conn.vendor == "postgresql" and conn.alias == DEFAULT_DB_ALIAS:
-        from audit.group import appender  # noqa: PLC0415 - group builds on this module
-
-        appender.submit(event)
-    else:
-        append_events(conn, [event])
 
 
 def append_events(conn, events: list[AccessEvent]) -> None:

@@ -12,7 +12,7 @@ back with the caller's work.
 
 from __future__ import annotations
 
-from django.db import DEFAULT_DB_ALIAS, connections
+from django.db import DEFAULT_DB_ALIAS, connections, transaction
 
 from audit.append import append_events
 from audit.models import AccessEvent
@@ -30,3 +30,20 @@ def _append(events: list[AccessEvent]) -> None:
 
 
 appender = GroupCommit(_append)
+
+
+def append(conn, event: AccessEvent) -> None:  # noqa: ANN001 - a Django connection
+    """Write `event` as the chain's next link; raise if it cannot be written.
+
+    Inside the caller's transaction it goes with that transaction. Otherwise, on
+    PostgreSQL, events recorded at the same moment by this process's threads share a
+    commit.
+    """
+    if conn.in_atomic_block:
+        # Inside the caller's transaction: a savepoint, so a refused write leaves it usable.
+        with transaction.atomic(using=conn.alias):
+            append_events(conn, [event])
+    elif conn.vendor == "postgresql" and conn.alias == DEFAULT_DB_ALIAS:
+        appender.submit(event)
+    else:
+        append_events(conn, [event])

@@ -8,8 +8,9 @@ from typing import Any
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.http import HttpRequest
 
-from audit.append import append, hashed_values
+from audit.append import hashed_values
 from audit.chain import GENESIS
+from audit.group import append
 from audit.models import AccessEvent, Outcome
 
 __all__ = ["GENESIS", "client_ip", "hashed_values", "record", "verify_chain"]

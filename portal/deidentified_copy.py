@@ -33,6 +33,7 @@ from django.utils import timezone
 import audit
 from audit.models import Action
 from portal import deidentify, vault
+from portal.compliance.stored import objects_of
 from portal.ingest.header import DicomHeader
 from portal.ingest.sniff import parse_dicom
 from portal.models import Instance, Patient, Series, Study
@@ -206,8 +207,6 @@ def _closed(links: list, now: datetime) -> bool:
 
 
 def _shred(study: Study) -> int:
-    from portal.compliance.retention import objects_of  # noqa: PLC0415 - retention's helper
-
     objects = objects_of(study)
     if not objects:
         return 0

@@ -1,0 +1,22 @@
+"""What a study keeps in the vault: the objects crypto-shredding must destroy."""
+
+from __future__ import annotations
+
+from portal.models import Attachment, Instance, StoredObject, Study
+
+
+def objects_of(study: Study) -> list[StoredObject]:
+    """Return the study's live stored objects: files, thumbnails, volumes, prepared ZIPs."""
+    ids = set(Instance.objects.filter(series__study=study).values_list("blob_id", flat=True))
+    for thumb_id, volume_id in study.series.values_list("thumbnail_id", "volume_id"):
+        ids |= {thumb_id, volume_id} - {None}
+    for blob_id, thumb_id in Attachment.objects.filter(study=study).values_list(
+        "blob_id", "thumbnail_id"
+    ):
+        ids.add(blob_id)
+        if thumb_id:
+            ids.add(thumb_id)
+    from sharing.models import DownloadPlan
+
+    ids |= set(DownloadPlan.objects.filter(study=study).values_list("blob_id", flat=True))
+    return list(StoredObject.objects.filter(pk__in=ids, wrapped_key__isnull=False))
