@@ -48,13 +48,10 @@ def fetch_all(
 
     prepare=False for a statement of many rows of values: PostgreSQL keys a prepared
     statement by its parameters' types too (an int is sent as int2, int4 or int8 by its
-    size, a None as unknown), so each batch would prepare, and crowd out, another.
+    size, a None as unknown), so each batch would prepare, and crowd out, another. Its
+    values are still sent apart from the statement, not quoted into it in Python.
     """
-    if not prepare:
-        with conn.cursor() as cursor:
-            cursor.execute(sql, params)
-            return cursor.fetchall()
-    return _run_on_server(conn, sql, params, _all_rows)
+    return _run_on_server(conn, sql, params, _all_rows, prepare=prepare)
 
 
 def _first_row(cursor: Any) -> tuple[Any, ...] | None:
@@ -65,14 +62,16 @@ def _all_rows(cursor: Any) -> list[tuple[Any, ...]]:
     return cursor.fetchall()
 
 
-def _run_on_server(conn: Any, sql: str, params: list[Any], rows: Any) -> Any:
+def _run_on_server(
+    conn: Any, sql: str, params: list[Any], rows: Any, *, prepare: bool = True
+) -> Any:
     with conn.cursor() as cursor:
         if conn.vendor != "postgresql":
             cursor.execute(sql, params)
             return rows(cursor)
         logged = cursor.debug_sql(sql, params) if conn.queries_logged else nullcontext()
         with logged:
-            executor = functools.partial(_run_prepared, rows=rows)
+            executor = functools.partial(_run_prepared, rows=rows, prepare=prepare)
             return cursor._execute_with_wrappers(sql, params, many=False, executor=executor)
 
 
@@ -82,6 +81,7 @@ def _run_prepared(
     many: bool,  # noqa: ARG001, FBT001 - the executor signature Django calls
     context: dict[str, Any],
     rows: Any,
+    prepare: bool,
 ) -> Any:
     import psycopg
 
@@ -93,7 +93,7 @@ def _run_prepared(
         # (prepare=True). Django's own cursors bind on the client and never prepare.
         raw.prepare_threshold = 2**31 - 1
     with conn.wrap_database_errors, psycopg.Cursor(raw) as cursor:
-        cursor.execute(sql, params, prepare=True)
+        cursor.execute(sql, params, prepare=prepare)
         return rows(cursor)
 
 
