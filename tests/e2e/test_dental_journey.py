@@ -192,6 +192,23 @@ def test_panoramic_cross_sections_measure_and_canal(demo_server, browser, tmp_pa
         page.click("#dental-toggle")  # back to the slices
         page.wait_for_selector("#viewport[data-state='ready']")
         assert page.is_hidden("#dental")
+
+        # A reload keeps the measurement and the canal for this tab; "Show" goes back to the
+        # cross-section it was taken on.
+        where = float(re.search(r"Cross-section at ([\d.]+) mm", text).group(1))
+        page.reload()
+        page.wait_for_selector("#measure-list li", state="attached")
+        assert page.locator("#measure-list li").first.text_content() == text
+        page.wait_for_selector("#dental-toggle", state="visible")  # the arch is found again
+        if page.get_attribute("#viewer", "data-mode") == "simple":
+            page.click("#mode-toggle")
+        if phone:
+            page.click("#drawer-open")
+        page.click("#measure-list li button:text('Show')")
+        page.wait_for_selector("#dental[data-state='ready']")
+        assert float(page.get_attribute("#dental", "data-at")) == where
+        assert page.get_attribute("#dental", "data-canal") == "5"
+        assert posts == [], posts
     finally:
         context.close()
 

@@ -118,3 +118,54 @@ def test_viewer_works_on_a_phone(demo_server, browser):
         _not_blank(_pane(page, "axial").screenshot())
     finally:
         context.close()
+
+
+def test_measurements_stay_for_the_tab_through_a_reload_and_nowhere_else(demo_server, browser):
+    """A recipient who reloads keeps the measurements; another tab starts with none."""
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+    page.set_default_timeout(30_000)
+    try:
+        _open_share(demo_server, page)
+        _wait_ready(page, "axial")
+        page.eval_on_selector(
+            "#slice-slider", "el => { el.value = '100'; el.dispatchEvent(new Event('input')); }"
+        )
+        _wait_ready(page, "axial", 100)
+        geometry = PhantomGeometry()
+        canvas = _pane(page, "axial")
+        box = canvas.bounding_box()
+        data = canvas.evaluate("c => ({...c.dataset})")
+        ox, oy = float(data["originX"]), float(data["originY"])
+        sx, sy = float(data["pxPerCol"]), float(data["pxPerRow"])
+        (r0, c0), (r1, c1) = geometry.marker_pixels()[:2]
+        if page.get_attribute("#viewer", "data-mode") == "simple":
+            page.click("#mode-toggle")
+        page.click("[data-tool=length]")
+        page.mouse.move(box["x"] + ox + (c0 + 0.5) * sx, box["y"] + oy + (r0 + 0.5) * sy)
+        page.mouse.down()
+        page.mouse.move(box["x"] + ox + (c1 + 0.5) * sx, box["y"] + oy + (r1 + 0.5) * sy, steps=8)
+        page.mouse.up()
+        listed = page.locator("#measure-list li").first.text_content()
+        assert "Length" in listed and "Axial 101" in listed
+
+        page.reload()
+        _wait_ready(page, "axial")
+        page.wait_for_selector("#measure-list li", state="attached")
+        assert page.locator("#measure-list li").count() == 1
+        assert page.locator("#measure-list li").first.text_content() == listed
+        if page.get_attribute("#viewer", "data-mode") == "simple":
+            page.click("#mode-toggle")
+        if not page.is_visible("#measure-list li button:text('Show')"):
+            page.click("#drawer-open")
+        page.click("#measure-list li button:text('Show')")
+        _wait_ready(page, "axial", 100)  # "Show" still finds its slice
+
+        other = context.new_page()  # a second tab of the same session
+        other.set_default_timeout(30_000)
+        other.goto(page.url)
+        _wait_ready(other, "axial")
+        assert other.locator("#measure-list li").count() == 0
+        assert other.is_visible("#measure-empty") or other.locator("#measure-empty").count() == 1
+    finally:
+        context.close()

@@ -55,6 +55,15 @@ document.addEventListener("viewer:reset", function () {
 
 document.addEventListener("viewer:refresh", function () { if (d.on) showAll(); });
 
+// "Show" on a cross-section's measurement: back to that position along the arch.
+document.addEventListener("viewer:show-section", function (event) {
+  var at = event.detail.at;
+  if (d.on) { setAt(at); return; }
+  if (d.arch) { open(); setAt(at); return; }
+  // After a reload the arch is not found yet: find it, as the Panoramic button does.
+  if (!toggle.hidden && !toggle.disabled) fetchArch().then(function () { if (d.on) setAt(at); });
+});
+
 document.addEventListener("viewer:measures", function () {
   if (d.on) sections.forEach(function (p) { if (p.source) draw(p); });
 });
@@ -156,7 +165,7 @@ function measureDown(pane, ip) {
   var at = d.positions[sections.indexOf(pane)];
   var add = function (m) {
     m.where = "Cross-section at " + at + " mm";
-    m.show = function () { if (!d.on && d.arch) open(); setAt(at); };
+    m.at = at;
     return m;
   };
   if (d.tool === "angle" && pane.draft && pane.draft.type === "angle" && pane.draft.pts.length === 2) {

@@ -1,4 +1,6 @@
-/* Length and angle measurements in mm, listed in the drawer and exported as CSV. */
+/* Length and angle measurements in mm, listed in the drawer and exported as CSV. They are
+   kept for this browser tab only (sessionStorage), as the canal is: a reload keeps them,
+   another tab starts without them, and nothing is sent anywhere. */
 import { $, PLANES, cap, painters, panes, state, visiblePanes } from "./core.js";
 import { draw, line, toScreen } from "./draw.js";
 
@@ -99,12 +101,57 @@ function renderMeasures() {
   var none = measures.length === 0;
   $("#measure-empty").hidden = !none;
   ["#measure-copy", "#measure-csv", "#clear-measure"].forEach(function (id) { $(id).disabled = none; });
+  saveMeasures();
   document.dispatchEvent(new CustomEvent("viewer:measures"));
+}
+
+// ------------------------------------------------------------ kept for this tab
+
+function keptKey() { return "measures:" + location.pathname; }
+
+function saveMeasures() {
+  var kept = measures.map(function (m) {
+    return { n: m.n, type: m.type, plane: m.plane, index: m.index, sp: m.sp, mm: m.mm, pts: m.pts,
+      label: m.label, where: m.where || "", at: m.at, code: m.item ? m.item.dataset.code : "" };
+  });
+  try { sessionStorage.setItem(keptKey(), JSON.stringify(kept)); } catch (e) { /* private mode */ }
+}
+
+function finite(v) { return typeof v === "number" && isFinite(v); }
+
+// A kept measurement back on its image, or null when its image is gone or it makes no sense.
+function revive(k) {
+  if (!k || (k.type !== "length" && k.type !== "angle") || !Array.isArray(k.pts)) return null;
+  if (k.pts.length !== (k.type === "angle" ? 3 : 2)) return null;
+  if (!k.pts.every(function (p) { return p && finite(p.x) && finite(p.y); })) return null;
+  if (!Array.isArray(k.sp) || k.sp.length !== 2 || !k.sp.every(finite)) return null;
+  if (!finite(k.n) || !finite(k.index) || typeof k.code !== "string") return null;
+  var item = Array.prototype.find.call(document.querySelectorAll(".series-list .item"), function (b) {
+    return b.dataset.code === k.code;
+  });
+  if (!item) return null;
+  var m = { n: k.n, type: k.type, plane: String(k.plane), index: k.index, item: item, sp: k.sp,
+    mm: !!k.mm, label: String(k.label || ""), where: String(k.where || ""),
+    pts: k.pts.map(function (p) { return { x: p.x, y: p.y }; }) };
+  if (finite(k.at)) m.at = k.at;
+  return m;
+}
+
+function loadMeasures() {
+  var raw = null, list = [];
+  try { raw = sessionStorage.getItem(keptKey()); } catch (e) { raw = null; }
+  try { list = JSON.parse(raw || "[]"); } catch (e) { list = []; }
+  measures = (Array.isArray(list) ? list : []).map(revive).filter(Boolean);
+  measureSeq = measures.reduce(function (top, m) { return Math.max(top, m.n); }, 0);
+  renderMeasures();
 }
 
 // Going to a measurement's image is the series' business (kinds.js listens).
 function showMeasure(m) {
-  if (m.item === state.item && m.show) { m.show(); return; }  // a view of its own (a cross-section)
+  if (m.item === state.item && m.at !== undefined) {  // a cross-section: the dental view's business
+    document.dispatchEvent(new CustomEvent("viewer:show-section", { detail: m }));
+    return;
+  }
   document.dispatchEvent(new CustomEvent("viewer:show-measure", { detail: m }));
 }
 
@@ -158,5 +205,7 @@ function downloadCsv() {
   document.body.removeChild(a);
   setTimeout(function () { URL.revokeObjectURL(url); }, 1000);
 }
+
+loadMeasures();
 
 export { addMeasure, clearMeasures, copyCsv, csvField, downloadCsv, drawMeasure, fallbackCopy, measureSeq, measureText, measureUnit, measureValue, measures, measuresCsv, newMeasure, removeMeasure, renderMeasures, showMeasure };
