@@ -18,7 +18,18 @@ def main() -> None:
 
         django.setup()
         refuse_to_start_if_misconfigured()
-    execute_from_command_line(sys.argv)
+    try:
+        execute_from_command_line(sys.argv)
+    except Exception as exc:
+        # A database that is down or not migrated is the operator's to fix: one line, no
+        # traceback.
+        from portal.deployment import database_problem
+
+        line = database_problem(exc)
+        if line is None or "--traceback" in sys.argv:
+            raise
+        print(line, file=sys.stderr)
+        raise SystemExit(69) from None  # EX_UNAVAILABLE
 
 
 if __name__ == "__main__":

@@ -95,3 +95,48 @@ def refuse_to_start_if_misconfigured() -> None:
     for problem in found:
         print(f"portal: cannot start in production: {problem.message}", file=sys.stderr)
     raise SystemExit(78)
+
+
+def database_problem(exc: BaseException) -> str | None:
+    """Return one line for the operator when exc comes from a database down or not set up.
+
+    Down: it cannot be reached (a server not listening, a database or file that does not
+    exist). Not set up: migrations not applied. Any other error (a bad query) returns None and
+    keeps its traceback: that is a bug, not the environment.
+    """
+    from django.db import connection
+    from django.db.utils import DatabaseError
+
+    if not isinstance(exc, DatabaseError):
+        return None
+    where = _database_named()
+    try:
+        connection.close()
+        connection.ensure_connection()
+    except DatabaseError as again:
+        reason = next((line.strip() for line in str(again).splitlines() if line.strip()), "")
+        return f"The database could not be reached ({where}): {reason}"
+    try:
+        from django.db.migrations.executor import MigrationExecutor
+
+        executor = MigrationExecutor(connection)
+        pending = executor.migration_plan(executor.loader.graph.leaf_nodes())
+    except DatabaseError:
+        return None
+    if pending:
+        return (
+            f"The database is not set up ({where}): {len(pending)} migrations are not applied; "
+            "run `manage.py migrate` first"
+        )
+    return None
+
+
+def _database_named() -> str:
+    from django.conf import settings
+    from django.db import connection
+
+    db = settings.DATABASES["default"]
+    if connection.vendor == "sqlite":
+        return f"SQLite file {db['NAME']}"
+    host, port = db.get("HOST") or "localhost", db.get("PORT") or "default port"
+    return f"{connection.display_name} at {host}:{port}, database {db.get('NAME')}"

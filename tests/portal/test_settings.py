@@ -206,3 +206,42 @@ def test_workers_fork_with_the_preloaded_app_hidden_from_the_collector(tmp_path)
     before, frozen = map(int, result.stdout.split())
     assert before == 0
     assert frozen > 60_000  # the loaded app (a bare interpreter holds about 8,000)
+
+
+# A database that cannot be reached: a folder that does not exist, a server nobody listens on.
+UNREACHABLE = [
+    ({"PORTAL_MODE": "local", "DATABASE_URL": "sqlite:////nonexistent-folder/portal.sqlite3"},),
+    ({**PRODUCTION, "DATABASE_URL": "postgres://portal:s3cret-word@127.0.0.1:1/portal"},),
+]
+
+
+@pytest.mark.parametrize("env", [u[0] for u in UNREACHABLE], ids=["sqlite", "postgresql"])
+@pytest.mark.parametrize("command", ["migrate", "dicom_receiver", "verify_audit"])
+def test_an_unreachable_database_is_one_line_for_the_operator(tmp_path, env, command) -> None:
+    result = _manage(tmp_path, env, command)
+    assert result.returncode == 69, result.stderr[-2000:]
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr[-2000:]
+    assert lines[0].startswith("The database could not be reached"), lines[0]
+    assert "Traceback" not in result.stderr
+    assert "s3cret-word" not in result.stderr + result.stdout
+
+
+def test_a_database_not_migrated_says_so_in_one_line(tmp_path) -> None:
+    env = {"PORTAL_MODE": "local", "DATABASE_URL": f"sqlite:///{tmp_path}/empty.sqlite3"}
+    result = _manage(tmp_path, env, "verify_audit")
+    assert result.returncode == 69, result.stderr[-2000:]
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr[-2000:]
+    assert lines[0].startswith(f"The database is not set up (SQLite file {tmp_path}/empty.sqlite3)")
+    assert lines[0].endswith("migrations are not applied; run `manage.py migrate` first")
+
+
+def test_a_bad_query_keeps_its_traceback(tmp_path) -> None:
+    """Only the environment's faults are cut to a line; a bug still shows where it is."""
+    env = {"PORTAL_MODE": "local", "DATABASE_URL": f"sqlite:///{tmp_path}/db.sqlite3"}
+    assert _manage(tmp_path, env, "migrate").returncode == 0
+    result = _manage(tmp_path, env, "shell", "-c", "from django.db import connection; "
+                     "connection.cursor().execute('select * from no_such_table')")  # fmt: skip
+    assert result.returncode == 1
+    assert "Traceback" in result.stderr and "no_such_table" in result.stderr
