@@ -25,7 +25,7 @@ def main() -> None:
         # traceback.
         from portal.deployment import database_problem
 
-        line = database_problem(exc)
+        line = database_problem(exc, sys.argv[1] if len(sys.argv) > 1 else "")
         if line is None or "--traceback" in sys.argv:
             raise
         print(line, file=sys.stderr)

@@ -97,12 +97,18 @@ def refuse_to_start_if_misconfigured() -> None:
     raise SystemExit(78)
 
 
-def database_problem(exc: BaseException) -> str | None:
+# What "the table is not there" looks like: SQLite's words, PostgreSQL's undefined_table.
+MISSING_TABLE = ("no such table",)
+UNDEFINED_TABLE = "42P01"
+
+
+def database_problem(exc: BaseException, command: str = "") -> str | None:
     """Return one line for the operator when exc comes from a database down or not set up.
 
     Down: it cannot be reached (a server not listening, a database or file that does not
-    exist). Not set up: migrations not applied. Any other error (a bad query) returns None and
-    keeps its traceback: that is a bug, not the environment.
+    exist). Not set up: a table is missing and migrations are not applied. Any other error (a
+    bad query, a migration that fails) returns None and keeps its traceback: that is a bug or
+    needs its details, not a hint.
     """
     from django.db import connection
     from django.db.utils import DatabaseError
@@ -116,6 +122,11 @@ def database_problem(exc: BaseException) -> str | None:
     except DatabaseError as again:
         reason = next((line.strip() for line in str(again).splitlines() if line.strip()), "")
         return f"The database could not be reached ({where}): {reason}"
+    cause = exc.__cause__
+    missing_table = getattr(getattr(cause, "diag", None), "sqlstate", None) == UNDEFINED_TABLE
+    missing_table = missing_table or any(words in str(exc) for words in MISSING_TABLE)
+    if command == "migrate" or not missing_table:
+        return None
     try:
         from django.db.migrations.executor import MigrationExecutor
 

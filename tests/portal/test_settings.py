@@ -245,3 +245,17 @@ def test_a_bad_query_keeps_its_traceback(tmp_path) -> None:
                      "connection.cursor().execute('select * from no_such_table')")  # fmt: skip
     assert result.returncode == 1
     assert "Traceback" in result.stderr and "no_such_table" in result.stderr
+
+
+def test_a_migration_that_fails_keeps_its_own_error(tmp_path) -> None:
+    """A failing migrate is not told to run migrate: the operator sees what failed."""
+    import sqlite3
+
+    database = tmp_path / "db.sqlite3"
+    with sqlite3.connect(database) as db:
+        db.execute("CREATE TABLE portal_practice (id integer)")  # in the way of the first one
+    env = {"PORTAL_MODE": "local", "DATABASE_URL": f"sqlite:///{database}"}
+    result = _manage(tmp_path, env, "migrate")
+    assert result.returncode == 1
+    assert "run `manage.py migrate` first" not in result.stderr
+    assert "portal_practice" in result.stderr and "already exists" in result.stderr
