@@ -137,8 +137,18 @@ def ensure_attachment_thumbnail(attachment: Attachment) -> bytes:
         data = attachment_thumbnail(attachment)
     except render.DecodeError:
         return placeholder("?")
-    attachment.thumbnail = vault.store_bytes(data)
-    attachment.save(update_fields=["thumbnail"])
+    # Stored only while the attachment's row is locked and still there: one shredded while
+    # this was drawn must not leave a readable thumbnail pointing nowhere.
+    sealed = vault.seal(io.BytesIO(data))
+    with transaction.atomic():
+        row = Attachment.objects.select_for_update(of=("self",)).filter(pk=attachment.pk).first()
+        keep = row is not None and row.thumbnail_id is None
+        if keep:
+            sealed.save(force_insert=True)
+            Attachment.objects.filter(pk=row.pk).update(thumbnail=sealed)
+            attachment.thumbnail = sealed
+    if not keep:
+        vault.discard_unsaved(sealed)
     return data
 
 

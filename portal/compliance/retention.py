@@ -53,18 +53,19 @@ def shred_study(study: Study, reason: str = "retention") -> int:
 
     copies = Study.objects.filter(shares__source_study=study).distinct()  # made for links
     shredded = sum(shred_study(copy, reason=reason) for copy in copies if copy.pk != study.pk)
-    blobs = objects_of(study)
     patient = study.patient
     with transaction.atomic():
-        audit.record(
-            Action.SHRED,
-            practice=study.practice,
-            patient=patient,
-            obj=study,
-            detail={"objects": len(blobs), "reason": reason},
-        )
-        ShareLink.objects.filter(study=study).delete()
-        attachments = list(Attachment.objects.filter(study=study))
+        # Rows locked in the lock order (links, then the study and what hangs on it, the audit
+        # head last) and only then the objects listed: a download plan, thumbnail or volume
+        # being stored meanwhile is either listed here or waits, finds the study gone and is
+        # discarded. Listing first left such an object readable with nothing pointing at it.
+        links = _locked(ShareLink.objects.filter(study=study))
+        if not _locked(Study.objects.filter(pk=study.pk)):
+            return shredded  # shredded meanwhile
+        _locked(study.series.all())
+        attachments = list(Attachment.objects.select_for_update().filter(study=study))
+        blobs = objects_of(study)
+        ShareLink.objects.filter(pk__in=links).delete()
         Instance.objects.filter(series__study=study).delete()
         study.series.all().delete()
         for attachment in attachments:
@@ -73,13 +74,31 @@ def shred_study(study: Study, reason: str = "retention") -> int:
         for blob in blobs:
             vault.shred(blob)
         _scrub_patient_if_empty(patient)
+        audit.record(
+            Action.SHRED,
+            practice=study.practice,
+            patient=patient,
+            obj=study,
+            detail={"objects": len(blobs), "reason": reason},
+        )
     return len(blobs) + shredded
+
+
+def _locked(rows) -> list[int]:  # noqa: ANN001 - a queryset
+    """Lock the rows (to the end of the transaction) and return their keys."""
+    return list(rows.select_for_update(of=("self",)).values_list("pk", flat=True))
 
 
 def shred_attachment(attachment: Attachment, reason: str = "retention") -> int:
     """Crypto-shred one photo or document outside a study; return the objects shredded."""
-    blobs = [b for b in (attachment.blob, attachment.thumbnail) if b and b.wrapped_key]
     with transaction.atomic():
+        # Locked before its objects are read, as for a study: a thumbnail stored meanwhile is
+        # either read here or finds the attachment gone.
+        locked = Attachment.objects.select_for_update(of=("self",)).filter(pk=attachment.pk)
+        attachment = locked.select_related("blob", "thumbnail").first()
+        if attachment is None:
+            return 0  # shredded meanwhile
+        blobs = [b for b in (attachment.blob, attachment.thumbnail) if b and b.wrapped_key]
         audit.record(
             Action.SHRED,
             practice=attachment.practice,
