@@ -110,3 +110,37 @@ class DemoTestCase(TestCase):
         self.assertIn("1.2.840.10008.1.2.4.91", syntaxes)  # JPEG 2000
         self.assertTrue(Attachment.objects.filter(kind="photo").exists())
         self.assertTrue(Attachment.objects.filter(kind="pdf").exists())
+
+
+class DemoPortTakenTestCase(TestCase):
+    def test_a_port_in_use_stops_it_before_anything_changes(self) -> None:
+        """A second run beside a running demo must not replace the first one's login and link."""
+        import socket
+
+        from django.core.management.base import CommandError
+
+        from portal.models import Practice
+
+        with socket.socket() as taken:
+            taken.bind(("127.0.0.1", 0))
+            taken.listen()
+            port = taken.getsockname()[1]
+            with self.assertRaises(CommandError) as caught:
+                call_command("demo", "--addrport", f"127.0.0.1:{port}", stdout=io.StringIO())
+        message = str(caught.exception)
+        self.assertIn(f"127.0.0.1:{port} is in use", message)
+        self.assertIn("--addrport", message)
+        self.assertFalse(Practice.objects.exists(), "the demo data was made anyway")
+
+    def test_the_totp_hint_names_the_python_that_runs_it(self) -> None:
+        import sys
+
+        out = io.StringIO()
+        call_command("demo", "--no-serve", "--cbct-slices", "120", stdout=out)
+        hint = next(line for line in out.getvalue().splitlines() if "totp_code" in line)
+        python = Path(sys.executable)
+        try:
+            shown = str(python.relative_to(Path.cwd()))
+        except ValueError:
+            shown = str(python)
+        self.assertIn(f"`{shown} manage.py totp_code demo-frontdesk`", hint)

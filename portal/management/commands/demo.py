@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import socket
+import sys
+from pathlib import Path
 
 from django.conf import settings
 from django.core.management import call_command
@@ -19,7 +23,11 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("--no-serve", action="store_true", help="Do everything but serving.")
-        parser.add_argument("--addrport", default="127.0.0.1:8000")
+        parser.add_argument(
+            "--addrport",
+            default="127.0.0.1:8000",
+            help="Address and port to serve on (default 127.0.0.1:8000), e.g. 127.0.0.1:8001.",
+        )
         parser.add_argument("--json", action="store_true", help="Print the result as JSON.")
         parser.add_argument("--cbct-slices", type=int, default=300)
 
@@ -28,6 +36,10 @@ class Command(BaseCommand):
             raise CommandError("The demo runs only in laptop mode (PORTAL_MODE=local).")
         if options["cbct_slices"] < MIN_CBCT_SLICES:
             raise CommandError(f"--cbct-slices must be at least {MIN_CBCT_SLICES}.")
+        if not options["no_serve"]:
+            # Before anything changes: a second run beside a running demo would otherwise
+            # replace the login and link the first one printed, and then fail anyway.
+            _refuse_if_taken(options["addrport"])
         call_command("migrate", interactive=False, verbosity=0)
         result = build_demo(cbct_slices=options["cbct_slices"])
         base = f"http://{options['addrport']}"
@@ -66,9 +78,43 @@ class Command(BaseCommand):
         out(f"  password for every demo user: {result.password}")
         for s in result.staff:
             out(f"  {s.username:16} {s.role:15} authenticator: {s.otpauth_uri}")
-        out("  (no authenticator app? `python manage.py totp_code demo-frontdesk` prints the code)")
+        python = _python_shown()
+        out(
+            f"  (no authenticator app? `{python} manage.py totp_code demo-frontdesk` prints the code)"
+        )
         out("")
         out(f"Share link (patient): {base}{result.share_path}")
         out(f"  password: {result.share_password}")
         out(f"  date of birth: {result.share_birth_date}")
         out("")
+
+
+def _refuse_if_taken(addrport: str) -> None:
+    host, _, port = addrport.rpartition(":")
+    host = host.strip("[]") or "127.0.0.1"
+    try:
+        number = int(port)
+    except ValueError:
+        raise CommandError(f"--addrport {addrport}: give an address and port, e.g. 127.0.0.1:8001")
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server will
+        try:
+            probe.bind((host, number))
+        except OSError as exc:
+            if exc.errno != errno.EADDRINUSE:
+                raise CommandError(f"Cannot serve on {addrport}: {exc.strerror}") from None
+            raise CommandError(
+                f"{addrport} is in use (a demo already running there still works with the "
+                "login and link it printed). To run another, choose a free port: "
+                "manage.py demo --addrport 127.0.0.1:8001"
+            ) from None
+
+
+def _python_shown() -> str:
+    """The Python that runs this, as the reader would type it (.venv/bin/python in a checkout)."""
+    python = Path(sys.executable)
+    try:
+        return str(python.relative_to(Path.cwd()))
+    except ValueError:
+        return str(python)
