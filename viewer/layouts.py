@@ -58,7 +58,7 @@ class Layout:
     head_last: bool = True
     overlays: bool = False
     voi_lut: bool = False  # the first file carries a VOI LUT (used when it has no window)
-    # The slice to open on (a dental CBCT's occlusal plane), found when the volume is stored.
+    # A dental CBCT's occlusal plane, found when the volume is stored (see mpr.viewing_slice).
     opening_slice: int | None = None
 
     @property

@@ -221,15 +221,29 @@ def _volume_info(layout: Layout) -> render.RenderInfo:
     return render.RenderInfo(1.0, 0.0, layout.slices[0].info.invert)
 
 
+# The occlusal plane runs between the upper and lower crowns (in the gap a bite block leaves):
+# a dental CBCT opens this far below it, through the lower crowns, as the dental view does.
+BELOW_OCCLUSAL_MM = 3.0
+
+
+def viewing_slice(layout: Layout) -> int:
+    """Return the slice a series opens on: through a dental CBCT's lower crowns, else the
+    middle one."""
+    last = len(layout.slices) - 1
+    plane = layout.opening_slice
+    if plane is None or not 0 <= plane <= last:
+        return len(layout.slices) // 2
+    below = round(BELOW_OCCLUSAL_MM / (abs(layout.voxel_spacing()[0]) or 1.0))
+    # Index 0 is the head's end unless head_last: "below" runs the other way then.
+    return min(max(plane + (-below if layout.head_last else below), 0), last)
+
+
 def probe_indices(layout: Layout) -> list[int]:
-    """Return the opening slice (the occlusal plane of a dental CBCT, else the middle one),
-    then a few spread from first to last, without repeats."""
+    """Return the opening slice (viewing_slice), then a few spread from first to last, without
+    repeats."""
     last = len(layout.slices) - 1
     spread = (round(k * last / (PROBES - 1)) for k in range(PROBES))
-    first = layout.opening_slice
-    if first is None or not 0 <= first <= last:
-        first = len(layout.slices) // 2
-    return list(dict.fromkeys([first, *spread]))
+    return list(dict.fromkeys([viewing_slice(layout), *spread]))
 
 
 def first_decodable(layout: Layout) -> int:

@@ -168,8 +168,7 @@ def note_decodable(series: Series) -> None:
 
 
 def _shown_slice(layout: layouts.Layout) -> bytes:
-    """Render the slice the viewer opens on (the occlusal plane of a dental CBCT, else the
-    middle one, if it decodes) as a small JPEG."""
+    """Render the slice the viewer opens on (mpr.viewing_slice, if it decodes) as a small JPEG."""
     values, info = mpr.plane_values(layout, "axial", mpr.first_decodable(layout))
     window = mpr.default_window(layout)
     if values.ndim == 3:

@@ -122,8 +122,8 @@ class Series(models.Model):
     opening_slice = models.PositiveIntegerField(
         null=True,
         blank=True,
-        help_text="The slice the viewer opens on (a dental CBCT's occlusal plane), found when "
-        "the volume is stored; empty opens on the middle slice.",
+        help_text="A dental CBCT's occlusal plane, found when the volume is stored; the viewer "
+        "opens a few mm below it, through the lower crowns. Empty opens on the middle slice.",
     )
     created_at = models.DateTimeField(auto_now_add=True)
 

@@ -10,6 +10,7 @@ from tests.viewer.helpers import (
     truncate_pixels,
 )
 from viewer import arches, layouts, mpr
+from viewer.dental.arch import enamel_profile
 
 
 class SeriesManifestTestCase(BaseTestCase):
@@ -97,8 +98,10 @@ class SeriesManifestTestCase(BaseTestCase):
         self.series.refresh_from_db()
         self.assertEqual(self.series.decode_error, "")
 
-    def test_a_dental_cbct_opens_on_its_occlusal_plane(self) -> None:
-        """The stored volume's teeth decide the opening slice, not the middle of the stack."""
+    def test_a_dental_cbct_opens_through_the_crowns_by_its_occlusal_plane(self) -> None:
+        """The stored volume's teeth decide the opening slice, not the middle of the stack: a
+        few mm below the occlusal plane, through the lower crowns, since the plane itself
+        runs between the teeth (in the gap a bite block leaves)."""
         with self.captureOnCommitCallbacks(execute=True):
             series = make_dental_series(self.practice, self.alice)
         series.refresh_from_db()
@@ -107,9 +110,19 @@ class SeriesManifestTestCase(BaseTestCase):
         mpr.clear_caches()
         self.login(self.alice)
         m = self.client.get(f"/viewer/series/{series.code}/manifest.json").json()
-        self.assertEqual(m["initial_index"], series.opening_slice)
-        self.assertNotEqual(m["initial_index"], m["slices"] // 2)
-        curve = arches.detected_arch(layouts.layout_for(series))
+        layout = layouts.layout_for(series)
+        below = round(3.0 / SMALL_DENTAL.slice_thickness_mm)
+        step = -1 if layout.head_last else 1
+        self.assertEqual(m["initial_index"], series.opening_slice + step * below)
+        enamel = enamel_profile(mpr.volume(layout), layout.voxel_spacing(), layout.volume_rescale())
+        self.assertGreater(enamel[m["initial_index"]], 0.3 * enamel.max(), "no teeth shown")
+        self.assertLess(enamel[series.opening_slice], 0.1 * enamel.max(), "the plane is the gap")
+        self.assertLess(
+            SMALL_DENTAL.slice_z_mm(m["initial_index"]),
+            SMALL_DENTAL.occlusal_z_mm,
+            "the lower crowns are below the occlusal plane",
+        )
+        curve = arches.detected_arch(layout)
         self.assertEqual(curve.occlusal_index, series.opening_slice)
 
     def test_a_scan_without_teeth_still_opens_in_the_middle(self) -> None:

@@ -79,9 +79,8 @@ class Command(BaseCommand):
         for s in result.staff:
             out(f"  {s.username:16} {s.role:15} authenticator: {s.otpauth_uri}")
         python = _python_shown()
-        out(
-            f"  (no authenticator app? `{python} manage.py totp_code demo-frontdesk` prints the code)"
-        )
+        totp = f"{python} manage.py totp_code demo-frontdesk"
+        out(f"  (no authenticator app? `{totp}` prints the code)")
         out("")
         out(f"Share link (patient): {base}{result.share_path}")
         out(f"  password: {result.share_password}")
@@ -95,7 +94,9 @@ def _refuse_if_taken(addrport: str) -> None:
     try:
         number = int(port)
     except ValueError:
-        raise CommandError(f"--addrport {addrport}: give an address and port, e.g. 127.0.0.1:8001")
+        raise CommandError(
+            f"--addrport {addrport}: give an address and port, e.g. 127.0.0.1:8001"
+        ) from None
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server will
