@@ -8,7 +8,7 @@ from pathlib import Path
 
 from django.conf import settings
 from django.core.management import call_command
-from django.test import SimpleTestCase, override_settings
+from django.test import SimpleTestCase, TestCase, override_settings
 
 PRODUCTION_STORAGES = {
     **settings.STORAGES,
@@ -29,3 +29,15 @@ class HashedModuleImportsTestCase(SimpleTestCase):
                 with self.subTest(name):
                     self.assertRegex(name, r"^\./[a-z-]+\.[0-9a-f]{12}\.js$")
                     self.assertTrue((entry.parent / name).is_file())
+
+
+class FaviconTestCase(TestCase):
+    def test_every_page_names_an_icon_it_serves(self) -> None:
+        """Browsers otherwise ask for /favicon.ico and log a 404 on every visit."""
+        page = self.client.get("/login/")
+        found = re.search(r'<link rel="icon" href="([^"]+)"', page.content.decode())
+        self.assertIsNotNone(found, "no icon named")
+        icon = self.client.get(found.group(1))
+        self.assertEqual(icon.status_code, 200)
+        body = b"".join(icon.streaming_content) if icon.streaming else icon.content
+        self.assertIn(b"<svg", body)
