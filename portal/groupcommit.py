@@ -76,9 +76,10 @@ class GroupCommit:
             raise RuntimeError("the item was not committed")
 
     def _lead(self) -> None:
-        with self._lock:
-            batch, self._queue = self._queue, []
-        try:
+        batch: list[_Waiting] = []
+        try:  # from the first step: whatever stops this leader, the next one is woken
+            with self._lock:
+                batch, self._queue = self._queue, []
             for start in range(0, len(batch), self._max_batch):
                 chunk = batch[start : start + self._max_batch]
                 try:
