@@ -46,13 +46,39 @@ def _scrub_patient_if_empty(patient: Patient) -> None:
     patient.assigned_staff.clear()
 
 
+def _with_copies(studies: list[Study]) -> list[Study]:
+    """The studies and every de-identified copy made of them for links, copies first."""
+    found, todo = {s.pk: s for s in studies}, list(studies)
+    while todo:
+        copies = Study.objects.filter(shares__source_study__in=todo).distinct()
+        todo = [c for c in copies if c.pk not in found]
+        found.update((c.pk, c) for c in todo)
+    return list(reversed(found.values()))
+
+
+def lock_links_of(studies: list[Study]) -> list[Study]:
+    """Lock every share link of the studies and of their copies; return them, copies first.
+
+    Taken before anything is shredded or recorded: each shred records an audit event, which
+    holds the audit head to the end of the transaction, and the lock order puts links first.
+    """
+    from sharing.models import ShareLink
+
+    every = _with_copies(studies)
+    _locked(ShareLink.objects.filter(study__in=[s.pk for s in every]))
+    return every
+
+
 def shred_study(study: Study, reason: str = "retention") -> int:
     """Crypto-shred one study, and the de-identified copies made of it for links, and remove
     their records; return the number of objects shredded."""
+    with transaction.atomic():
+        return sum(_shred_one(s, reason) for s in lock_links_of([study]))
+
+
+def _shred_one(study: Study, reason: str) -> int:
     from sharing.models import ShareLink
 
-    copies = Study.objects.filter(shares__source_study=study).distinct()  # made for links
-    shredded = sum(shred_study(copy, reason=reason) for copy in copies if copy.pk != study.pk)
     patient = study.patient
     with transaction.atomic():
         # Rows locked in the lock order (links, then the study and what hangs on it, the audit
@@ -61,7 +87,7 @@ def shred_study(study: Study, reason: str = "retention") -> int:
         # discarded. Listing first left such an object readable with nothing pointing at it.
         links = _locked(ShareLink.objects.filter(study=study))
         if not _locked(Study.objects.filter(pk=study.pk)):
-            return shredded  # shredded meanwhile
+            return 0  # shredded meanwhile
         _locked(study.series.all())
         attachments = list(Attachment.objects.select_for_update().filter(study=study))
         blobs = objects_of(study)
@@ -81,7 +107,7 @@ def shred_study(study: Study, reason: str = "retention") -> int:
             obj=study,
             detail={"objects": len(blobs), "reason": reason},
         )
-    return len(blobs) + shredded
+    return len(blobs)
 
 
 def _locked(rows) -> list[int]:  # noqa: ANN001 - a queryset
@@ -167,8 +193,9 @@ def _carry_out(purge: Purge) -> int:
         if rules.held(purge.patient_id) or any(rules.held(purge.patient_id, s.pk) for s in studies):
             return -1
         objects = 0
-        for study in studies:
-            objects += shred_study(study, reason="erasure")
+        # Every link first (see lock_links_of): the first study's audit event holds the head.
+        for study in lock_links_of(studies):
+            objects += _shred_one(study, reason="erasure")
         for doc in Attachment.objects.filter(patient=purge.patient):
             objects += shred_attachment(doc, reason="erasure")
         _scrub_patient_if_empty(purge.patient)
