@@ -153,6 +153,7 @@ def test_panoramic_cross_sections_measure_and_canal(demo_server, browser, tmp_pa
         measured = float(re.search(r"Length ([\d.]+) mm", text).group(1))
         assert abs(measured - expected) <= 0.5, (measured, expected)
         assert "Cross-section at" in text
+        measured_on = page.evaluate("JSON.stringify(window.viewer.dental.state.curve.points)")
 
         page.click("[data-dtool=canal]")
         for fraction in (0.25, 0.4, 0.55, 0.7):
@@ -207,6 +208,9 @@ def test_panoramic_cross_sections_measure_and_canal(demo_server, browser, tmp_pa
         page.click("#measure-list li button:text('Show')")
         page.wait_for_selector("#dental[data-state='ready']")
         assert float(page.get_attribute("#dental", "data-at")) == where
+        # ... along the curve it was measured on (dragged, then reset before the reload).
+        shown_on = page.evaluate("JSON.stringify(window.viewer.dental.state.curve.points)")
+        assert shown_on == measured_on
         assert page.get_attribute("#dental", "data-canal") == "5"
         assert posts == [], posts
     finally:

@@ -45,6 +45,9 @@ function windowQuery() {
   return "&c=" + num(state.center) + "&w=" + num(state.width) + "&invert=" + (state.invert ? 1 : 0);
 }
 
+// The curve as a string: a cross-section's measurement keeps the curve it was taken along.
+function curveKey() { return JSON.stringify(d.curve.points); }
+
 function panoramicQuery() { return curveQuery() + "&thickness=" + d.thickness + "&mode=" + d.mode; }
 
 function sectionQuery(at) {
@@ -199,6 +202,7 @@ function showSections() {
     var at = d.positions[k];
     pane.sp = [d.geo.mm_per_row, d.geo.mm_per_col];
     pane.shown = Math.round(at * 10);
+    pane.curveKey = curveKey();
     pane.el.dataset.at = String(at);
     load(pane, d.base + "section" + ext() + "?" + sectionQuery(at) + windowQuery(),
       function (p) { fitAround(p, occlusalRow(), 45); });
@@ -275,6 +279,6 @@ function addCanalPoint(arc, depth, row) {
 }
 
 export {
-  addCanalPoint, allPanes, axial, box, d, loadCanal, pano, refreshCurve, saveCanal, say,
+  addCanalPoint, allPanes, axial, box, curveKey, d, loadCanal, pano, refreshCurve, saveCanal, say,
   sections, setAt, showAll, showAxial, showPanoramic, showSections, toggle, updateSaves
 };

@@ -8,7 +8,7 @@ import { addMeasure, newMeasure } from "./measure.js";
 import { relayout, setStatusError } from "./series.js";
 import { locate } from "./dental-paint.js";
 import {
-  addCanalPoint, allPanes, axial, box, d, loadCanal, pano, refreshCurve, saveCanal, say,
+  addCanalPoint, allPanes, axial, box, curveKey, d, loadCanal, pano, refreshCurve, saveCanal, say,
   sections, setAt, showAll, showAxial, showPanoramic, showSections, toggle, updateSaves
 } from "./dental-view.js";
 
@@ -57,11 +57,17 @@ document.addEventListener("viewer:refresh", function () { if (d.on) showAll(); }
 
 // "Show" on a cross-section's measurement: back to that position along the arch.
 document.addEventListener("viewer:show-section", function (event) {
-  var at = event.detail.at;
-  if (d.on) { setAt(at); return; }
-  if (d.arch) { open(); setAt(at); return; }
+  var m = event.detail;
+  var go = function () {
+    if (!m.curveKey || m.curveKey === curveKey()) { setAt(m.at); return; }
+    // Measured along a curve since moved or reset: that curve comes back first.
+    d.curve = { points: JSON.parse(m.curveKey), occlusal_index: d.curve.occlusal_index };
+    refreshCurve(true).then(function () { setAt(m.at); });
+  };
+  if (d.on) { go(); return; }
+  if (d.arch) { open(); go(); return; }
   // After a reload the arch is not found yet: find it, as the Panoramic button does.
-  if (!toggle.hidden && !toggle.disabled) fetchArch().then(function () { if (d.on) setAt(at); });
+  if (!toggle.hidden && !toggle.disabled) fetchArch().then(function () { if (d.on) go(); });
 });
 
 document.addEventListener("viewer:measures", function () {
@@ -166,6 +172,7 @@ function measureDown(pane, ip) {
   var add = function (m) {
     m.where = "Cross-section at " + at + " mm";
     m.at = at;
+    m.curveKey = curveKey();  // "at" means something only along this curve
     return m;
   };
   if (d.tool === "angle" && pane.draft && pane.draft.type === "angle" && pane.draft.pts.length === 2) {

@@ -112,7 +112,8 @@ function keptKey() { return "measures:" + location.pathname; }
 function saveMeasures() {
   var kept = measures.map(function (m) {
     return { n: m.n, type: m.type, plane: m.plane, index: m.index, sp: m.sp, mm: m.mm, pts: m.pts,
-      label: m.label, where: m.where || "", at: m.at, code: m.item ? m.item.dataset.code : "" };
+      label: m.label, where: m.where || "", at: m.at, curveKey: m.curveKey,
+      code: m.item ? m.item.dataset.code : "" };
   });
   try { sessionStorage.setItem(keptKey(), JSON.stringify(kept)); } catch (e) { /* private mode */ }
 }
@@ -134,7 +135,16 @@ function revive(k) {
     mm: !!k.mm, label: String(k.label || ""), where: String(k.where || ""),
     pts: k.pts.map(function (p) { return { x: p.x, y: p.y }; }) };
   if (finite(k.at)) m.at = k.at;
+  if (typeof k.curveKey === "string" && validCurve(k.curveKey)) m.curveKey = k.curveKey;
   return m;
+}
+
+function validCurve(key) {
+  var points;
+  try { points = JSON.parse(key); } catch (e) { return false; }
+  return Array.isArray(points) && points.length >= 2 && points.length <= 32 && points.every(function (p) {
+    return Array.isArray(p) && p.length === 2 && finite(p[0]) && finite(p[1]);
+  });
 }
 
 function loadMeasures() {
@@ -157,7 +167,10 @@ function showMeasure(m) {
 
 painters.push(function (pane) {
   measures.forEach(function (m) {
-    if (m.item === state.item && m.plane === pane.plane && m.index === pane.shown) drawMeasure(pane, m);
+    if (m.item !== state.item || m.plane !== pane.plane || m.index !== pane.shown) return;
+    // A cross-section's measurement shows only along the curve it was taken on.
+    if (m.curveKey && pane.curveKey && m.curveKey !== pane.curveKey) return;
+    drawMeasure(pane, m);
   });
   if (pane.draft) drawMeasure(pane, pane.draft);
 });
