@@ -42,6 +42,19 @@ def _wait_ready(page, plane: str, index: int | None = None) -> None:
     page.wait_for_selector(selector)
 
 
+def _marker_points(page) -> list[tuple[float, float]]:
+    """Where the demo CBCT's two fiducial markers are on the screen, in the axial pane."""
+    canvas = _pane(page, "axial")
+    box = canvas.bounding_box()
+    data = canvas.evaluate("c => ({...c.dataset})")
+    ox, oy = float(data["originX"]), float(data["originY"])
+    sx, sy = float(data["pxPerCol"]), float(data["pxPerRow"])
+    return [
+        (box["x"] + ox + (col + 0.5) * sx, box["y"] + oy + (row + 0.5) * sy)
+        for row, col in PhantomGeometry().marker_pixels()
+    ]
+
+
 def _not_blank(png: bytes) -> None:
     image = Image.open(io.BytesIO(png)).convert("L")
     stat = ImageStat.Stat(image)
@@ -73,14 +86,7 @@ def test_viewer_scrolls_measures_and_reformats_the_cbct(
 
     geometry = PhantomGeometry()
     canvas = _pane(page, "axial")
-    box = canvas.bounding_box()
-    data = canvas.evaluate("c => ({...c.dataset})")
-    ox, oy = float(data["originX"]), float(data["originY"])
-    sx, sy = float(data["pxPerCol"]), float(data["pxPerRow"])
-    points = [
-        (box["x"] + ox + (col + 0.5) * sx, box["y"] + oy + (row + 0.5) * sy)
-        for row, col in geometry.marker_pixels()
-    ]
+    points = _marker_points(page)
     if page.get_attribute("#viewer", "data-mode") == "simple":
         page.click("#mode-toggle")
     page.click("[data-tool=length]")
@@ -132,19 +138,13 @@ def test_measurements_stay_for_the_tab_through_a_reload_and_nowhere_else(demo_se
             "#slice-slider", "el => { el.value = '100'; el.dispatchEvent(new Event('input')); }"
         )
         _wait_ready(page, "axial", 100)
-        geometry = PhantomGeometry()
-        canvas = _pane(page, "axial")
-        box = canvas.bounding_box()
-        data = canvas.evaluate("c => ({...c.dataset})")
-        ox, oy = float(data["originX"]), float(data["originY"])
-        sx, sy = float(data["pxPerCol"]), float(data["pxPerRow"])
-        (r0, c0), (r1, c1) = geometry.marker_pixels()[:2]
+        start, end = _marker_points(page)
         if page.get_attribute("#viewer", "data-mode") == "simple":
             page.click("#mode-toggle")
         page.click("[data-tool=length]")
-        page.mouse.move(box["x"] + ox + (c0 + 0.5) * sx, box["y"] + oy + (r0 + 0.5) * sy)
+        page.mouse.move(*start)
         page.mouse.down()
-        page.mouse.move(box["x"] + ox + (c1 + 0.5) * sx, box["y"] + oy + (r1 + 0.5) * sy, steps=8)
+        page.mouse.move(*end, steps=8)
         page.mouse.up()
         listed = page.locator("#measure-list li").first.text_content()
         assert "Length" in listed and "Axial 101" in listed
