@@ -30,10 +30,8 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-import audit
-from audit.models import Action
 from portal import deidentify, vault
-from portal.compliance.stored import objects_of
+from portal.compliance.stored import objects_of, shred_recorded
 from portal.ingest.header import DicomHeader
 from portal.ingest.sniff import parse_dicom
 from portal.models import Instance, Patient, Series, Study
@@ -208,18 +206,7 @@ def _closed(links: list, now: datetime) -> bool:
 
 def _shred(study: Study) -> int:
     objects = objects_of(study)
-    if not objects:
-        return 0
-    audit.record(
-        Action.SHRED,
-        practice=study.practice,
-        patient=study.patient,
-        obj=study,
-        detail={"objects": len(objects), "reason": DISPOSAL_REASON},
-    )
-    for obj in objects:
-        vault.shred(obj)
-    return len(objects)
+    return shred_recorded(study, objects, DISPOSAL_REASON) if objects else 0
 
 
 def dispose(study: Study) -> int:

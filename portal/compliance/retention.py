@@ -15,11 +15,8 @@ from datetime import date
 from django.db import transaction
 from django.utils import timezone
 
-import audit
-from audit.models import Action
-from portal import vault
 from portal.compliance import rules
-from portal.compliance.stored import objects_of
+from portal.compliance.stored import objects_of, shred_recorded
 from portal.models import (
     Attachment,
     ComplianceSettings,
@@ -97,17 +94,8 @@ def _shred_one(study: Study, reason: str) -> int:
         for attachment in attachments:
             attachment.delete()
         study.delete()
-        for blob in blobs:
-            vault.shred(blob)
         _scrub_patient_if_empty(patient)
-        audit.record(
-            Action.SHRED,
-            practice=study.practice,
-            patient=patient,
-            obj=study,
-            detail={"objects": len(blobs), "reason": reason},
-        )
-    return len(blobs)
+        return shred_recorded(study, blobs, reason)
 
 
 def _locked(rows) -> list[int]:  # noqa: ANN001 - a queryset
@@ -125,18 +113,9 @@ def shred_attachment(attachment: Attachment, reason: str = "retention") -> int:
         if attachment is None:
             return 0  # shredded meanwhile
         blobs = [b for b in (attachment.blob, attachment.thumbnail) if b and b.wrapped_key]
-        audit.record(
-            Action.SHRED,
-            practice=attachment.practice,
-            patient=attachment.patient,
-            obj=attachment,
-            detail={"objects": len(blobs), "reason": reason},
-        )
         attachment.delete()
-        for blob in blobs:
-            vault.shred(blob)
         _scrub_patient_if_empty(attachment.patient)
-    return len(blobs)
+        return shred_recorded(attachment, blobs, reason)
 
 
 def propose(today: date | None = None) -> int:

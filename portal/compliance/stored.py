@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import audit
+from audit.models import Action
+from portal import vault
 from portal.models import Attachment, Instance, StoredObject, Study
 
 
@@ -20,3 +23,18 @@ def objects_of(study: Study) -> list[StoredObject]:
 
     ids |= set(DownloadPlan.objects.filter(study=study).values_list("blob_id", flat=True))
     return list(StoredObject.objects.filter(pk__in=ids, wrapped_key__isnull=False))
+
+
+def shred_recorded(record: Study | Attachment, objects: list[StoredObject], reason: str) -> int:
+    """Crypto-shred a record's objects and leave the PHI-free audit event that says so, last
+    (the audit head comes last in the lock order); return how many were shredded."""
+    for obj in objects:
+        vault.shred(obj)
+    audit.record(
+        Action.SHRED,
+        practice=record.practice,
+        patient=record.patient,
+        obj=record,
+        detail={"objects": len(objects), "reason": reason},
+    )
+    return len(objects)
