@@ -2,7 +2,10 @@
 
 The benchmark CBCT is sent by dcmtk's storescu (a real CBCT unit's role) over one and over
 four associations at once. The receiver's time runs until the last record is committed;
-Orthanc's until storescu has its last answer (Orthanc stores before it answers). Rounds
+Orthanc's until storescu has its last answer (Orthanc stores before it answers). The CPU
+each receiver spent per instance (this process's for the portal, Orthanc's process's for
+Orthanc; storescu's own is not counted) tells whether a figure is bound by the machine's
+two cores or by waiting. Rounds
 alternate portal and Orthanc so that machine noise falls on both; each portal round files
 into a fresh practice and each Orthanc round starts a fresh Orthanc, so nothing is a
 duplicate.
@@ -15,6 +18,7 @@ import shutil
 import statistics
 import subprocess
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +60,24 @@ def _storescu(port: int, called: str, groups: list[list[Path]]) -> float:
     return time.perf_counter() - started
 
 
-def _portal_round(files: list[Path], associations: int, round_no: int) -> float:
+@dataclass
+class Round:
+    seconds: float
+    cpu_seconds: float  # what the receiving process used during the round
+
+
+def _own_cpu() -> float:
+    times = os.times()
+    return times.user + times.system
+
+
+def _process_cpu(pid: int) -> float:
+    """User plus system seconds of another process, from /proc (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _portal_round(files: list[Path], associations: int, round_no: int) -> Round:
     practice = Practice.objects.create(
         slug=f"bench-net-{associations}-{round_no}", name="Bench receiving"
     )
@@ -69,26 +90,30 @@ def _portal_round(files: list[Path], associations: int, round_no: int) -> float:
     port = orthanc.free_port()
     receiver.start("127.0.0.1", port)
     try:
+        cpu = _own_cpu()
         started = time.perf_counter()
         _storescu(port, called, _chunks(files, associations))
         if not receiver.wait_idle(600):
             raise RuntimeError("the receiver did not finish filing")
         seconds = time.perf_counter() - started
+        cpu = _own_cpu() - cpu
     finally:
         receiver.stop()
     filed = Instance.objects.filter(practice=practice).count()
     if filed != len(files):
         raise RuntimeError(f"the receiver filed {filed} of {len(files)} files")
-    return seconds
+    return Round(seconds, cpu)
 
 
-def _orthanc_round(files: list[Path], associations: int) -> float:
+def _orthanc_round(files: list[Path], associations: int) -> Round:
     with orthanc.running(modalities={"bench": (CALLING, "127.0.0.1", 104)}, env=NO_DELAY) as o:
+        cpu = _process_cpu(o.process.pid)
         seconds = _storescu(o.dicom_port, o.aet, _chunks(files, associations))
+        cpu = _process_cpu(o.process.pid) - cpu
         stored = len(o.json("/instances"))
     if stored != len(files):
         raise RuntimeError(f"Orthanc stored {stored} of {len(files)} files")
-    return seconds
+    return Round(seconds, cpu)
 
 
 def run(ctx: Any) -> None:
@@ -100,7 +125,7 @@ def run(ctx: Any) -> None:
     files = sorted(folder.glob("*.dcm"))
     size = sum(f.stat().st_size for f in files)
     with_orthanc = orthanc.binary() is not None
-    times: dict[tuple[str, int], list[float]] = {}
+    times: dict[tuple[str, int], list[Round]] = {}
     for round_no in range(ROUNDS):
         for associations in (1, 4):
             times.setdefault(("portal", associations), []).append(
@@ -118,15 +143,17 @@ def run(ctx: Any) -> None:
     for associations in (1, 4):
         noun = "association" if associations == 1 else "associations"
         for who in ("portal", "Orthanc"):
-            seconds = times.get((who, associations))
-            if not seconds:
+            rounds = times.get((who, associations))
+            if not rounds:
                 continue
-            median = statistics.median(seconds)
+            median = statistics.median(r.seconds for r in rounds)
+            cpu = statistics.median(r.cpu_seconds for r in rounds)
             label = f"C-STORE ingest {who}, {associations} {noun}"
             ctx.figure(f"{label} MB/s", size / MB / median, "MB/s")
             ctx.figure(f"{label} instances/s", len(files) / median, "instances/s")
+            ctx.figure(f"{label} receiver CPU per instance", cpu / len(files) * 1000, "ms")
         if with_orthanc:
-            ratio = statistics.median(times[("Orthanc", associations)]) / statistics.median(
-                times[("portal", associations)]
-            )
+            ratio = statistics.median(
+                r.seconds for r in times[("Orthanc", associations)]
+            ) / statistics.median(r.seconds for r in times[("portal", associations)])
             ctx.figure(f"C-STORE ingest portal / Orthanc, {associations} {noun}", ratio, "x")
