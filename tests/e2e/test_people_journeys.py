@@ -149,6 +149,13 @@ def test_a_patient_on_a_phone_verifies_views_and_downloads(demo_server, phone, t
     after_lift = _axial_index(page)
     page.wait_for_timeout(700)
     assert _axial_index(page) > after_lift > released
+    # The practice's name is read whole, and the tool bar is all on the screen.
+    brand = page.locator(".topbar .brand")
+    assert brand.evaluate(
+        "el => el.scrollWidth <= el.clientWidth + 1 && el.scrollHeight <= el.clientHeight + 1"
+    ), f"the practice's name is cut short: {brand.inner_text()!r}"
+    tools = page.locator("#toolbar").bounding_box()
+    assert tools["y"] + tools["height"] <= PHONE["height"] + 0.5, tools
     _shot(page, "viewer-phone")
 
     page.click("#drawer-open")
