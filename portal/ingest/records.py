@@ -184,7 +184,10 @@ def build(
         stored = [o for o in dicoms if plan.status.get(o.index, ("",))[0] == STORED]
         owners = {patients.existing(o.header) for o in stored}
         owner = owners.pop() if len(owners) == 1 else None
-    study_for_files = batch_studies[0] if len(batch_studies) == 1 else None
+    # Photos and reports join the one study of this batch that is the owner's and kept
+    # files; a study whose files were refused (another patient's record) is not theirs.
+    own = [s for s in plan.studies if owner is not None and s.patient_id == owner.pk]
+    study_for_files = own[0] if len(own) == 1 else None
     for o in outcomes:
         if o.status != "ok":
             continue

@@ -14,12 +14,14 @@ from django.utils import timezone
 
 from audit.models import AccessEvent, Action
 from portal.demo.phantom import PhantomGeometry, write_cbct
-from portal.models import Instance, StoredObject, Study
+from portal.ingest import ingest_path
+from portal.models import Attachment, Instance, StoredObject, Study
 from sharing.logfilter import mask_tokens
 from sharing.models import ReceivedFile, UploadLink, VerificationFailure
 from sharing.services import hash_token
 from sharing.uploads.services import issue_upload_link
 from tests.base import BaseTestCase
+from tests.portal.ingest_helpers import pdf_bytes
 
 PASSWORD = "amber-anchor-apple-arrow-12"
 GEOMETRY = PhantomGeometry(slices=3, rows=32, columns=32, pixel_spacing_mm=2.0, marker_slice=1)
@@ -121,6 +123,24 @@ class UploadLinkTestCase(BaseTestCase):
         self.assertEqual(Instance.objects.filter(series__study=study).count(), 3)
         self.assertEqual(ReceivedFile.objects.filter(state="accepted").count(), 3)
         self.assertTrue(AccessEvent.objects.filter(action=Action.INGEST, user=self.bob).exists())
+
+    def test_a_report_sent_with_another_patients_scan_stays_with_this_patient(self) -> None:
+        # The scan's study is already on record for another patient of the practice.
+        first, second, _ = scans("OTHER-77")
+        folder = Path(tempfile.mkdtemp(prefix="upload-link-other-"))
+        (folder / "IM1.dcm").write_bytes(first)
+        other = ingest_path(folder, practice=self.practice).studies[0]
+        self.assertNotEqual(other.patient, self.pat)
+        self.verify()
+        self.send(("IM2.dcm", second), ("report.pdf", pdf_bytes()))
+        self.login(self.bob)
+        self.client.post(f"/received/links/{self.link.code}/accept/")
+        states = dict(ReceivedFile.objects.values_list("name", "state"))
+        self.assertEqual(states, {"IM2.dcm": "declined", "report.pdf": "accepted"})
+        report = Attachment.objects.get(original_name__endswith="report.pdf")
+        self.assertEqual(report.patient, self.pat)
+        self.assertIsNone(report.study)  # not filed in the other patient's study
+        self.assertFalse(other.attachments.exists())
 
     def test_declined_files_are_shredded(self) -> None:
         self.verify()
