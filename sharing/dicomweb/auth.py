@@ -91,11 +91,19 @@ def authenticate(request: HttpRequest) -> Caller:
             )
         )
     raw = presented_token(request)
+    if raw and state.too_soon:
+        # Not judged and not counted, as on the web form: the token may well be right (a
+        # viewer fetching several things at once just after one typo must not lock itself,
+        # or its whole network, out). Judging it would let a guesser skip the wait.
+        _deny(request, "too_soon")
+        raise Refused(
+            _error(429, "Wait a moment and try again.", **{"Retry-After": str(state.wait_seconds)})
+        )
     token = find_token(raw) if raw else None
-    if token is None or state.too_soon:
+    if token is None:
         if raw:
             throttle.record_address_failure(address)
-        _deny(request, "too_soon" if token is not None else ("unknown" if raw else "missing"))
+        _deny(request, "unknown" if raw else "missing")
         raise Refused(_error(401, "A valid access token is needed.", **{"WWW-Authenticate": REALM}))
     share = fetch_row(ShareLink, "id", token.share_id)
     now = timezone.now()

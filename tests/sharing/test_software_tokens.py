@@ -101,6 +101,24 @@ class SoftwareTokenTestCase(ShareTestCase):
         self.assertEqual(r.status_code, 429)
         self.assertTrue(int(r["Retry-After"]) > 0)
 
+    def test_a_right_token_right_after_a_wrong_one_waits_and_is_never_counted(self) -> None:
+        from sharing.models import VerificationFailure
+
+        _, raw = create_token(self.share)
+        self.assertEqual(self.qido("pst_typo").status_code, 401)
+        # A viewer fetching several things at once inside the short wait after that typo.
+        for _ in range(14):
+            r = self.qido(raw)
+            self.assertEqual(r.status_code, 429)
+            self.assertLessEqual(int(r["Retry-After"]), 60)
+        self.assertEqual(VerificationFailure.objects.count(), 1)
+        # Nothing else that address does is held against it: once the wait is over, it is in.
+        VerificationFailure.objects.update(created_at=timezone.now() - timedelta(minutes=1))
+        self.assertEqual(self.qido(raw).status_code, 200)
+        # A request without a token is told what to send, whatever the wait.
+        self.qido("pst_typo")
+        self.assertEqual(self.client.get("/dicomweb/studies").status_code, 401)
+
     def test_it_never_reaches_another_patients_study(self) -> None:
         other = Patient.objects.create(practice=self.practice, patient_id="P-2", name="Other One")
         other_study = make_ct_study(other, uid_root="1.2.826.0.1.3680043.8.498.2")
