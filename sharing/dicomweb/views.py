@@ -164,8 +164,7 @@ def retrieve(
         return _not_found(request, caller, "instance")
     with transaction.atomic():
         if not count_download_once(caller.token, caller.share):
-            deny(request, caller.scope, "download", reason="no_downloads_left", share=caller.share)
-            return JsonResponse({"error": "This link has no downloads left."}, status=403)
+            return _no_downloads_left(request, caller)
         _record(
             request,
             caller,
@@ -212,24 +211,37 @@ def _numbers(text: str) -> list[int] | None:
     return numbers if 0 < len(numbers) <= 1000 else None
 
 
+def _no_downloads_left(request: HttpRequest, caller: Caller) -> HttpResponse:
+    deny(request, caller.scope, "download", reason="no_downloads_left", share=caller.share)
+    return JsonResponse({"error": "This link has no downloads left."}, status=403)
+
+
 @dicomweb
 def retrieve_frames(
     request: HttpRequest, caller: Caller, study: str, series: str, instance: str, numbers: str
 ) -> HttpResponse:
+    """Pixel data as stored: the originals' pixels, so counted and limited like originals."""
     found = _one_instance(caller, study, series, instance)
     wanted = _numbers(numbers)
     if found is None or wanted is None:
         return _not_found(request, caller, "frame")
+    if len(set(wanted)) != len(wanted):
+        return JsonResponse({"error": "Ask for each frame once."}, status=400)
     try:
-        ctype, data = wado.frames(found, wanted)
+        ctype, parts = wado.frames(found, wanted)
     except wado.FrameError:
         return _not_found(request, caller, "frame")
+    if not caller.token.download_counted:  # after its first, a token's frames cost no write
+        with transaction.atomic():
+            if not count_download_once(caller.token, caller.share):
+                return _no_downloads_left(request, caller)
     _record_viewing(request, caller, series, what="frames")
     mark = wado.boundary()
-    body, length = wado.multipart([(ctype, len(d), d) for d in data], mark)
-    response = HttpResponse(
-        b"".join(body), content_type=f'multipart/related; type="{ctype}"; boundary={mark}'
+    body, length = wado.multipart([(ctype, size, source) for size, source in parts], mark)
+    response = StreamingHttpResponse(
+        body, content_type=f'multipart/related; type="{ctype}"; boundary={mark}'
     )
+    response["Content-Length"] = str(length)
     return response
 
 

@@ -12,6 +12,7 @@ import threading
 import uuid
 from collections import OrderedDict
 from collections.abc import Iterator
+from functools import partial
 from typing import Any
 
 import pydicom
@@ -46,7 +47,8 @@ def boundary() -> str:
 def multipart(parts: list[tuple[str, int, Any]], mark: str) -> tuple[Iterator[bytes], int]:
     """Return (body chunks, total length) of multipart/related parts (type, size, source).
 
-    A source is bytes or an Instance's stored object, streamed when the body is read.
+    A source is bytes, a function returning bytes (called when its part is sent) or an
+    Instance's stored object, streamed when the body is read.
     """
     heads = [
         f"--{mark}\r\nContent-Type: {ctype}\r\nContent-Length: {size}\r\n\r\n".encode()
@@ -61,6 +63,8 @@ def multipart(parts: list[tuple[str, int, Any]], mark: str) -> tuple[Iterator[by
             yield head
             if isinstance(source, bytes):
                 yield source
+            elif callable(source):
+                yield source()
             else:
                 yield from vault.iter_range(source)
             yield b"\r\n"
@@ -115,8 +119,12 @@ def _pixel_location(instance: Instance, data: bytes | None) -> tuple[int, int, b
     return found
 
 
-def frames(instance: Instance, numbers: list[int]) -> tuple[str, list[bytes]]:
-    """Return (media type, bytes of each frame asked for), cut from the stored original."""
+def frames(instance: Instance, numbers: list[int]) -> tuple[str, list[tuple[int, Any]]]:
+    """Return (media type, [(size, source)] of each frame asked for) for multipart().
+
+    Uncompressed frames are read from the stored original as their part is sent, so a
+    request for many frames of a large instance holds one frame at a time.
+    """
     if not numbers or any(n < 1 or n > instance.frames for n in numbers):
         raise FrameError("no such frame")
     blob = instance.blob
@@ -133,7 +141,12 @@ def frames(instance: Instance, numbers: list[int]) -> tuple[str, list[bytes]]:
         frame_len = frame_len * bits // 8
         if not frame_len:
             raise FrameError("no pixel data")
-        out = [read(offset + (n - 1) * frame_len, offset + n * frame_len) for n in numbers]
+        if offset + max(numbers) * frame_len > blob.plain_size:
+            raise FrameError("no such frame")
+        out = [
+            (frame_len, partial(read, offset + (n - 1) * frame_len, offset + n * frame_len))
+            for n in numbers
+        ]
         return "application/octet-stream", out
     stop = blob.plain_size if length == 0xFFFFFFFF else offset + length
     try:
@@ -143,7 +156,7 @@ def frames(instance: Instance, numbers: list[int]) -> tuple[str, list[bytes]]:
     if len(all_frames) < max(numbers):
         raise FrameError("no such frame")
     ctype = FRAME_TYPES.get(instance.transfer_syntax_uid, "application/octet-stream")
-    return ctype, [all_frames[n - 1] for n in numbers]
+    return ctype, [(len(all_frames[n - 1]), all_frames[n - 1]) for n in numbers]
 
 
 def metadata(instance: Instance, instance_url: str) -> dict[str, Any]:

@@ -167,3 +167,40 @@ class SoftwareTokenTestCase(ShareTestCase):
         )
         self.assertEqual(viewing.count(), 1)
         self.assertEqual(viewing.get().share_code, self.share.code)
+
+    def frames_path(self, numbers: str = "1") -> str:
+        instance = self.study.series.get().instances.first()
+        return (
+            f"/dicomweb/studies/{self.study.study_uid}/series/{instance.series.series_uid}"
+            f"/instances/{instance.sop_instance_uid}/frames/{numbers}"
+        )
+
+    def test_a_frame_is_sent_once_per_request(self) -> None:
+        # The same frame asked for a thousand times made a thousand copies in memory.
+        _, raw = create_token(self.share)
+        r = self.qido(raw, self.frames_path(",".join(["1"] * 1000)))
+        self.assertEqual(r.status_code, 400)
+        self.assertIn("once", r.json()["error"])
+        r = self.qido(raw, self.frames_path("1"))
+        self.assertEqual(r.status_code, 200)
+        self.assertEqual(b"".join(r.streaming_content).count(b"Content-Type:"), 1)
+
+    def test_frames_are_originals_and_keep_to_the_download_limit(self) -> None:
+        issued = self.issue(max_downloads=1)
+        _, first = create_token(issued.share)
+        # A viewer's first frames count the link's one download, as the originals would.
+        self.assertEqual(self.qido(first, self.frames_path()).status_code, 200)
+        self.assertEqual(self.qido(first, self.frames_path()).status_code, 200)
+        issued.share.refresh_from_db()
+        self.assertEqual(issued.share.download_count, 1)
+        # Another token of the link, with no download left: no pixel data, as no originals.
+        _, second = create_token(issued.share)
+        uid = self.study.study_uid
+        self.assertEqual(self.qido(second, f"/dicomweb/studies/{uid}").status_code, 403)
+        r = self.qido(second, self.frames_path())
+        self.assertEqual(r.status_code, 403)
+        self.assertIn("no downloads left", r.json()["error"])
+        # Looking stays possible: rendered images and the attributes, like the web viewer.
+        rendered = self.frames_path() + "/rendered"
+        self.assertEqual(self.qido(second, rendered).status_code, 200)
+        self.assertEqual(self.qido(second, f"/dicomweb/studies/{uid}/metadata").status_code, 200)
