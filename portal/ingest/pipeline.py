@@ -24,7 +24,7 @@ from django.db.models.functions import Coalesce
 from portal import vault
 from portal.ingest import sniff
 from portal.ingest.sniff import HEAD_BYTES, DicomHeader, NeedMore, PhotoInfo, Rejected
-from portal.ingest.sources import Chain, Entry, LimitExceeded, Tee
+from portal.ingest.sources import TOO_LARGE, Chain, Entry, LimitExceeded, Tee
 from portal.models import Instance, Patient, Practice, StoredObject
 
 logger = logging.getLogger(__name__)
@@ -169,7 +169,7 @@ def process(index: int, entry: Entry, ctx: Context) -> Outcome:
     out = Outcome(index=index, name=entry.name, status="rejected")
     try:
         if entry.size is not None and entry.size > ctx.max_file_bytes:
-            raise Rejected("file is larger than allowed")
+            raise Rejected(TOO_LARGE)
         with entry.open() as src:
             _process(src, entry, ctx, out)
     except (Rejected, LimitExceeded) as exc:

@@ -22,6 +22,8 @@ from portal.ingest.sniff import TAIL_BYTES, Rejected, is_zip
 # Methods zipfile decompresses; anything else (Deflate64, PPMd, ...) is refused by name.
 ZIP_METHODS = {zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA}
 OTHER_ZIP_METHODS = {6: "Implode", 9: "Deflate64", 93: "Zstandard", 95: "XZ", 98: "PPMd"}
+# The reason given for a file over the size limit (callers with a tighter limit reword it).
+TOO_LARGE = "file is larger than allowed"
 
 
 class LimitExceeded(Exception):
@@ -74,7 +76,7 @@ class Tee:
     def _account(self, data: bytes | memoryview) -> None:
         self.count += len(data)
         if self.count > self.limit:
-            raise LimitExceeded("file is larger than allowed")
+            raise LimitExceeded(TOO_LARGE)
         if len(data) >= TAIL_BYTES:
             self._prev, self._last = b"", bytes(data[-TAIL_BYTES:])
         elif data:
@@ -270,7 +272,7 @@ def zip_entries(
         name = f"{archive_name}/{clean_name(info.filename)}"
         problem = _member_problem(info)
         if problem is None and info.file_size > max_file_bytes:
-            problem = "file is larger than allowed"
+            problem = TOO_LARGE
         if problem is not None:
             yield Refused(name, problem)
             continue

@@ -23,7 +23,15 @@ from portal.ingest import sniff
 from portal.ingest.pipeline import Context, Outcome, discard, process
 from portal.ingest.records import build
 from portal.ingest.report import STORED
-from portal.ingest.sources import Entry, Refused, Seekable, clean_name, upload_entry, zip_entries
+from portal.ingest.sources import (
+    TOO_LARGE,
+    Entry,
+    Refused,
+    Seekable,
+    clean_name,
+    upload_entry,
+    zip_entries,
+)
 from portal.models import StoredObject
 from sharing.models import ReceivedFile, UploadLink
 
@@ -56,9 +64,20 @@ def _take_room(link: UploadLink, size: int) -> bool:
     )
 
 
+def _room_left(link: UploadLink) -> int:
+    row = UploadLink.objects.filter(pk=link.pk).values("max_bytes", "received_bytes").first()
+    return max(0, row["max_bytes"] - row["received_bytes"]) if row else 0
+
+
 def receive(link: UploadLink, files: Iterable[tuple[str, BinaryIO]], request=None) -> list:
-    """Check and seal the files sent; return their ReceivedFile rows (pending or refused)."""
+    """Check and seal the files sent; return their ReceivedFile rows (pending or refused).
+
+    A file is read only if it may fit the room the link has left: its size is known before
+    (a ZIP member's from the archive's directory), or reading it stops at that room. A small
+    archive holding large files costs no decompression and no encryption once the link is full.
+    """
     ctx = Context(link.practice, None)
+    max_file_bytes = ctx.max_file_bytes
     rows: list[ReceivedFile] = []
     for index, item in enumerate(_entries(files)):
         if isinstance(item, Refused):
@@ -66,7 +85,18 @@ def receive(link: UploadLink, files: Iterable[tuple[str, BinaryIO]], request=Non
                 ReceivedFile(link=link, name=item.name, state="refused", reason=item.reason)
             )
             continue
+        room = _room_left(link)
+        if item.size is not None and item.size > room:
+            rows.append(
+                ReceivedFile(
+                    link=link, name=item.name[-255:], state="refused", reason=REFUSED_OVER_LIMIT
+                )  # fmt: skip
+            )
+            continue
+        ctx.max_file_bytes = min(max_file_bytes, room)
         out = process(index, item, ctx)
+        if out.status == "rejected" and out.reason == TOO_LARGE and room < max_file_bytes:
+            out.reason = REFUSED_OVER_LIMIT  # too large for the room left, not for the portal
         size = out.blob.plain_size if out.blob is not None else 0
         if out.status == "ok" and not _take_room(link, size):
             discard([out.blob])

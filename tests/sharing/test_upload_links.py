@@ -7,6 +7,7 @@ import tempfile
 import zipfile
 from datetime import date, timedelta
 from pathlib import Path
+from unittest import mock
 
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import override_settings
@@ -14,11 +15,12 @@ from django.utils import timezone
 
 from audit.models import AccessEvent, Action
 from portal.demo.phantom import PhantomGeometry, write_cbct
-from portal.ingest import ingest_path
+from portal.ingest import ingest_path, pipeline
 from portal.models import Attachment, Instance, StoredObject, Study
 from sharing.logfilter import mask_tokens
 from sharing.models import ReceivedFile, UploadLink, VerificationFailure
 from sharing.services import hash_token
+from sharing.uploads.intake import REFUSED_OVER_LIMIT
 from sharing.uploads.services import issue_upload_link
 from tests.base import BaseTestCase
 from tests.portal.ingest_helpers import pdf_bytes
@@ -172,6 +174,37 @@ class UploadLinkTestCase(BaseTestCase):
         self.assertIn("no room", refused.first().reason)
         self.link.refresh_from_db()
         self.assertLessEqual(self.link.received_bytes, 10_000)
+
+    def test_a_file_bigger_than_the_room_left_is_refused_before_it_is_read(self) -> None:
+        # A small ZIP may hold a large file: its size is known before a byte of it is read.
+        UploadLink.objects.filter(pk=self.link.pk).update(max_bytes=100_000)
+        big = write_cbct(
+            Path(tempfile.mkdtemp(prefix="upload-link-big-")),
+            PhantomGeometry(slices=1, rows=256, columns=256, marker_slice=0),
+            patient_name="Example^Pat",
+            patient_id="OTHER-77",
+            birth_date=date(1980, 5, 17),
+            study_date=date(2025, 11, 3),
+        )[0].read_bytes()
+        archive = io.BytesIO()
+        with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as z:
+            z.writestr("DICOM/BIG", big)
+        self.assertLess(len(archive.getvalue()), 100_000)
+        self.assertGreater(len(big), 100_000)
+        self.verify()
+        sealed = []
+        real_seal = pipeline.Context.seal
+
+        def seal(ctx, src):
+            sealed.append(src)
+            return real_seal(ctx, src)
+
+        with mock.patch.object(pipeline.Context, "seal", seal):
+            self.send(("cd.zip", archive.getvalue()), ("IM1.dcm", scans()[0]))
+        refused = ReceivedFile.objects.get(name="cd.zip/DICOM/BIG")
+        self.assertEqual((refused.state, refused.reason), ("refused", REFUSED_OVER_LIMIT))
+        self.assertEqual(ReceivedFile.objects.get(name="IM1.dcm").state, "pending")
+        self.assertEqual(len(sealed), 1)  # only the file that fits was read and sealed
 
     @override_settings(PORTAL_UPLOAD_LINK_MAX_REQUEST_BYTES=1000)
     def test_it_refuses_a_send_too_big_before_reading_it(self) -> None:
