@@ -117,6 +117,15 @@ def search_instances(
     params = list(request.GET.items())
     found = qido.search_instances(caller.scope, _base(request), study or None, series or None)
     items = qido.page([i for i in found if qido.matches(i, params)], request.GET)
+    if not items and (study or series):
+        # A study or series in the path that the share does not cover is refused, as above.
+        shared = caller.scope.instances()
+        if study:
+            shared = shared.filter(series__study__study_uid=study)
+        if series:
+            shared = shared.filter(series__series_uid=series)
+        if not shared.exists():
+            return _not_found(request, caller, "series" if series else "study")
     _record(request, caller, Action.SEARCH, level="instances", results=len(items))
     return _json(items)
 

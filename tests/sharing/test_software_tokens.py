@@ -127,9 +127,17 @@ class SoftwareTokenTestCase(ShareTestCase):
         self.assertEqual(r.status_code, 404)
         r = self.qido(raw, f"/dicomweb/studies/{other_study.study_uid}")
         self.assertEqual(r.status_code, 404)
+        other_series = other_study.series.get().series_uid
+        for path in (
+            f"/dicomweb/studies/{other_study.study_uid}/instances",
+            f"/dicomweb/studies/{other_study.study_uid}/series/{other_series}/instances",
+            f"/dicomweb/studies/{self.study.study_uid}/series/{other_series}/instances",
+        ):
+            with self.subTest(path=path):
+                self.assertEqual(self.qido(raw, path).status_code, 404)
         self.assertEqual(len(self.qido(raw).json()), 1)
         denied = AccessEvent.objects.filter(action=Action.ACCESS_DENIED, outcome=Outcome.DENIED)
-        self.assertEqual(denied.filter(share_code=self.share.code).count(), 2)
+        self.assertEqual(denied.filter(share_code=self.share.code).count(), 5)
 
     def test_it_audits_every_use_by_token_id_never_the_secret(self) -> None:
         token, raw = create_token(self.share)
