@@ -12,13 +12,14 @@ from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpRe
 from django.views.decorators.http import require_GET
 
 import audit
-from audit.models import Action
+from audit.models import Action, Outcome
 from portal.access import SeriesOwner, deny
 from portal.models import Instance
 from portal.rows import fetch_related
 from sharing.dicomweb import qido, wado
 from sharing.dicomweb.auth import Caller, Refused, authenticate
 from sharing.dicomweb.tokens import count_download_once
+from sharing.streaming import AuditedStream
 
 UID = re.compile(r"^[0-9]+(\.[0-9]+)*$")
 DICOM_JSON = "application/dicom+json"
@@ -186,8 +187,21 @@ def retrieve(
         )
     mark = wado.boundary()
     body, length = wado.multipart(wado.original_parts(found), mark)
+
+    def on_end(sent: int, complete: bool) -> None:
+        # As the web downloads: the access history says whether the originals arrived whole.
+        audit.record(
+            Action.DOWNLOAD,
+            request=request,
+            share=caller.share,
+            obj=caller.share.study,
+            outcome=Outcome.OK if complete else Outcome.FAILED,
+            detail=caller.detail(phase="end", what="instances", bytes=sent, complete=complete),
+        )
+
+    stream = AuditedStream(body, on_start=lambda: None, on_end=on_end)
     response = StreamingHttpResponse(
-        body, content_type=f'multipart/related; type="application/dicom"; boundary={mark}'
+        stream, content_type=f'multipart/related; type="application/dicom"; boundary={mark}'
     )
     response["Content-Length"] = str(length)
     return response

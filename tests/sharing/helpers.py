@@ -6,6 +6,7 @@ from django.test import override_settings
 
 from sharing.models import ShareLink
 from sharing.services import IssuedLink, issue_link
+from sharing.streaming import AuditedStream
 from tests.base import BaseTestCase
 
 PASSWORD = "amber-anchor-apple-arrow-12"
@@ -69,3 +70,11 @@ def add_attachments(study) -> tuple:
             )
         )
     return tuple(made)
+
+
+def close(response) -> None:
+    """Close the body iterator as a WSGI server does when the client goes away."""
+    # response.close() here would fire the test client's request_finished, closing the test DB.
+    for closer in response._resource_closers:
+        if isinstance(getattr(closer, "__self__", None), AuditedStream):
+            closer()

@@ -18,20 +18,11 @@ from portal.models import Instance
 from portal.vault import blobs
 from portal.vault.crypto import VaultIntegrityError
 from sharing import download_limit
-from sharing.streaming import AuditedStream
-from tests.sharing.helpers import ShareTestCase, add_attachments
+from tests.sharing.helpers import ShareTestCase, add_attachments, close
 
 
 def body(response) -> bytes:
     return b"".join(response.streaming_content)
-
-
-def close(response) -> None:
-    """Close the body iterator as a WSGI server does when the client goes away."""
-    # response.close() here would fire the test client's request_finished, closing the test DB.
-    for closer in response._resource_closers:
-        if isinstance(getattr(closer, "__self__", None), AuditedStream):
-            closer()
 
 
 class DownloadShareTestCase(ShareTestCase):

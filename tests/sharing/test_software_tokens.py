@@ -12,7 +12,7 @@ from sharing.dicomweb.tokens import create_token
 from sharing.models import ShareLink, SoftwareToken
 from sharing.services import hash_token, revoke_link
 from tests.base import make_ct_study
-from tests.sharing.helpers import ShareTestCase
+from tests.sharing.helpers import ShareTestCase, close
 
 
 class SoftwareTokenTestCase(ShareTestCase):
@@ -212,3 +212,18 @@ class SoftwareTokenTestCase(ShareTestCase):
         rendered = self.frames_path() + "/rendered"
         self.assertEqual(self.qido(second, rendered).status_code, 200)
         self.assertEqual(self.qido(second, f"/dicomweb/studies/{uid}/metadata").status_code, 200)
+
+    def test_originals_record_their_end_with_the_bytes_sent(self) -> None:
+        token, raw = create_token(self.share)
+        r = self.qido(raw, f"/dicomweb/studies/{self.study.study_uid}")
+        body = b"".join(r.streaming_content)
+        close(r)
+        ends = AccessEvent.objects.filter(
+            action=Action.DOWNLOAD, detail__phase="end", detail__software_token=str(token.code)
+        )
+        self.assertEqual(ends.count(), 1)
+        end = ends.get()
+        self.assertEqual(end.detail["bytes"], len(body))
+        self.assertEqual(end.detail["bytes"], int(r["Content-Length"]))
+        self.assertTrue(end.detail["complete"])
+        self.assertEqual(end.outcome, Outcome.OK)
