@@ -6,12 +6,14 @@ Content-Length computed up front so a client sees a cut-off transfer as a failur
 
 from __future__ import annotations
 
+import bisect
 import io
 import secrets
+import struct
 import threading
 import uuid
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from functools import partial
 from typing import Any
 
@@ -148,6 +150,15 @@ def frames(instance: Instance, numbers: list[int]) -> tuple[str, list[tuple[int,
             for n in numbers
         ]
         return "application/octet-stream", out
+    ctype = FRAME_TYPES.get(instance.transfer_syntax_uid, "application/octet-stream")
+    grouped = _frame_fragments(blob, offset, instance.frames, read)
+    if grouped is not None:
+        # Only the asked-for frames' fragments are read, as their parts are sent.
+        return ctype, [
+            (sum(n for _, n in grouped[k - 1]), partial(_join, read, grouped[k - 1]))
+            for k in numbers
+        ]
+    # Fragments that only the codestreams' markers can tell apart: split the whole.
     stop = blob.plain_size if length == 0xFFFFFFFF else offset + length
     try:
         all_frames = list(generate_frames(read(offset, stop), number_of_frames=instance.frames))
@@ -155,8 +166,79 @@ def frames(instance: Instance, numbers: list[int]) -> tuple[str, list[tuple[int,
         raise FrameError("encapsulated pixel data could not be split") from exc
     if len(all_frames) < max(numbers):
         raise FrameError("no such frame")
-    ctype = FRAME_TYPES.get(instance.transfer_syntax_uid, "application/octet-stream")
     return ctype, [(len(all_frames[n - 1]), all_frames[n - 1]) for n in numbers]
+
+
+def _join(read: Callable[[int, int], bytes], fragments: list[tuple[int, int]]) -> bytes:
+    return b"".join(read(start, start + size) for start, size in fragments)
+
+
+# Where each frame's fragments lie, by stored object (as _locations): a warm frame of a large
+# multi-frame reads its own bytes, not the whole pixel data.
+_fragment_index: OrderedDict[uuid.UUID, list[list[tuple[int, int]]] | None] = OrderedDict()
+_MAX_FRAGMENT_INDEXES = 256
+ITEM = b"\xfe\xff\x00\xe0"
+SEQUENCE_END = b"\xfe\xff\xdd\xe0"
+_WINDOW = 2**20
+
+
+def _frame_fragments(blob, offset: int, frames: int, read) -> list[list[tuple[int, int]]] | None:  # noqa: ANN001
+    """Return each frame's fragments as (start, size), or None when only markers tell."""
+    with _locations_lock:
+        if blob.code in _fragment_index:
+            _fragment_index.move_to_end(blob.code)
+            return _fragment_index[blob.code]
+    found = _group_fragments(_items(blob.plain_size, offset, read), frames, read)
+    with _locations_lock:
+        _fragment_index[blob.code] = found
+        while len(_fragment_index) > _MAX_FRAGMENT_INDEXES:
+            _fragment_index.popitem(last=False)
+    return found
+
+
+def _items(size: int, offset: int, read) -> list[tuple[int, int, int]]:  # noqa: ANN001
+    """Return the encapsulated items as (tag position, value start, value size), in order.
+
+    Item headers are read through a window of about a megabyte, never the whole.
+    """
+    items = []
+    window_start, window = offset, b""
+    pos = offset
+    while pos + 8 <= size:
+        if not window_start <= pos <= window_start + len(window) - 8:
+            window_start, window = pos, read(pos, min(size, pos + _WINDOW))
+        head = window[pos - window_start : pos - window_start + 8]
+        if head[:4] == SEQUENCE_END:
+            return items
+        if head[:4] != ITEM:
+            raise FrameError("encapsulated pixel data is damaged")
+        length = int.from_bytes(head[4:], "little")
+        if length == 0xFFFFFFFF or pos + 8 + length > size:
+            raise FrameError("encapsulated pixel data is damaged")
+        items.append((pos, pos + 8, length))
+        pos += 8 + length
+    raise FrameError("encapsulated pixel data is damaged")
+
+
+def _group_fragments(items, frames: int, read) -> list[list[tuple[int, int]]] | None:  # noqa: ANN001
+    """Group fragments into frames by the rules of PS3.5 A.4; None if only markers tell."""
+    if len(items) < 2:
+        raise FrameError("no pixel data")
+    table, fragments = items[0], items[1:]
+    if frames == 1:
+        return [[(start, n) for _, start, n in fragments]]
+    if len(fragments) == frames:
+        return [[(start, n)] for _, start, n in fragments]
+    if table[2] != 4 * frames:
+        return None  # no Basic Offset Table (or one that does not fit the frame count)
+    offsets = list(struct.unpack(f"<{frames}I", read(table[1], table[1] + table[2])))
+    if offsets[0] != 0 or any(b <= a for a, b in zip(offsets, offsets[1:], strict=False)):
+        return None
+    grouped: list[list[tuple[int, int]]] = [[] for _ in range(frames)]
+    first = fragments[0][0]
+    for position, start, n in fragments:
+        grouped[bisect.bisect_right(offsets, position - first) - 1].append((start, n))
+    return grouped if all(grouped) else None
 
 
 def metadata(instance: Instance, instance_url: str) -> dict[str, Any]:

@@ -1,0 +1,134 @@
+"""WADO-RS frames of compressed multi-frame originals: each frame's own fragments, exactly.
+
+A frame may span several fragments; the Basic Offset Table (or one fragment per frame) says
+which. The answer must be the frame's bytes as stored, whichever way the file was written.
+"""
+
+from __future__ import annotations
+
+import io
+import tempfile
+from email import message_from_bytes
+from pathlib import Path
+from unittest import mock
+
+import numpy as np
+import pydicom
+from PIL import Image
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.encaps import encapsulate, generate_frames
+from pydicom.uid import JPEGBaseline8Bit, SecondaryCaptureImageStorage, generate_uid
+
+from portal import vault
+from portal.ingest import ingest_path
+from sharing.dicomweb import wado
+from sharing.dicomweb.tokens import create_token
+from tests.sharing.helpers import ShareTestCase
+
+
+def jpeg_frames(count: int, size: int = 32) -> list[bytes]:
+    frames = []
+    for k in range(count):
+        pixels = (np.indices((size, size)).sum(axis=0) * (k + 1) * 3 % 256).astype(np.uint8)
+        out = io.BytesIO()
+        Image.fromarray(pixels).save(out, format="JPEG", quality=90)
+        frames.append(out.getvalue())
+    return frames
+
+
+def multiframe(frames: list[bytes], *, per_frame: int, table: bool, study_uid: str) -> bytes:
+    ds = Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = JPEGBaseline8Bit
+    ds.file_meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
+    ds.SOPClassUID = SecondaryCaptureImageStorage
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+    ds.StudyInstanceUID, ds.SeriesInstanceUID = study_uid, generate_uid()
+    ds.PatientName, ds.PatientID, ds.PatientBirthDate = "Example^Pat", "P-1001", "19800517"
+    ds.Modality, ds.SeriesNumber, ds.InstanceNumber = "OT", 9, 1
+    ds.Rows = ds.Columns = 32
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    ds.BitsAllocated = ds.BitsStored = 8
+    ds.HighBit, ds.PixelRepresentation = 7, 0
+    ds.NumberOfFrames = len(frames)
+    ds.PixelData = encapsulate(frames, fragments_per_frame=per_frame, has_bot=table)
+    ds["PixelData"].VR = "OB"
+    out = io.BytesIO()
+    ds.save_as(out, enforce_file_format=True)
+    return out.getvalue()
+
+
+def stored_frames(data: bytes) -> list[bytes]:
+    """Each frame as pydicom reads it from the file (fragments joined, padding kept)."""
+    ds = pydicom.dcmread(io.BytesIO(data))
+    return list(generate_frames(ds.PixelData, number_of_frames=ds.NumberOfFrames))
+
+
+def parts(body: bytes, content_type: str) -> list[bytes]:
+    message = message_from_bytes(f"Content-Type: {content_type}\r\n\r\n".encode() + body)
+    return [part.get_payload(decode=True) for part in message.get_payload()]
+
+
+class CompressedFramesTestCase(ShareTestCase):
+    def frames_of(self, data: bytes, numbers: str) -> list[bytes]:
+        folder = Path(tempfile.mkdtemp(prefix="frames-"))
+        (folder / "mf.dcm").write_bytes(data)
+        report = ingest_path(folder, practice=self.practice, patient=self.pat)
+        self.assertFalse(report.rejected, report.lines())
+        self.instance = report.studies[0].series.get(number=9).instances.get()
+        return self.frames_of_last(data, numbers)
+
+    def frames_of_last(self, data: bytes, numbers: str) -> list[bytes]:
+        """Ask again for frames of the instance frames_of stored."""
+        instance = self.instance
+        _, raw = create_token(self.share)
+        path = (
+            f"/dicomweb/studies/{self.study.study_uid}/series/{instance.series.series_uid}"
+            f"/instances/{instance.sop_instance_uid}/frames/{numbers}"
+        )
+        r = self.client.get(path, HTTP_AUTHORIZATION=f"Bearer {raw}")
+        self.assertEqual(r.status_code, 200, r.content if hasattr(r, "content") else "")
+        body = b"".join(r.streaming_content)
+        self.assertEqual(len(body), int(r["Content-Length"]))
+        self.assertIn('type="image/jpeg"', r["Content-Type"])
+        return parts(body, r["Content-Type"])
+
+    def test_frames_that_span_fragments_are_found_by_the_offset_table(self) -> None:
+        frames = jpeg_frames(4)
+        data = multiframe(frames, per_frame=3, table=True, study_uid=self.study.study_uid)
+        stored = stored_frames(data)
+        self.assertEqual(stored[2][: len(frames[2])], frames[2])
+        self.assertEqual(self.frames_of(data, "3,1"), [stored[2], stored[0]])
+
+    def test_one_fragment_per_frame_needs_no_table(self) -> None:
+        frames = jpeg_frames(5)
+        data = multiframe(frames, per_frame=1, table=False, study_uid=self.study.study_uid)
+        stored = stored_frames(data)
+        self.assertEqual(self.frames_of(data, "5,2"), [stored[4], stored[1]])
+
+    def test_without_a_table_the_codestreams_tell_the_frames_apart(self) -> None:
+        frames = jpeg_frames(3)
+        data = multiframe(frames, per_frame=2, table=False, study_uid=self.study.study_uid)
+        self.assertEqual(self.frames_of(data, "2"), [stored_frames(data)[1]])
+
+    def test_a_single_frame_in_several_fragments_is_whole(self) -> None:
+        frames = jpeg_frames(1)
+        data = multiframe(frames, per_frame=4, table=True, study_uid=self.study.study_uid)
+        self.assertEqual(self.frames_of(data, "1"), stored_frames(data))
+
+    def test_a_warm_frame_of_a_large_multiframe_reads_that_frame_only(self) -> None:
+        rng = np.random.default_rng(7)
+        frames = []
+        for _ in range(40):
+            out = io.BytesIO()
+            noise = rng.integers(0, 256, (256, 256), dtype=np.uint8)
+            Image.fromarray(noise).save(out, format="JPEG", quality=95)
+            frames.append(out.getvalue())
+        data = multiframe(frames, per_frame=1, table=True, study_uid=self.study.study_uid)
+        self.assertGreater(len(data), wado.WHOLE_FILE_BYTES)  # read in ranges, not whole
+        self.frames_of(data, "1")  # the first request finds where the frames lie
+        with mock.patch.object(vault, "read_bytes", wraps=vault.read_bytes) as reads:
+            got = self.frames_of_last(data, "20")
+        self.assertEqual(got, [stored_frames(data)[19]])
+        read = sum(call.args[2] - call.args[1] for call in reads.call_args_list)
+        self.assertLess(read, 2 * len(frames[19]))
