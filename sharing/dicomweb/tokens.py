@@ -13,7 +13,7 @@ import audit
 from audit.models import Action
 from portal.rows import fetch_row
 from sharing.models import ShareLink, SoftwareToken
-from sharing.services import hash_token
+from sharing.services import hash_token, lock_link
 
 PREFIX = "pst_"  # recognisable in a secret scanner's rules; not part of the secret's entropy
 MAX_TOKENS_PER_SHARE = 5
@@ -75,14 +75,32 @@ def count_download_once(token: SoftwareToken, share: ShareLink) -> bool:
     """Count this token's first retrieval of originals as one download of the share.
 
     Return False when the share has no downloads left and this token never counted one.
+    Call inside a transaction: requests of one token arriving together (a viewer fetching
+    frames in parallel) wait on the link's row, and only the one that claims the token's
+    flag counts.
     """
     if token.download_counted:
         return True
+    lock_link(share.pk)
+    claimed = SoftwareToken.objects.filter(pk=token.pk, download_counted=False).update(
+        download_counted=True
+    )
+    token.download_counted = True
+    if not claimed:
+        return True  # another request of this token counted it meanwhile
     allowed = Q(max_downloads__isnull=True) | Q(download_count__lt=F("max_downloads"))
     counted = ShareLink.objects.filter(allowed, pk=share.pk, allow_download=True).update(
         download_count=F("download_count") + 1
     )
-    if counted:
-        SoftwareToken.objects.filter(pk=token.pk).update(download_counted=True)
-        token.download_counted = True
+    if not counted:
+        SoftwareToken.objects.filter(pk=token.pk).update(download_counted=False)
+        token.download_counted = False
     return bool(counted)
+
+
+def downloads_left(token: SoftwareToken, share: ShareLink) -> bool:
+    """Whether this token may still have originals, judged on rows read by this request."""
+    if token.download_counted:
+        return True
+    limit = share.max_downloads
+    return share.allow_download and (limit is None or share.download_count < limit)

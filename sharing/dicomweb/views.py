@@ -18,7 +18,7 @@ from portal.models import Instance
 from portal.rows import fetch_related
 from sharing.dicomweb import qido, wado
 from sharing.dicomweb.auth import Caller, Refused, authenticate
-from sharing.dicomweb.tokens import count_download_once
+from sharing.dicomweb.tokens import count_download_once, downloads_left
 from sharing.streaming import AuditedStream
 
 UID = re.compile(r"^[0-9]+(\.[0-9]+)*$")
@@ -196,10 +196,14 @@ def retrieve(
             share=caller.share,
             obj=caller.share.study,
             outcome=Outcome.OK if complete else Outcome.FAILED,
-            detail=caller.detail(phase="end", what="instances", bytes=sent, complete=complete),
-        )
+            detail=caller.detail(phase="end", what="instances", bytes=sent,
+                                 bytes_total=length, complete=complete),
+        )  # fmt: skip
 
-    stream = AuditedStream(body, on_start=lambda: None, on_end=on_end)
+    # Bytes are those of the response (parts and their headers), bytes_total its length.
+    stream = AuditedStream(
+        body, on_start=lambda: None, on_end=on_end, on_abandon=lambda: on_end(0, False)
+    )
     response = StreamingHttpResponse(
         stream, content_type=f'multipart/related; type="application/dicom"; boundary={mark}'
     )
@@ -250,6 +254,8 @@ def retrieve_frames(
         return _not_found(request, caller, "frame")
     if len(set(wanted)) != len(wanted):
         return JsonResponse({"error": "Ask for each frame once."}, status=400)
+    if not downloads_left(caller.token, caller.share):
+        return _no_downloads_left(request, caller)  # before reading a byte of the original
     try:
         ctype, parts = wado.frames(found, wanted)
     except wado.FrameError:
@@ -258,6 +264,8 @@ def retrieve_frames(
         with transaction.atomic():
             if not count_download_once(caller.token, caller.share):
                 return _no_downloads_left(request, caller)
+            _record(request, caller, Action.DOWNLOAD, obj=caller.share.study, phase="start",
+                    what="frames", series=series)  # fmt: skip
     _record_viewing(request, caller, series, what="frames")
     mark = wado.boundary()
     body, length = wado.multipart([(ctype, size, source) for size, source in parts], mark)

@@ -158,10 +158,12 @@ def frames(instance: Instance, numbers: list[int]) -> tuple[str, list[tuple[int,
             (sum(n for _, n in grouped[k - 1]), partial(_join, read, grouped[k - 1]))
             for k in numbers
         ]
-    # Fragments that only the codestreams' markers can tell apart: split the whole.
+    # Fragments that only the codestreams' markers can tell apart: split the whole, without
+    # an offset table (had it named this file's items, the index above would have used it).
     stop = blob.plain_size if length == 0xFFFFFFFF else offset + length
+    pixels = _without_offset_table(read(offset, stop))
     try:
-        all_frames = list(generate_frames(read(offset, stop), number_of_frames=instance.frames))
+        all_frames = list(generate_frames(pixels, number_of_frames=instance.frames))
     except (ValueError, KeyError) as exc:
         raise FrameError("encapsulated pixel data could not be split") from exc
     if len(all_frames) < max(numbers):
@@ -169,42 +171,69 @@ def frames(instance: Instance, numbers: list[int]) -> tuple[str, list[tuple[int,
     return ctype, [(len(all_frames[n - 1]), all_frames[n - 1]) for n in numbers]
 
 
+def _without_offset_table(pixels: bytes) -> bytes:
+    if pixels[:4] != ITEM or pixels[4:8] == b"\0\0\0\0":
+        return pixels
+    table = int.from_bytes(pixels[4:8], "little")
+    return ITEM + b"\0\0\0\0" + pixels[8 + table :]
+
+
 def _join(read: Callable[[int, int], bytes], fragments: list[tuple[int, int]]) -> bytes:
-    return b"".join(read(start, start + size) for start, size in fragments)
+    """Return a frame's fragments joined, read as one range (they are consecutive items)."""
+    first, last = fragments[0], fragments[-1]
+    data = read(first[0], last[0] + last[1])
+    return b"".join(data[start - first[0] : start - first[0] + n] for start, n in fragments)
 
 
 # Where each frame's fragments lie, by stored object (as _locations): a warm frame of a large
-# multi-frame reads its own bytes, not the whole pixel data.
+# multi-frame reads its own bytes, not the whole pixel data. Bounded by fragments held.
 _fragment_index: OrderedDict[uuid.UUID, list[list[tuple[int, int]]] | None] = OrderedDict()
-_MAX_FRAGMENT_INDEXES = 256
+_indexed_fragments = 0
+_MAX_INDEXED_FRAGMENTS = 1_000_000
 ITEM = b"\xfe\xff\x00\xe0"
 SEQUENCE_END = b"\xfe\xff\xdd\xe0"
 _WINDOW = 2**20
 
 
+class _TooManyItems(Exception):
+    """More items than any sensible writer makes for these frames: not indexed."""
+
+
 def _frame_fragments(blob, offset: int, frames: int, read) -> list[list[tuple[int, int]]] | None:  # noqa: ANN001
     """Return each frame's fragments as (start, size), or None when only markers tell."""
+    global _indexed_fragments  # noqa: PLW0603 - the cache's size, kept under its lock
     with _locations_lock:
         if blob.code in _fragment_index:
             _fragment_index.move_to_end(blob.code)
             return _fragment_index[blob.code]
-    found = _group_fragments(_items(blob.plain_size, offset, read), frames, read)
+    # A frame in many fragments is fine; millions of empty items are a file built to hurt.
+    limit = min(_MAX_INDEXED_FRAGMENTS, 2 * frames + 1000)
+    try:
+        found = _group_fragments(_items(blob.plain_size, offset, read, limit), frames, read)
+    except _TooManyItems:
+        found = None
+    held = sum(len(f) for f in found) if found else 0
     with _locations_lock:
-        _fragment_index[blob.code] = found
-        while len(_fragment_index) > _MAX_FRAGMENT_INDEXES:
-            _fragment_index.popitem(last=False)
+        if blob.code not in _fragment_index:
+            _fragment_index[blob.code] = found
+            _indexed_fragments += held
+        while _fragment_index and _indexed_fragments > _MAX_INDEXED_FRAGMENTS:
+            _, dropped = _fragment_index.popitem(last=False)
+            _indexed_fragments -= sum(len(f) for f in dropped) if dropped else 0
     return found
 
 
-def _items(size: int, offset: int, read) -> list[tuple[int, int, int]]:  # noqa: ANN001
+def _items(size: int, offset: int, read, limit: int) -> list[tuple[int, int, int]]:  # noqa: ANN001
     """Return the encapsulated items as (tag position, value start, value size), in order.
 
     Item headers are read through a window of about a megabyte, never the whole.
     """
-    items = []
+    items: list[tuple[int, int, int]] = []
     window_start, window = offset, b""
     pos = offset
     while pos + 8 <= size:
+        if len(items) > limit:
+            raise _TooManyItems
         if not window_start <= pos <= window_start + len(window) - 8:
             window_start, window = pos, read(pos, min(size, pos + _WINDOW))
         head = window[pos - window_start : pos - window_start + 8]
@@ -232,10 +261,15 @@ def _group_fragments(items, frames: int, read) -> list[list[tuple[int, int]]] | 
     if table[2] != 4 * frames:
         return None  # no Basic Offset Table (or one that does not fit the frame count)
     offsets = list(struct.unpack(f"<{frames}I", read(table[1], table[1] + table[2])))
+    first = fragments[0][0]
+    # Each offset must name an item of this file (PS3.5 A.4: from the first fragment's tag);
+    # a table off by a few bytes, as some writers make, is not trusted.
+    positions = {position - first for position, _, _ in fragments}
     if offsets[0] != 0 or any(b <= a for a, b in zip(offsets, offsets[1:], strict=False)):
         return None
+    if not positions.issuperset(offsets):
+        return None
     grouped: list[list[tuple[int, int]]] = [[] for _ in range(frames)]
-    first = fragments[0][0]
     for position, start, n in fragments:
         grouped[bisect.bisect_right(offsets, position - first) - 1].append((start, n))
     return grouped if all(grouped) else None

@@ -52,7 +52,10 @@ def _entries(files: Iterable[tuple[str, BinaryIO]]) -> Iterator[Entry | Refused]
                 max_file_bytes=settings.PORTAL_MAX_FILE_BYTES,
             )
         else:
-            yield upload_entry(name, fileobj)
+            entry = upload_entry(name, fileobj)
+            entry.size = fileobj.seek(0, 2)  # known up front, as a ZIP member's is
+            fileobj.seek(0)
+            yield entry
 
 
 def _take_room(link: UploadLink, size: int) -> bool:
@@ -86,16 +89,17 @@ def receive(link: UploadLink, files: Iterable[tuple[str, BinaryIO]], request=Non
             )
             continue
         room = _room_left(link)
-        if item.size is not None and item.size > room:
+        if item.size is not None and room < item.size <= max_file_bytes:
             rows.append(
                 ReceivedFile(
                     link=link, name=item.name[-255:], state="refused", reason=REFUSED_OVER_LIMIT
-                )  # fmt: skip
+                )
             )
             continue
         ctx.max_file_bytes = min(max_file_bytes, room)
         out = process(index, item, ctx)
-        if out.status == "rejected" and out.reason == TOO_LARGE and room < max_file_bytes:
+        too_large_anyway = item.size is not None and item.size > max_file_bytes
+        if out.reason == TOO_LARGE and room < max_file_bytes and not too_large_anyway:
             out.reason = REFUSED_OVER_LIMIT  # too large for the room left, not for the portal
         size = out.blob.plain_size if out.blob is not None else 0
         if out.status == "ok" and not _take_room(link, size):

@@ -7,6 +7,7 @@ which. The answer must be the frame's bytes as stored, whichever way the file wa
 from __future__ import annotations
 
 import io
+import struct
 import tempfile
 from email import message_from_bytes
 from pathlib import Path
@@ -36,7 +37,9 @@ def jpeg_frames(count: int, size: int = 32) -> list[bytes]:
     return frames
 
 
-def multiframe(frames: list[bytes], *, per_frame: int, table: bool, study_uid: str) -> bytes:
+def multiframe(
+    frames: list[bytes], *, per_frame: int, table: bool, study_uid: str, pixel_data=None
+) -> bytes:
     ds = Dataset()
     ds.file_meta = FileMetaDataset()
     ds.file_meta.TransferSyntaxUID = JPEGBaseline8Bit
@@ -51,7 +54,7 @@ def multiframe(frames: list[bytes], *, per_frame: int, table: bool, study_uid: s
     ds.BitsAllocated = ds.BitsStored = 8
     ds.HighBit, ds.PixelRepresentation = 7, 0
     ds.NumberOfFrames = len(frames)
-    ds.PixelData = encapsulate(frames, fragments_per_frame=per_frame, has_bot=table)
+    ds.PixelData = pixel_data or encapsulate(frames, fragments_per_frame=per_frame, has_bot=table)
     ds["PixelData"].VR = "OB"
     out = io.BytesIO()
     ds.save_as(out, enforce_file_format=True)
@@ -115,6 +118,31 @@ class CompressedFramesTestCase(ShareTestCase):
         frames = jpeg_frames(1)
         data = multiframe(frames, per_frame=4, table=True, study_uid=self.study.study_uid)
         self.assertEqual(self.frames_of(data, "1"), stored_frames(data))
+
+    def test_an_offset_table_that_names_no_item_is_not_trusted(self) -> None:
+        # Some writers put offsets a few bytes off; the codestreams then tell the frames.
+        frames = jpeg_frames(3)
+        pixels = bytearray(encapsulate(frames, fragments_per_frame=2, has_bot=True))
+        offsets = struct.unpack_from("<3I", pixels, 8)
+        struct.pack_into("<3I", pixels, 8, offsets[0], offsets[1] + 8, offsets[2] + 8)
+        uid = self.study.study_uid
+        data = multiframe(frames, per_frame=2, table=True, study_uid=uid, pixel_data=bytes(pixels))
+        # The same fragments, with the table a correct writer makes.
+        right = stored_frames(multiframe(frames, per_frame=2, table=True, study_uid=uid))
+        got = self.frames_of(data, "2,3")
+        self.assertTrue(got == right[1:], "frames 2 and 3 are not the stored ones")
+
+    def test_a_frame_among_endless_empty_items_is_still_whole(self) -> None:
+        frames = jpeg_frames(1)
+        empty = b"\xfe\xff\x00\xe0\x00\x00\x00\x00" * 5000
+        pixels = encapsulate(frames, fragments_per_frame=1, has_bot=False)
+        pixels += empty  # the writer adds the sequence delimiter after them
+        data = multiframe(
+            frames, per_frame=1, table=False, study_uid=self.study.study_uid, pixel_data=pixels
+        )
+        self.assertEqual(self.frames_of(data, "1"), stored_frames(data))
+        not_indexed = wado._fragment_index[self.instance.blob.code] is None
+        self.assertTrue(not_indexed, "5,000 empty items were indexed")
 
     def test_a_warm_frame_of_a_large_multiframe_reads_that_frame_only(self) -> None:
         rng = np.random.default_rng(7)

@@ -227,3 +227,30 @@ class SoftwareTokenTestCase(ShareTestCase):
         self.assertEqual(end.detail["bytes"], int(r["Content-Length"]))
         self.assertTrue(end.detail["complete"])
         self.assertEqual(end.outcome, Outcome.OK)
+
+    def test_requests_of_one_token_at_once_count_one_download(self) -> None:
+        from django.db import transaction
+
+        from sharing.dicomweb.tokens import count_download_once, find_token
+
+        issued = self.issue(max_downloads=2)
+        _, raw = create_token(issued.share)
+        # Each request read the token when it came in, before either counted.
+        first, second = find_token(raw), find_token(raw)
+        for token in (first, second):
+            with transaction.atomic():
+                self.assertTrue(count_download_once(token, issued.share))
+        issued.share.refresh_from_db()
+        self.assertEqual(issued.share.download_count, 1)
+
+    def test_the_download_frames_count_is_in_the_access_history(self) -> None:
+        issued = self.issue(max_downloads=1)
+        token, raw = create_token(issued.share)
+        # Viewing the series first (rendered) must not hide the download that follows.
+        self.assertEqual(self.qido(raw, self.frames_path() + "/rendered").status_code, 200)
+        self.assertEqual(self.qido(raw, self.frames_path()).status_code, 200)
+        downloads = AccessEvent.objects.filter(
+            action=Action.DOWNLOAD, detail__software_token=str(token.code), detail__what="frames"
+        )
+        self.assertEqual(downloads.count(), 1)
+        self.assertEqual(downloads.get().share_code, issued.share.code)

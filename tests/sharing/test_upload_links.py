@@ -206,6 +206,13 @@ class UploadLinkTestCase(BaseTestCase):
         self.assertEqual(ReceivedFile.objects.get(name="IM1.dcm").state, "pending")
         self.assertEqual(len(sealed), 1)  # only the file that fits was read and sealed
 
+    @override_settings(PORTAL_MAX_FILE_BYTES=1000)
+    def test_a_file_over_the_portals_limit_is_not_blamed_on_the_links_room(self) -> None:
+        UploadLink.objects.filter(pk=self.link.pk).update(max_bytes=500)
+        self.verify()
+        self.send(("IM1.dcm", scans()[0]))
+        self.assertEqual(ReceivedFile.objects.get().reason, "file is larger than allowed")
+
     @override_settings(PORTAL_UPLOAD_LINK_MAX_REQUEST_BYTES=1000)
     def test_it_refuses_a_send_too_big_before_reading_it(self) -> None:
         self.verify()
