@@ -49,6 +49,12 @@ FLUSH_EVERY = 1000
 # ... and at least this often (seconds), well inside recovery's grace period.
 FLUSH_SECONDS = 60
 _FILING = threading.Lock()
+# Studies acknowledged in this process and not yet filed, by (practice, study UID): the patient
+# ID they came with and how many associations hold them. The database cannot tell yet, and
+# filing would refuse an instance of another patient after the sender heard it was stored.
+_unfiled: dict[tuple[int, str], tuple[str, int]] = {}
+_unfiled_lock = threading.Lock()
+ANOTHER_PATIENT = "study belongs to another patient record"
 
 
 @dataclass(frozen=True)
@@ -81,6 +87,7 @@ class Intake:
         self._closed = False
         self._patients: dict[str, Patient | None] = {}
         self._study_owner: dict[str, int | None] = {}
+        self._holding: set[tuple[int, str]] = set()
         self.stored = 0
         self.studies: set[int] = set()
 
@@ -155,13 +162,37 @@ class Intake:
             )
         owner = self._study_owner[h.study_uid]
         if owner is not None and (patient is None or owner != patient.pk):
-            return StoreResult(CANNOT_UNDERSTAND, "study belongs to another patient record")
+            return StoreResult(CANNOT_UNDERSTAND, ANOTHER_PATIENT)
+        if not self._hold_study(h.study_uid, h.patient_id):
+            return StoreResult(CANNOT_UNDERSTAND, ANOTHER_PATIENT)
         if patient is not None and (
             fold(patient.name) != fold(h.patient_name or patient.name)
             or (h.birth_date and patient.birth_date and h.birth_date != patient.birth_date)
         ):
             return StoreResult(WARNING_COERCED, "filed under the practice's record for this ID")
         return StoreResult(SUCCESS)
+
+    def _hold_study(self, study_uid: str, patient_id: str) -> bool:
+        """Claim a study not yet filed for this patient ID; False if another has it."""
+        key = (self.practice.pk, study_uid)
+        with _unfiled_lock:
+            held = _unfiled.get(key)
+            if held is not None and held[0] != patient_id:
+                return False
+            if key not in self._holding:
+                _unfiled[key] = (patient_id, (held[1] if held else 0) + 1)
+                self._holding.add(key)
+        return True
+
+    def _release_studies(self) -> None:
+        with _unfiled_lock:
+            for key in self._holding:
+                patient_id, holders = _unfiled[key]
+                if holders > 1:
+                    _unfiled[key] = (patient_id, holders - 1)
+                else:
+                    del _unfiled[key]
+            self._holding.clear()
 
     # -- at the end ---------------------------------------------------------------------
     def flush(self) -> None:
@@ -192,7 +223,10 @@ class Intake:
             if self._closed:
                 return
             self._closed = True
-        self.flush()
+        try:
+            self.flush()
+        finally:
+            self._release_studies()  # filed now, or receipted for recovery to file
         if self.stored and self.node.notify_email:
             from portal.dicomnet.notify import tell_front_desk
 

@@ -37,6 +37,8 @@ from portal.dicomnet import lean
 
 # Timers (ARTIM, the network timeout) and kill requests are still looked at this often.
 IDLE_WAIT = 0.05
+# A PDU is read into a buffer that starts this big and doubles as its bytes arrive.
+RECV_STEP = 2**20
 
 
 class _WakingQueue(queue.Queue):
@@ -302,15 +304,19 @@ class PromptSocket(AssociationSocket):
     """
 
     def recv(self, nr_bytes: int) -> bytearray:
-        buffer = bytearray(nr_bytes)
+        # The buffer grows with what arrives, a step at a time: a PDU header declaring 4 GiB
+        # from a stranger who then sends nothing must not take 4 GiB.
+        buffer = bytearray(min(nr_bytes, RECV_STEP))
         got = 0
-        with memoryview(buffer) as view:
-            while got < nr_bytes:
-                n = self.socket.recv_into(view[got:], nr_bytes - got)
-                if not n:
-                    break  # connection closed: the caller sees the short read
-                got += n
-        if got < nr_bytes:
+        while got < nr_bytes:
+            if got == len(buffer):
+                buffer.extend(bytes(min(nr_bytes - got, len(buffer))))
+            with memoryview(buffer) as view:
+                n = self.socket.recv_into(view[got:], len(buffer) - got)
+            if not n:
+                break  # connection closed: the caller sees the short read
+            got += n
+        if got < len(buffer):
             del buffer[got:]
         return buffer
 
