@@ -10,6 +10,7 @@ import io
 import logging
 import struct
 import warnings
+import zlib
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -42,6 +43,9 @@ logging.getLogger("pydicom").setLevel(logging.CRITICAL)
 HEAD_BYTES = 64 * 1024
 MAX_HEADER_BYTES = 16 * 2**20
 MAX_DEFLATED_BYTES = 64 * 2**20
+# What a deflated data set may inflate to: pydicom inflates the whole stream to read any of
+# it, so a megabyte of zeros could otherwise ask for gigabytes.
+MAX_INFLATED_BYTES = 256 * 2**20
 TAIL_BYTES = 64 * 1024
 
 DICOM = "dicom"
@@ -227,7 +231,43 @@ def _check_limits(header: DicomHeader, limits: PixelLimits | None) -> None:
         raise Rejected("file has more pixels than allowed")
 
 
+def _meta_end_and_syntax(head: bytes) -> tuple[int, str]:
+    """Return where the File Meta Information ends and its transfer syntax, read by hand."""
+    pos, syntax = 132, ""
+    while pos + 8 <= len(head):
+        group, element = struct.unpack_from("<HH", head, pos)
+        if group != 0x0002:
+            break
+        if head[pos + 4 : pos + 6] in (b"OB", b"OW", b"OF", b"SQ", b"UT", b"UN"):
+            if pos + 12 > len(head):
+                break
+            length, start = struct.unpack_from("<I", head, pos + 8)[0], pos + 12
+        else:
+            length, start = struct.unpack_from("<H", head, pos + 6)[0], pos + 8
+        if element == 0x0010:
+            syntax = head[start : start + length].rstrip(b"\0 ").decode("ascii", "replace")
+        pos = start + length
+    return pos, syntax
+
+
+def _check_inflated_size(head: bytes) -> None:
+    """Refuse a deflated data set that inflates beyond MAX_INFLATED_BYTES, before pydicom."""
+    if head[128:132] != b"DICM":
+        return
+    start, syntax = _meta_end_and_syntax(head)
+    if syntax != DEFLATED_SYNTAX:
+        return
+    inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+    try:
+        inflated = len(inflater.decompress(head[start:], MAX_INFLATED_BYTES))
+    except zlib.error:
+        raise Rejected("broken DICOM header (deflated data cannot be inflated)") from None
+    if inflated >= MAX_INFLATED_BYTES and (inflater.unconsumed_tail or not inflater.eof):
+        raise Rejected("deflated DICOM file is larger than allowed")
+
+
 def _parse_with_pydicom(head: bytes, at_eof: bool) -> tuple[DicomHeader, str, int]:
+    _check_inflated_size(head)
     bio = io.BytesIO(head)
     try:
         ds = dcmread(bio, stop_before_pixels=True)

@@ -7,15 +7,23 @@ inflate without limit.
 
 from __future__ import annotations
 
+import io
 import socket
+import struct
 import tempfile
 import tracemalloc
+import zlib
 from pathlib import Path
 
 import pydicom
 from django.test import SimpleTestCase, TransactionTestCase
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.filebase import DicomFileLike
+from pydicom.filewriter import write_dataset, write_file_meta_info
+from pydicom.uid import CTImageStorage, DeflatedExplicitVRLittleEndian, generate_uid
 
 from portal.dicomnet import reactor
+from portal.ingest import sniff
 from portal.models import Instance, Patient, Practice
 from tests.dicomnet.helpers import configure, receiving
 from tests.dicomnet.test_receiver import phantom, scu
@@ -63,3 +71,46 @@ class AcknowledgedMeansFiledTestCase(TransactionTestCase):
         stored = set(Instance.objects.values_list("sop_instance_uid", flat=True))
         self.assertEqual(stored, {first.SOPInstanceUID})
         self.assertFalse(Patient.objects.filter(patient_id="ZQ-B").exists())
+
+
+def deflate_bomb(pixel_bytes: int = 2**30) -> bytes:
+    """A deflated CT whose 1 GiB of zero pixels compress to about a megabyte."""
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = CTImageStorage
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = DeflatedExplicitVRLittleEndian
+    head = io.BytesIO()
+    head.write(b"\0" * 128 + b"DICM")
+    write_file_meta_info(head, meta, enforce_standard=True)
+    ds = Dataset()
+    ds.SOPClassUID, ds.SOPInstanceUID = CTImageStorage, meta.MediaStorageSOPInstanceUID
+    ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), generate_uid()
+    ds.PatientID, ds.Modality = "ZQ-BOMB", "CT"
+    ds.Rows = ds.Columns = 16384
+    ds.BitsAllocated, ds.SamplesPerPixel = 32, 1
+    body = io.BytesIO()
+    target = DicomFileLike(body)
+    target.is_implicit_VR, target.is_little_endian = False, True  # what deflate wraps
+    write_dataset(target, ds)
+    pack = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
+    out = [pack.compress(body.getvalue())]
+    out.append(pack.compress(struct.pack("<HH2sHI", 0x7FE0, 0x0010, b"OW", 0, pixel_bytes)))
+    zeros = bytes(2**20)
+    out += [pack.compress(zeros) for _ in range(pixel_bytes // len(zeros))]
+    out.append(pack.flush())
+    return head.getvalue() + b"".join(out)
+
+
+class DeflateBombTestCase(SimpleTestCase):
+    def test_a_deflated_file_is_refused_before_it_inflates_without_limit(self) -> None:
+        bomb = deflate_bomb()
+        self.assertLess(len(bomb), 4 * 2**20)
+        tracemalloc.start()
+        try:
+            with self.assertRaises(sniff.Rejected) as refused:
+                sniff.parse_dicom(bomb, True)
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        self.assertIn("larger than allowed", str(refused.exception))
+        self.assertLess(peak, 600 * 2**20)
