@@ -30,8 +30,7 @@ from pynetdicom.dimse_primitives import C_STORE
 from pynetdicom.dul import DULServiceProvider
 from pynetdicom.pdu import A_ABORT_RQ
 from pynetdicom.pdu_primitives import P_DATA
-from pynetdicom.transport import AssociationSocket, RequestHandler, ThreadedAssociationServer
-from pynetdicom.utils import make_target
+from pynetdicom.transport import AssociationSocket, RequestHandler
 
 from portal.dicomnet import lean
 
@@ -349,24 +348,3 @@ class PromptRequestHandler(RequestHandler):
                 for handler, args in bound:
                     assoc.bind(event, handler, args)
         return assoc
-
-
-def start_server(ae, address: tuple[str, int], store_handler=None, **kwargs):  # noqa: ANN001
-    """Like AE.start_server(block=False), with prompt associations.
-
-    store_handler(assoc, request, fragments) -> (status, comment), if given, serves C-STORE
-    requests in the thread that reads them (portal.dicomnet.lean).
-    """
-    server = ae.make_server(
-        address,
-        server_class=ThreadedAssociationServer,
-        request_handler=PromptRequestHandler,
-        **kwargs,
-    )
-    server.store_handler = store_handler
-    thread = threading.Thread(
-        target=make_target(server.serve_forever), name="DicomReceiver", daemon=True
-    )
-    thread.start()
-    ae._servers.append(server)
-    return server

@@ -25,7 +25,7 @@ from pynetdicom.sop_class import Verification
 
 import audit
 from audit.models import Action, Outcome
-from portal.dicomnet import lean, reactor
+from portal.dicomnet import lean, listener
 from portal.dicomnet.intake import CANNOT_UNDERSTAND, OUT_OF_RESOURCES, Intake
 from portal.ingest.sniff import RENDERED_SYNTAXES, VIDEO_SYNTAXES
 from portal.models import DicomNode, DicomPeer
@@ -203,13 +203,13 @@ class Receiver:
     def start(self, host: str, port: int, tls_nodes: Iterable[DicomNode] = ()) -> list[Any]:
         """Start the plain listener and one TLS listener per node that has a certificate."""
         ae = make_ae()
-        server = reactor.start_server(
+        server = listener.start_server(
             ae, (host, port), store_handler=self.on_fast_store, evt_handlers=self.handlers()
         )
         self.servers.append(server)
         for node in tls_nodes:
             tls_ae = make_ae()
-            server = reactor.start_server(
+            server = listener.start_server(
                 tls_ae,
                 (host, node.tls_port),
                 store_handler=self.on_fast_store,

@@ -16,6 +16,7 @@ import zlib
 from pathlib import Path
 
 import pydicom
+from django.conf import settings
 from django.test import SimpleTestCase, TransactionTestCase
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.filebase import DicomFileLike
@@ -114,3 +115,30 @@ class DeflateBombTestCase(SimpleTestCase):
             tracemalloc.stop()
         self.assertIn("larger than allowed", str(refused.exception))
         self.assertLess(peak, 600 * 2**20)
+
+
+class IdleConnectionsTestCase(TransactionTestCase):
+    def setUp(self) -> None:
+        self.practice = Practice.objects.create(slug="smile", name="Smile Dental")
+        configure(self.practice)
+
+    def test_idle_connections_from_one_address_do_not_lock_the_devices_out(self) -> None:
+        # More connections than the receiver serves at once, from one address, saying nothing.
+        idle = []
+        with receiving() as port:
+            try:
+                for _ in range(settings.PORTAL_DICOM_MAX_ASSOCIATIONS + 1):
+                    s = socket.socket()
+                    s.bind(("127.0.0.2", 0))
+                    s.connect(("127.0.0.1", port))
+                    idle.append(s)
+                # One over the address's share is closed at once: it reads end of file.
+                idle[-1].settimeout(10)
+                self.assertEqual(idle[-1].recv(1), b"")
+                assoc = scu().associate("127.0.0.1", port, ae_title="SMILEPACS")
+                self.assertTrue(assoc.is_established, "the practice's device was locked out")
+                self.assertEqual(assoc.send_c_echo().Status, 0x0000)
+                assoc.release()
+            finally:
+                for s in idle:
+                    s.close()

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
+import socket
 import ssl
 import tempfile
+import threading
 from pathlib import Path
 
 import pydicom
@@ -122,3 +124,26 @@ class DicomTlsTestCase(TransactionTestCase):
             )
             self.assertTrue(assoc.is_rejected)
             self.assertEqual(assoc.acceptor.primitive.diagnostic, 0x07)
+
+    def test_a_connection_that_never_starts_tls_does_not_hold_up_the_others(self) -> None:
+        with receiving(tls_nodes=[self.node]):
+            silent = socket.create_connection(("127.0.0.1", self.node.tls_port))
+            try:
+                ae, tls = self.scu()
+                answered = []
+
+                def associate() -> None:
+                    answered.append(
+                        ae.associate(
+                            "127.0.0.1", self.node.tls_port, ae_title="SMILEPACS", tls_args=tls
+                        )
+                    )
+
+                sender = threading.Thread(target=associate, daemon=True)
+                sender.start()
+                sender.join(30)  # a port held up by the silent one never answers
+                self.assertTrue(answered, "a silent connection held up the port")
+                self.assertTrue(answered[0].is_established)
+                answered[0].release()
+            finally:
+                silent.close()
