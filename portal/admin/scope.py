@@ -44,6 +44,13 @@ class PracticeScopedAdmin(admin.ModelAdmin):
             return qs.none()
         return qs.filter(**{self.practice_path: member.practice_id})
 
+    def get_list_filter(self, request: HttpRequest):
+        filters = super().get_list_filter(request)
+        if request.user.is_superuser:
+            return filters
+        # A practice admin sees one practice; a filter by practice would name all of them.
+        return tuple(f for f in filters if (f[0] if isinstance(f, tuple) else f) != "practice")
+
     def has_module_permission(self, request: HttpRequest) -> bool:
         return request.user.is_superuser or practice_admin(request) is not None
 

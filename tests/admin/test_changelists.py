@@ -57,6 +57,30 @@ class ChangelistReadsTestCase(BaseTestCase):
                 self.assertEqual(reads.count(), before + 1)
 
 
+class OtherPracticesUnnamedTestCase(BaseTestCase):
+    def test_a_practice_admin_sees_no_other_practices_name_in_any_list(self) -> None:
+        from django.contrib import admin
+
+        from portal.admin.scope import PracticeScopedAdmin
+
+        self.alice.is_staff = True
+        self.alice.save()
+        self.login(self.alice)
+        other = self.practice_b.name
+        scoped = [
+            (model, model_admin)
+            for model, model_admin in admin.site._registry.items()
+            if isinstance(model_admin, PracticeScopedAdmin)
+        ]
+        self.assertGreater(len(scoped), 10)
+        for model, _ in scoped:
+            url = f"/admin/{model._meta.app_label}/{model._meta.model_name}/"
+            with self.subTest(url=url):
+                r = self.client.get(url)
+                self.assertEqual(r.status_code, 200)
+                self.assertNotContains(r, other)
+
+
 class EmergencyAccessTestCase(BaseTestCase):
     @pytest.mark.hipaa("164.312(a)(2)(ii)")
     def test_an_operator_opens_any_practice_and_the_read_is_recorded(self) -> None:
