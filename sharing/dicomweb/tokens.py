@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 from datetime import timedelta
+from enum import IntEnum
 
 from django.core.exceptions import ValidationError
 from django.db.models import F, Q
@@ -71,23 +72,30 @@ def find_token(raw: str) -> SoftwareToken | None:
     return fetch_row(SoftwareToken, "token_hash", hash_token(raw))
 
 
-def count_download_once(token: SoftwareToken, share: ShareLink) -> bool:
+class Counted(IntEnum):
+    """What count_download_once did; false only when nothing may be downloaded."""
+
+    NONE_LEFT = 0
+    ALREADY = 1  # this token counted its download before (or a parallel request just did)
+    NOW = 2  # this request counted it
+
+
+def count_download_once(token: SoftwareToken, share: ShareLink) -> Counted:
     """Count this token's first retrieval of originals as one download of the share.
 
-    Return False when the share has no downloads left and this token never counted one.
     Call inside a transaction: requests of one token arriving together (a viewer fetching
     frames in parallel) wait on the link's row, and only the one that claims the token's
     flag counts.
     """
     if token.download_counted:
-        return True
+        return Counted.ALREADY
     lock_link(share.pk)
     claimed = SoftwareToken.objects.filter(pk=token.pk, download_counted=False).update(
         download_counted=True
     )
     token.download_counted = True
     if not claimed:
-        return True  # another request of this token counted it meanwhile
+        return Counted.ALREADY
     allowed = Q(max_downloads__isnull=True) | Q(download_count__lt=F("max_downloads"))
     counted = ShareLink.objects.filter(allowed, pk=share.pk, allow_download=True).update(
         download_count=F("download_count") + 1
@@ -95,7 +103,8 @@ def count_download_once(token: SoftwareToken, share: ShareLink) -> bool:
     if not counted:
         SoftwareToken.objects.filter(pk=token.pk).update(download_counted=False)
         token.download_counted = False
-    return bool(counted)
+        return Counted.NONE_LEFT
+    return Counted.NOW
 
 
 def downloads_left(token: SoftwareToken, share: ShareLink) -> bool:

@@ -18,7 +18,7 @@ from portal.models import Instance
 from portal.rows import fetch_related
 from sharing.dicomweb import qido, wado
 from sharing.dicomweb.auth import Caller, Refused, authenticate
-from sharing.dicomweb.tokens import count_download_once, downloads_left
+from sharing.dicomweb.tokens import Counted, count_download_once, downloads_left
 from sharing.streaming import AuditedStream
 
 UID = re.compile(r"^[0-9]+(\.[0-9]+)*$")
@@ -262,10 +262,12 @@ def retrieve_frames(
         return _not_found(request, caller, "frame")
     if not caller.token.download_counted:  # after its first, a token's frames cost no write
         with transaction.atomic():
-            if not count_download_once(caller.token, caller.share):
+            counted = count_download_once(caller.token, caller.share)
+            if not counted:
                 return _no_downloads_left(request, caller)
-            _record(request, caller, Action.DOWNLOAD, obj=caller.share.study, phase="start",
-                    what="frames", series=series)  # fmt: skip
+            if counted == Counted.NOW:  # recorded once, with the count it made
+                _record(request, caller, Action.DOWNLOAD, obj=caller.share.study,
+                        phase="start", what="frames", series=series)  # fmt: skip
     _record_viewing(request, caller, series, what="frames")
     mark = wado.boundary()
     body, length = wado.multipart([(ctype, size, source) for size, source in parts], mark)

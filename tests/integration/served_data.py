@@ -47,6 +47,10 @@ def practice_links(
                 "code": str(link.share.code),
                 "instance": str(instance.code),
                 "size": instance.blob.plain_size,
+                "frames": (
+                    f"/dicomweb/studies/{study.study_uid}/series/{series.series_uid}"
+                    f"/instances/{instance.sop_instance_uid}/frames/1"
+                ),
             }
         )
     from django_otp.plugins.otp_totp.models import TOTPDevice

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from concurrent.futures import ThreadPoolExecutor
 from threading import Barrier
 
@@ -47,3 +48,30 @@ class DownloadLimitParallelTestCase(SimpleTestCase):
         self.assertEqual(counts["download_count"], 1)
         # Nor does a later resume of the same session, once the file was delivered whole.
         self.assertEqual(client.get(url, {"Range": "bytes=1-"}).status, 403)
+
+    def test_a_viewers_parallel_first_frames_count_one_download(self) -> None:
+        """A DICOMweb viewer fetches its first frames at once: one download, one record."""
+        link = self.served.setup("practice_links", links=1, max_downloads=1, slug="frames")
+        link = link["links"][0]
+        client = self.verified_client(link, "198.51.100.62")
+
+        def new_token() -> str:
+            page = client.post("/s/software/tokens/", {"label": "viewer"})
+            return re.search(r"Bearer (pst_[A-Za-z0-9_-]+)", page.body.decode()).group(1)
+
+        auth = {"Authorization": f"Bearer {new_token()}"}
+        other = {"Authorization": f"Bearer {new_token()}"}
+        barrier = Barrier(PARALLEL)
+
+        def frame(_: int):
+            barrier.wait()
+            return client.get(link["frames"], auth)
+
+        with ThreadPoolExecutor(PARALLEL) as pool:
+            replies = list(pool.map(frame, range(PARALLEL)))
+        self.assertEqual([r.status for r in replies], [200] * PARALLEL)
+        counts = self.served.setup("link_counts", codes=[link["code"]])[link["code"]]
+        self.assertEqual(counts["download_count"], 1)
+        self.assertEqual(counts["events"].get("download:ok"), 1)
+        # The link's one download is spent: another token of it gets no pixel data.
+        self.assertEqual(client.get(link["frames"], other).status, 403)
