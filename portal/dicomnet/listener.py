@@ -49,6 +49,8 @@ class FairServer(ThreadedAssociationServer):
             return True
         now = time.monotonic()
         if now - self._logged.get(host, 0.0) >= LOG_EVERY_SECONDS:
+            if len(self._logged) > 1000:  # many addresses: forget the old ones
+                self._logged.clear()
             self._logged[host] = now
             logger.warning(
                 "dicom receiver: refused connections from %s: it holds %d already", host, held

@@ -42,15 +42,24 @@ _U32 = struct.Struct("<I").unpack_from
 _UPPER_PAIRS = frozenset(bytes((a, b)) for a in range(65, 91) for b in range(65, 91))
 
 
-def _scan(head: bytes) -> tuple[RawValues, str, int]:
+def file_meta(head: bytes) -> tuple[dict[int, bytes], str, int]:
+    """Return a Part 10 file's meta elements by tag, its transfer syntax and where its data
+    set starts; raise NotSimple if the meta cannot be walked."""
     pos, meta = 132, {}
-    while pos + 8 <= len(head) and head[pos : pos + 2] == b"\x02\x00":
-        tag, _, length, at = _element(head, pos, False)
-        if length == 0xFFFFFFFF or at + length > len(head):
-            raise NotSimple
-        meta[tag] = head[at : at + length]
-        pos = at + length
-    syntax = meta.get(0x00020010, b"").decode("ascii", "replace").strip(" \x00")
+    try:
+        while pos + 8 <= len(head) and head[pos : pos + 2] == b"\x02\x00":
+            tag, _, length, at = _element(head, pos, False)
+            if length == 0xFFFFFFFF or at + length > len(head):
+                raise NotSimple
+            meta[tag] = head[at : at + length]
+            pos = at + length
+    except struct.error:
+        raise NotSimple from None
+    return meta, meta.get(0x00020010, b"").decode("ascii", "replace").strip(" \x00"), pos
+
+
+def _scan(head: bytes) -> tuple[RawValues, str, int]:
+    meta, syntax, pos = file_meta(head)
     if syntax == "1.2.840.10008.1.2":
         implicit = True
     elif syntax == "1.2.840.10008.1.2.1" or syntax.startswith("1.2.840.10008.1.2.4."):

@@ -34,7 +34,7 @@ from portal.ingest.part10 import (  # noqa: F401 - part of this module's interfa
     part10_prefix,
     preamble_is_unsafe,
 )
-from portal.ingest.scanner import scan
+from portal.ingest.scanner import file_meta, scan
 
 # pydicom's warnings and log lines quote element values, which can be patient data.
 warnings.filterwarnings("ignore", module=r"pydicom(\.|$)")
@@ -231,30 +231,14 @@ def _check_limits(header: DicomHeader, limits: PixelLimits | None) -> None:
         raise Rejected("file has more pixels than allowed")
 
 
-def _meta_end_and_syntax(head: bytes) -> tuple[int, str]:
-    """Return where the File Meta Information ends and its transfer syntax, read by hand."""
-    pos, syntax = 132, ""
-    while pos + 8 <= len(head):
-        group, element = struct.unpack_from("<HH", head, pos)
-        if group != 0x0002:
-            break
-        if head[pos + 4 : pos + 6] in (b"OB", b"OW", b"OF", b"SQ", b"UT", b"UN"):
-            if pos + 12 > len(head):
-                break
-            length, start = struct.unpack_from("<I", head, pos + 8)[0], pos + 12
-        else:
-            length, start = struct.unpack_from("<H", head, pos + 6)[0], pos + 8
-        if element == 0x0010:
-            syntax = head[start : start + length].rstrip(b"\0 ").decode("ascii", "replace")
-        pos = start + length
-    return pos, syntax
-
-
 def _check_inflated_size(head: bytes) -> None:
     """Refuse a deflated data set that inflates beyond MAX_INFLATED_BYTES, before pydicom."""
     if head[128:132] != b"DICM":
         return
-    start, syntax = _meta_end_and_syntax(head)
+    try:
+        _, syntax, start = file_meta(head)
+    except NotSimple:
+        return  # pydicom cannot walk it either: refused as a broken header
     if syntax != DEFLATED_SYNTAX:
         return
     inflater = zlib.decompressobj(-zlib.MAX_WBITS)

@@ -81,6 +81,9 @@ def receive(link: UploadLink, files: Iterable[tuple[str, BinaryIO]], request=Non
     """
     ctx = Context(link.practice, None)
     max_file_bytes = ctx.max_file_bytes
+    # Read once; each kept file's charge below keeps it current (another send to the same
+    # link at once can only make it smaller, and _take_room has the last word).
+    room = _room_left(link)
     rows: list[ReceivedFile] = []
     for index, item in enumerate(_entries(files)):
         if isinstance(item, Refused):
@@ -88,7 +91,6 @@ def receive(link: UploadLink, files: Iterable[tuple[str, BinaryIO]], request=Non
                 ReceivedFile(link=link, name=item.name, state="refused", reason=item.reason)
             )
             continue
-        room = _room_left(link)
         if item.size is not None and room < item.size <= max_file_bytes:
             rows.append(
                 ReceivedFile(
@@ -105,6 +107,8 @@ def receive(link: UploadLink, files: Iterable[tuple[str, BinaryIO]], request=Non
         if out.status == "ok" and not _take_room(link, size):
             discard([out.blob])
             out.status, out.reason, out.blob = "rejected", REFUSED_OVER_LIMIT, None
+        elif out.status == "ok":
+            room -= size
         rows.append(_row(link, out, size))
     with transaction.atomic():
         StoredObject.objects.bulk_create([r.blob for r in rows if r.blob is not None])
