@@ -8,6 +8,8 @@ import tempfile
 
 os.environ.setdefault("PORTAL_MODE", "local")
 os.environ.setdefault("PORTAL_DATA_DIR", tempfile.mkdtemp(prefix="portal-test-"))
+# Send onward's tests use Orthanc on this host as the destination (portal.dicomnet.destinations).
+os.environ.setdefault("PORTAL_DICOM_DESTINATION_NETWORKS", "127.0.0.0/8")
 
 from portal.settings import *  # noqa: E402,F403
 

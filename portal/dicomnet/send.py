@@ -20,6 +20,7 @@ from pynetdicom.dimse_primitives import C_STORE
 import audit
 from audit.models import Action, Outcome
 from portal import vault
+from portal.dicomnet.destinations import refusal
 from portal.models import Instance, Transfer, TransferItem
 
 logger = logging.getLogger(__name__)
@@ -132,7 +133,10 @@ def run(transfer_pk: int) -> Transfer:
     Transfer.objects.filter(pk=transfer.pk).update(status=Transfer.Status.SENDING)
     dest = transfer.destination
     error = ""
-    if instances:
+    refused = refusal(dest.address or "")
+    if refused:
+        error = refused  # saved before the rule, or the operator narrowed the networks
+    elif instances:
         ae = _requester(transfer, instances)
         assoc = ae.associate(
             dest.address, dest.port, ae_title=dest.ae_title, tls_args=_tls_args(transfer)

@@ -10,6 +10,7 @@ from django.views.decorators.http import require_GET, require_POST
 import audit
 from audit.models import Action
 from portal.access import deny, fetch_or_404
+from portal.dicomnet.destinations import allowed
 from portal.models import Arrival, DicomPeer, Transfer
 from portal.workspace.decorators import staff_required
 
@@ -44,6 +45,9 @@ def send_study(request: HttpRequest, code) -> HttpResponse:
         DicomPeer.objects.filter(practice=scope.practice, port__isnull=False).exclude(address=None),
         code=request.POST.get("destination") or None,
     )
+    if not allowed(destination.address):
+        # Not offered on the study page either (portal.dicomnet.destinations).
+        raise deny(request, scope, "destination", reason="destination_not_allowed")
     if not scope.can_view_pixels:
         # Sending images out is at least as much as opening them.
         raise deny(request, scope, "study", reason="role_may_not_open_images")

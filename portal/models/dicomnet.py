@@ -84,6 +84,14 @@ class DicomPeer(models.Model):
     def is_destination(self) -> bool:
         return self.port is not None and bool(self.address)
 
+    def clean(self) -> None:
+        from django.core.exceptions import ValidationError
+
+        from portal.dicomnet.destinations import refusal
+
+        if self.is_destination and (why := refusal(self.address)):
+            raise ValidationError({"address": why})
+
 
 class Arrival(models.Model):
     """Instances of a study received over DICOM in one association: where they came from."""

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from portal.settings.core import env
+import ipaddress
+
+from django.core.exceptions import ImproperlyConfigured
+
+from portal import deployment
+from portal.settings.core import LOCAL, env, startup_problems
 
 # Upload and ingest limits, enforced before work is done.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 2**20
@@ -25,6 +30,18 @@ PORTAL_DICOM_MAX_ASSOCIATIONS = env.int("PORTAL_DICOM_MAX_ASSOCIATIONS", default
 # Receipts (instances acknowledged, not yet filed) older than this belong to no live
 # association: the periodic task files them (a live one files its own every minute).
 PORTAL_DICOM_RECEIPT_GRACE_SECONDS = env.int("PORTAL_DICOM_RECEIPT_GRACE_SECONDS", default=600)
+# Send onward: networks destinations must be in (comma list of CIDRs). Empty: any address but
+# loopback, link-local, multicast or reserved ones (portal.dicomnet.destinations).
+PORTAL_DICOM_DESTINATION_NETWORKS = env.list("PORTAL_DICOM_DESTINATION_NETWORKS", default=[])
+for _network in PORTAL_DICOM_DESTINATION_NETWORKS:
+    try:
+        ipaddress.ip_network(_network, strict=False)
+    except ValueError:
+        _message = f"PORTAL_DICOM_DESTINATION_NETWORKS: {_network!r} is not a network (10.0.0.0/8)"
+        if LOCAL:
+            raise ImproperlyConfigured(_message) from None
+        startup_problems.append(deployment.Problem("portal.E021", _message))
+        PORTAL_DICOM_DESTINATION_NETWORKS = ["255.255.255.255/32"]  # the start is refused
 # Upload links: most bytes one link takes in (all sends), and one send (held in memory).
 PORTAL_UPLOAD_LINK_MAX_BYTES = env.int("PORTAL_UPLOAD_LINK_MAX_BYTES", default=4 * 2**30)
 PORTAL_UPLOAD_LINK_MAX_REQUEST_BYTES = env.int(

@@ -78,6 +78,11 @@ MISCONFIGURED = [
     ),
     ({"DEBUG": "1"}, "portal.E015", "DEBUG must be 0"),
     (
+        {"PORTAL_DICOM_DESTINATION_NETWORKS": "10.0.0.0/8,the-lab"},
+        "portal.E021",
+        "'the-lab' is not a network",
+    ),
+    (
         {"SECRET_KEY": None, "SECRET_KEY_FILE": "/nonexistent/secret_key"},
         "portal.E018",
         "SECRET_KEY_FILE=/nonexistent/secret_key cannot be read",
