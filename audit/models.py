@@ -34,6 +34,8 @@ class Action(models.TextChoices):
     EXPORT = "export", "Exported from the back office"
     DICOM_SEND = "dicom_send", "Sent onward over DICOM"
     SOFTWARE_TOKEN = "software_token", "Access token for a recipient's software"
+    LEGAL_HOLD = "legal_hold", "Legal hold set or released"
+    PURGE = "purge", "Deletion requested, approved or cancelled"
 
 
 class Outcome(models.TextChoices):

@@ -8,7 +8,6 @@ from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.http import Http404, HttpRequest, StreamingHttpResponse
 from django.urls import path, reverse
-from django.utils import timezone
 from django.utils.functional import lazy
 from django.utils.html import format_html
 from django.utils.http import content_disposition_header
@@ -16,7 +15,7 @@ from django.views.decorators.csrf import csrf_exempt, csrf_protect
 
 from portal import vault
 from portal.admin.scope import PracticeScopedAdmin
-from portal.compliance import alerts, retention
+from portal.compliance import alerts, holds, retention
 from portal.models import (
     Alert,
     BusinessAssociateAgreement,
@@ -192,23 +191,25 @@ class ComplianceSettingsAdmin(PracticeScopedAdmin):
 class LegalHoldAdmin(PracticeScopedAdmin):
     patient_path = "patient"
     practice_admin_can_add = True
-    list_display = ("patient", "study", "reason", "set_by", "set_at", "released_at")
+    list_display = ("patient", "held", "reason", "set_by", "set_at", "released_at")
     list_filter = ("practice",)
     fields = ("patient", "study", "reason", "set_by", "set_at", "released_by", "released_at")
     readonly_fields = ("set_by", "set_at", "released_by", "released_at")
     actions = ["release"]
 
+    @admin.display(description="holds")
+    def held(self, obj: LegalHold) -> str:
+        if obj.study_id:
+            return str(obj.study)
+        return "A study since shredded" if obj.study_code else "Every record of the patient"
+
     def save_model(self, request: HttpRequest, obj, form, change: bool) -> None:
         if not change:
-            obj.set_by = request.user
-            obj.practice = obj.patient.practice
-        super().save_model(request, obj, form, change)
+            holds.set_hold(obj, by=request.user, request=request)
 
     @admin.action(description="Release the selected holds")
     def release(self, request: HttpRequest, queryset) -> None:
-        count = queryset.filter(released_at__isnull=True).update(
-            released_at=timezone.now(), released_by=request.user
-        )
+        count = holds.release(queryset, by=request.user, request=request)
         self.message_user(request, f"{count} hold(s) released.")
 
     def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
@@ -252,7 +253,9 @@ class PurgeAdmin(PracticeScopedAdmin):
 
     def save_model(self, request: HttpRequest, obj, form, change: bool) -> None:
         if not change:
-            made = retention.request_erasure(obj.patient, by=request.user, reason=obj.reason)
+            made = retention.request_erasure(
+                obj.patient, by=request.user, reason=obj.reason, request=request
+            )
             obj.pk = made.pk
             self.message_user(
                 request, "Erasure requested: approve it in this list to carry it out."
@@ -266,12 +269,12 @@ class PurgeAdmin(PracticeScopedAdmin):
 
     @admin.action(description="Approve: shred the selected records in the next daily run")
     def approve(self, request: HttpRequest, queryset) -> None:
-        count = retention.approve(list(queryset), by=request.user)
+        count = retention.approve(list(queryset), by=request.user, request=request)
         self.message_user(request, f"{count} record(s) approved for deletion.", messages.WARNING)
 
     @admin.action(description="Cancel: keep the selected records")
     def cancel(self, request: HttpRequest, queryset) -> None:
-        count = queryset.filter(status__in=retention.OPEN).update(status=Purge.Status.CANCELLED)
+        count = retention.cancel(list(queryset), by=request.user, request=request)
         self.message_user(request, f"{count} record(s) kept.")
 
     def has_change_permission(self, request: HttpRequest, obj=None) -> bool:

@@ -25,6 +25,10 @@ class PracticeAdmin(PracticeScopedAdmin):
     list_display = ("name", "slug", "phone", "share_default_days", "share_max_days")
     search_fields = ("name", "slug")
 
+    def get_readonly_fields(self, request, obj=None):  # noqa: ANN001
+        # Staff sign in as <slug>.<name>: the operator names practices, not their admins.
+        return () if request.user.is_superuser else ("slug",)
+
 
 @admin.register(StaffMember)
 class StaffMemberAdmin(PracticeScopedAdmin):
@@ -77,7 +81,10 @@ class StudyAdmin(PracticeScopedAdmin):
     list_filter = ("practice", "modalities", "legal_hold")
     search_fields = ("patient__name_folded", "patient__patient_id", "study_uid", "accession_number")
     date_hierarchy = "study_date"
-    readonly_fields = ("study_uid",)
+    # What the images say (patient, date, UIDs) and the hold flag are not edited here: holds
+    # are set and released under Legal holds, where who and why is recorded, and the date
+    # decides retention.
+    readonly_fields = ("study_uid", "patient", "study_date", "legal_hold", "practice")
     inlines = [SeriesInline]
 
 

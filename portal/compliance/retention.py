@@ -9,23 +9,28 @@ ciphertext and the records, and leaves the Purge row and an audit event, both fr
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import date
 
 from django.db import transaction
 from django.utils import timezone
 
+import audit
+from audit.models import Action
 from portal.compliance import rules
 from portal.compliance.stored import objects_of, shred_recorded
 from portal.models import (
     Attachment,
     ComplianceSettings,
     Instance,
+    LegalHold,
     Patient,
     Purge,
     Study,
 )
 
+logger = logging.getLogger(__name__)
 OPEN = (Purge.Status.PENDING, Purge.Status.APPROVED)
 
 
@@ -93,6 +98,9 @@ def _shred_one(study: Study, reason: str) -> int:
         study.series.all().delete()
         for attachment in attachments:
             attachment.delete()
+        # A released hold stays on record, naming the study by its code; one in force never
+        # gets here (the purge is held) and its PROTECT keeps the study if it ever did.
+        LegalHold.objects.filter(study=study, released_at__isnull=False).update(study=None)
         study.delete()
         _scrub_patient_if_empty(patient)
         return shred_recorded(study, blobs, reason)
@@ -146,24 +154,59 @@ def propose(today: date | None = None) -> int:
     return added
 
 
-def request_erasure(patient: Patient, *, by, reason: str) -> Purge:
+def _record(request, purge: Purge, phase: str) -> None:  # noqa: ANN001
+    audit.record(
+        Action.PURGE,
+        request=request,
+        practice=purge.practice,
+        patient=purge.patient,
+        detail={"phase": phase, "purge": str(purge.code), "kind": purge.kind},
+    )
+
+
+def request_erasure(patient: Patient, *, by, reason: str, request=None) -> Purge:  # noqa: ANN001
     """Put a patient's erasure on the list awaiting an admin's approval."""
-    return Purge.objects.create(
-        practice=patient.practice,
-        kind=Purge.Kind.ERASURE,
-        patient=patient,
-        record_code=patient.code,
-        due_on=timezone.localdate(),
-        reason=reason,
-        requested_by=by,
-    )
+    with transaction.atomic():
+        purge = Purge.objects.create(
+            practice=patient.practice,
+            kind=Purge.Kind.ERASURE,
+            patient=patient,
+            record_code=patient.code,
+            due_on=timezone.localdate(),
+            reason=reason,
+            requested_by=by,
+        )
+        _record(request, purge, "requested")
+    return purge
 
 
-def approve(purges, *, by) -> int:
+def approve(purges, *, by, request=None) -> int:  # noqa: ANN001
     """Approve pending purges for the next run of the daily task; return how many."""
-    return Purge.objects.filter(pk__in=[p.pk for p in purges], status=Purge.Status.PENDING).update(
-        status=Purge.Status.APPROVED, approved_by=by, approved_at=timezone.now()
-    )
+    now = timezone.now()
+    return _decide(
+        purges, (Purge.Status.PENDING,), "approved", request,
+        status=Purge.Status.APPROVED, approved_by=by, approved_at=now,
+    )  # fmt: skip
+
+
+def cancel(purges, *, by, request=None) -> int:  # noqa: ANN001
+    """Keep the records of open purges; the access history says who decided."""
+    return _decide(purges, OPEN, "cancelled", request, status=Purge.Status.CANCELLED)
+
+
+def _decide(purges, open_statuses: tuple, phase: str, request, **changes) -> int:  # noqa: ANN001
+    decided = 0
+    with transaction.atomic():
+        rows = Purge.objects.select_for_update(of=("self",)).filter(
+            pk__in=[p.pk for p in purges], status__in=open_statuses
+        )
+        for purge in rows.select_related("practice", "patient"):
+            for field, value in changes.items():
+                setattr(purge, field, value)
+            purge.save(update_fields=list(changes))
+            _record(request, purge, phase)
+            decided += 1
+    return decided
 
 
 def _carry_out(purge: Purge) -> int:
@@ -194,21 +237,32 @@ def execute() -> tuple[int, int]:
     """Shred every approved purge (legal holds re-checked); return (records, objects)."""
     done = objects = 0
     for purge in Purge.objects.filter(status=Purge.Status.APPROVED).select_related("patient"):
-        with transaction.atomic():
-            shredded = _carry_out(purge)
-            if shredded < 0:
-                purge.status = Purge.Status.HELD
-                purge.save(update_fields=["status"])
-                continue
-            purge.status, purge.done_at = Purge.Status.DONE, timezone.now()
-            purge.objects_shredded = shredded
-            purge.study = purge.attachment = None
-            purge.save(
-                update_fields=["status", "done_at", "objects_shredded", "study", "attachment"]
-            )
-        done += 1
-        objects += shredded
+        try:
+            shredded = _execute_one(purge)
+        # One purge that fails (a store down, a record that cannot go) stays approved for the
+        # next run; every other practice's purges still run. One line, no patient data.
+        except Exception as exc:  # noqa: BLE001
+            logger.error("retention: purge %s failed: %s", purge.code, type(exc).__name__)
+            continue
+        if shredded >= 0:
+            done += 1
+            objects += shredded
     return done, objects
+
+
+def _execute_one(purge: Purge) -> int:
+    """Carry out one approved purge; return the objects shredded, or -1 if it is held."""
+    with transaction.atomic():
+        shredded = _carry_out(purge)
+        if shredded < 0:
+            purge.status = Purge.Status.HELD
+            purge.save(update_fields=["status"])
+            return -1
+        purge.status, purge.done_at = Purge.Status.DONE, timezone.now()
+        purge.objects_shredded = shredded
+        purge.study = purge.attachment = None
+        purge.save(update_fields=["status", "done_at", "objects_shredded", "study", "attachment"])
+    return shredded
 
 
 @dataclass

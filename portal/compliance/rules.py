@@ -73,10 +73,11 @@ class Due:
 
 def held(patient_id: int, study_id: int | None = None) -> bool:
     """Return True while a legal hold keeps the patient's records (or this study)."""
-    holds = LegalHold.objects.filter(patient_id=patient_id, released_at__isnull=True)
-    scope = (
-        Q(study__isnull=True) if study_id is None else Q(study__isnull=True) | Q(study_id=study_id)
-    )
+    holds = LegalHold.objects.filter(released_at__isnull=True)
+    # A hold on a study holds it whichever patient the hold names.
+    scope = Q(patient_id=patient_id, study__isnull=True)
+    if study_id is not None:
+        scope |= Q(study_id=study_id)
     if holds.filter(scope).exists():
         return True
     return study_id is not None and Study.objects.filter(pk=study_id, legal_hold=True).exists()

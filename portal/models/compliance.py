@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import date, timedelta
 
+from django.core.validators import MinValueValidator
 from django.db import models
 from django.utils import timezone
 
@@ -97,7 +98,9 @@ class RetentionPolicy(models.Model):
         max_length=12, choices=CountFrom.choices, default=CountFrom.RECORD_DATE
     )
     retain_years = models.PositiveSmallIntegerField(
-        help_text="Years after the date counted from before deletion."
+        # Zero with automatic purging would shred every record at the next daily run.
+        validators=[MinValueValidator(1)],
+        help_text="Years after the date counted from before deletion.",
     )
     majority_age = models.PositiveSmallIntegerField(
         default=18, help_text="Age of majority where the practice is (18 in most US states)."

@@ -90,6 +90,18 @@ class Practice(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    def clean(self) -> None:
+        """The same limits wherever the practice is edited (workspace settings, back office)."""
+        errors = {}
+        if not 1 <= (self.share_max_days or 0) <= 365:
+            errors["share_max_days"] = "Choose between 1 and 365 days."
+        if not 1 <= (self.idle_timeout_minutes or 0) <= 60:
+            errors["idle_timeout_minutes"] = "Choose between 1 and 60 minutes."
+        if not errors and not 1 <= (self.share_default_days or 0) <= self.share_max_days:
+            errors["share_default_days"] = "The default expiry cannot be longer than the maximum."
+        if errors:
+            raise ValidationError(errors)
+
 
 class Role(models.TextChoices):
     ADMIN = "admin", "Practice admin"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 
 from portal.models.imaging import Attachment, Patient, Study
@@ -23,6 +24,8 @@ class LegalHold(models.Model):
         Study, null=True, blank=True, on_delete=models.PROTECT, related_name="legal_holds",
         help_text="Blank holds every record of the patient.",
     )  # fmt: skip
+    # The study's code, kept when a study whose hold was released is later shredded.
+    study_code = models.UUIDField(null=True, blank=True, editable=False)
     reason = models.CharField(max_length=300, help_text="e.g. litigation, investigation.")
     set_by = models.ForeignKey(USER, null=True, on_delete=models.PROTECT, related_name="+")
     set_at = models.DateTimeField(auto_now_add=True)
@@ -36,6 +39,15 @@ class LegalHold(models.Model):
 
     def __str__(self) -> str:
         return f"legal hold {self.code}"
+
+    def save(self, *args, **kwargs) -> None:
+        if self.study_id and self.study_code is None:
+            self.study_code = self.study.code
+        super().save(*args, **kwargs)
+
+    def clean(self) -> None:
+        if self.study_id and self.patient_id and self.study.patient_id != self.patient_id:
+            raise ValidationError({"study": "This is not a study of this patient."})
 
 
 class Purge(models.Model):

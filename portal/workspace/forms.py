@@ -197,17 +197,7 @@ class PracticeSettingsForm(forms.ModelForm):
             choices=[(name, name) for name in time_zone_names()]
         )
 
-    def clean(self) -> dict:
-        data = super().clean()
-        default, maximum = data.get("share_default_days"), data.get("share_max_days")
-        if default and maximum and default > maximum:
-            raise ValidationError("The default expiry cannot be longer than the maximum.")
-        if maximum is not None and not 1 <= maximum <= 365:
-            self.add_error("share_max_days", "Choose between 1 and 365 days.")
-        idle = data.get("idle_timeout_minutes")
-        if idle is not None and not 1 <= idle <= 60:
-            self.add_error("idle_timeout_minutes", "Choose between 1 and 60 minutes.")
-        return data
+    # Limits on link lifetimes and the idle sign-out: Practice.clean.
 
 
 class PatientRecordForm(forms.Form):
