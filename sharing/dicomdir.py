@@ -50,11 +50,17 @@ class DicomRef:
         """Return the reference fields of a dataset read with its file meta."""
 
         def text(keyword: str) -> str:
-            return str(ds.get(keyword, "") or "")
+            try:
+                return str(ds.get(keyword, "") or "")
+            except Exception:  # noqa: BLE001 - a value its VR cannot hold: left empty
+                return ""
 
         def number(keyword: str) -> int | None:
-            value = ds.get(keyword)
-            return None if value in (None, "") else int(value)
+            try:
+                value = ds.get(keyword)
+                return None if value in (None, "") else int(value)
+            except Exception:  # noqa: BLE001 - "1e9999" in an IS, say: left empty
+                return None
 
         return cls(
             patient_id=text("PatientID"),

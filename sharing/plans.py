@@ -117,8 +117,9 @@ def _file_ref(blob: _Blob, instance: _Instance, series: Series) -> DicomRef:
     """
     try:
         return DicomRef.from_dataset(tags.read_header(blob, _REF_TAGS))
-    except (tags.HeaderError, vault.VaultIntegrityError, ValueError, TypeError) as exc:
-        # A damaged file stops the download when it is streamed; a plan is still made.
+    # A damaged file stops the download when it is streamed; a plan is still made. Any
+    # error of pydicom's (a value its VR cannot hold) means the same: use the records.
+    except Exception as exc:  # noqa: BLE001
         return _fallback_ref(instance, series, exc)
 
 

@@ -10,11 +10,14 @@ from __future__ import annotations
 import io
 import re
 import struct
+from collections.abc import Iterator
 from typing import Any
 
 import pydicom
+from pydicom.datadict import dictionary_description
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
+from pydicom.tag import BaseTag, Tag
 
 from portal import vault
 
@@ -50,6 +53,15 @@ def read_header(blob: Any, specific_tags: list[str] | None = None) -> Dataset:
         limit = min(limit * 16, size)
 
 
+def _name(tag: BaseTag) -> str:
+    if tag.is_private:
+        return "Private tag"
+    try:
+        return dictionary_description(tag)
+    except KeyError:
+        return "Unknown tag"
+
+
 def _value(element: Any) -> str:
     if element.VR in _BINARY_VRS or element.keyword in ("PixelData", "FloatPixelData"):
         length = len(element.value) if element.value is not None else 0
@@ -62,13 +74,51 @@ def _value(element: Any) -> str:
     return text if len(text) <= MAX_VALUE else text[: MAX_VALUE - 1] + "…"
 
 
+UNREADABLE = "(cannot be shown: not valid for its VR)"
+
+
+def readable_elements(ds: Dataset) -> Iterator[tuple[Any, Any]]:
+    """Yield (tag, element) for each element, element None where its value cannot be read.
+
+    pydicom converts a value when it is first read, and a value its VR cannot hold (an IS
+    of "1e9999", an FD of 6 bytes) raises then. The error's text may quote the raw bytes,
+    which can be patient data: it is never kept.
+    """
+    for tag in list(ds.keys()):
+        try:
+            element = ds[tag]
+        except Exception:  # noqa: BLE001 - any conversion failure means the same here
+            element = None
+        yield tag, element
+
+
+def drop_unreadable(ds: Dataset) -> int:
+    """Remove the elements whose values cannot be read, in sequences too; return how many."""
+    dropped = 0
+    for tag, element in readable_elements(ds):
+        if element is None:
+            del ds[tag]
+            dropped += 1
+        elif element.VR == "SQ":
+            for item in element.value or []:
+                dropped += drop_unreadable(item)
+    return dropped
+
+
 def tag_rows(ds: Dataset, depth: int = 0) -> list[dict[str, Any]]:
     """Return the file meta and dataset elements as rows, sequence items indented."""
     rows: list[dict[str, Any]] = []
-    elements = list(ds.file_meta) if depth == 0 and hasattr(ds, "file_meta") else []
-    for element in [*elements, *ds]:
+    meta = ds.file_meta if depth == 0 and getattr(ds, "file_meta", None) is not None else None
+    found = [*(readable_elements(meta) if meta is not None else ()), *readable_elements(ds)]
+    for raw_tag, element in found:
         if len(rows) >= MAX_ROWS:
             break
+        if element is None:
+            tag = Tag(raw_tag)
+            vr = getattr(ds.get_item(raw_tag) if tag in ds else None, "VR", None) or ""
+            rows.append({"tag": f"({tag.group:04X},{tag.element:04X})", "name": _name(tag),
+                         "vr": str(vr), "value": UNREADABLE, "depth": depth})  # fmt: skip
+            continue
         tag = f"({element.tag.group:04X},{element.tag.element:04X})"
         name = element.name if element.name else "Private tag"
         if element.VR == "SQ":

@@ -23,6 +23,7 @@ from pydicom.encaps import generate_frames
 from portal import vault
 from portal.ingest.sniff import HEAD_BYTES, MAX_HEADER_BYTES, NeedMore, Rejected, parse_dicom
 from portal.models import Instance
+from viewer.tags import drop_unreadable
 
 FRAME_TYPES = {
     "1.2.840.10008.1.2.4.50": "image/jpeg",
@@ -279,6 +280,8 @@ def metadata(instance: Instance, instance_url: str) -> dict[str, Any]:
     """Return the stored file's attributes as DICOM JSON, pixel data by reference."""
     with vault.open_blob(instance.blob) as fh:
         ds = pydicom.dcmread(fh, stop_before_pixels=True)
+    # An element its VR cannot hold is left out (pydicom's own skipping logs its raw value).
+    drop_unreadable(ds)
 
     def bulk(element) -> str:
         return f"{instance_url}/bulk/{element.tag:08X}"
