@@ -18,7 +18,7 @@ from functools import partial
 from typing import Any
 
 import pydicom
-from pydicom.encaps import generate_frames
+from pydicom.encaps import encapsulate, generate_frames
 
 from portal import vault
 from portal.ingest.sniff import HEAD_BYTES, MAX_HEADER_BYTES, NeedMore, Rejected, parse_dicom
@@ -302,11 +302,41 @@ def rendered(instance: Instance, frame: int, fmt: str) -> bytes:
 
     if not 1 <= frame <= instance.frames:
         raise FrameError("no such frame")
-    ds = pydicom.dcmread(io.BytesIO(vault.read_bytes(instance.blob)))
+    ds = _one_frame(instance, frame)
     try:
-        values = decode_frames(ds)[frame - 1]
+        if ds is None:  # pixels this module cannot cut into frames: decode them all
+            ds = pydicom.dcmread(io.BytesIO(vault.read_bytes(instance.blob)))
+            values = decode_frames(ds)[frame - 1]
+        else:
+            values = decode_frames(ds)[0]
     except DecodeError as exc:
         raise FrameError(str(exc)) from None
     presets = window_presets(ds)
     window = presets[0] if presets else auto_window(values)
     return render_slice(values, ds, window["center"], window["width"], fmt)
+
+
+def _one_frame(instance: Instance, frame: int) -> pydicom.Dataset | None:
+    """Return the file's header with only this frame's pixels, read by range, or None.
+
+    A cine of a thousand frames is not decoded whole to show one of them.
+    """
+    if (instance.bits_allocated or 8) < 8:
+        return None  # bit-packed frames do not start on a byte
+    try:
+        _, found = frames(instance, [frame])
+    except FrameError:
+        return None
+    _, source = found[0]
+    pixels = source() if callable(source) else source
+    with vault.open_blob(instance.blob) as fh:
+        ds = pydicom.dcmread(fh, stop_before_pixels=True)
+    if "PixelData" in ds or "FloatPixelData" in ds or "DoubleFloatPixelData" in ds:
+        return None
+    syntax = ds.file_meta.TransferSyntaxUID
+    if syntax.is_encapsulated:
+        ds.add_new(0x7FE00010, "OB", encapsulate([pixels]))
+    else:
+        ds.add_new(0x7FE00010, "OW" if (instance.bits_allocated or 8) > 8 else "OB", pixels)
+    ds.NumberOfFrames = 1
+    return ds

@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import struct
 import tempfile
+import tracemalloc
 from email import message_from_bytes
 from pathlib import Path
 from unittest import mock
@@ -160,3 +161,61 @@ class CompressedFramesTestCase(ShareTestCase):
         self.assertEqual(got, [stored_frames(data)[19]])
         read = sum(call.args[2] - call.args[1] for call in reads.call_args_list)
         self.assertLess(read, 2 * len(frames[19]))
+
+
+def native_multiframe(count: int, size: int, study_uid: str) -> bytes:
+    """Uncompressed 16-bit frames, frame k a ramp scaled by k + 1 (each frame differs)."""
+    ds = pydicom.dcmread(io.BytesIO(multiframe(jpeg_frames(1), per_frame=1, table=False,
+                                               study_uid=study_uid)))  # fmt: skip
+    ds.file_meta.TransferSyntaxUID = pydicom.uid.ExplicitVRLittleEndian
+    ds.Rows = ds.Columns = size
+    ds.BitsAllocated = ds.BitsStored = 16
+    ds.HighBit = 15
+    ds.NumberOfFrames = count
+    ramp = np.indices((size, size)).sum(axis=0).astype(np.uint16)
+    ds.PixelData = b"".join((ramp * (k + 1) % 4096).astype("<u2").tobytes() for k in range(count))
+    ds["PixelData"].VR = "OW"
+    out = io.BytesIO()
+    ds.save_as(out, enforce_file_format=True)
+    return out.getvalue()
+
+
+class RenderedFrameTestCase(ShareTestCase):
+    """/rendered of one frame decodes that frame only: a large cine costs one frame of memory."""
+
+    def rendered(self, data: bytes, frame: int) -> np.ndarray:
+        folder = Path(tempfile.mkdtemp(prefix="rendered-"))
+        (folder / "mf.dcm").write_bytes(data)
+        report = ingest_path(folder, practice=self.practice, patient=self.pat)
+        self.assertFalse(report.rejected, report.lines())
+        instance = report.studies[0].series.get(number=9).instances.get()
+        _, raw = create_token(self.share)
+        path = (
+            f"/dicomweb/studies/{self.study.study_uid}/series/{instance.series.series_uid}"
+            f"/instances/{instance.sop_instance_uid}/frames/{frame}/rendered"
+        )
+        tracemalloc.start()
+        try:
+            r = self.client.get(path, HTTP_AUTHORIZATION=f"Bearer {raw}", HTTP_ACCEPT="image/png")
+            self.peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        self.assertEqual(r.status_code, 200)
+        return np.asarray(Image.open(io.BytesIO(r.content)))
+
+    def test_a_frame_of_a_large_uncompressed_cine_is_rendered_from_that_frame_alone(self) -> None:
+        data = native_multiframe(160, 256, self.study.study_uid)  # 21 MB of pixels
+        third, fourth = self.rendered(data, 3), self.rendered(data, 4)
+        self.assertEqual(third.shape, (256, 256))
+        self.assertFalse(np.array_equal(third, fourth))  # each frame its own pixels
+        self.assertLess(self.peak, 6 * 2**20, f"peak {self.peak / 2**20:.0f} MiB")
+
+    def test_a_compressed_frame_is_the_one_asked_for(self) -> None:
+        frames = jpeg_frames(4)
+        data = multiframe(frames, per_frame=2, table=True, study_uid=self.study.study_uid)
+        got = self.rendered(data, 3)
+        expected = np.asarray(Image.open(io.BytesIO(frames[2])))
+        # Windowed by the file's own range: the same picture, its grey levels spread.
+        self.assertGreater(np.corrcoef(got.ravel(), expected.ravel())[0, 1], 0.98)
+        other = np.asarray(Image.open(io.BytesIO(frames[0])))
+        self.assertLess(np.corrcoef(got.ravel(), other.ravel())[0, 1], 0.98)
