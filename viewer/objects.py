@@ -6,6 +6,8 @@ Reads the database and, for documents and key-image lists, the stored objects th
 from __future__ import annotations
 
 import io
+from collections.abc import Iterator
+from functools import partial
 from typing import Any
 
 import pydicom
@@ -14,7 +16,7 @@ from pydicom.uid import UID
 
 from portal import vault
 from portal.models import Instance, Series
-from viewer import documents, render
+from viewer import documents, fragments, render
 from viewer.layouts import Layout
 
 NOT_VIEWABLE = "Available to download, not viewable here: "
@@ -71,16 +73,29 @@ def video_is_playable(instance: Instance) -> bool:
     return head[fragment : fragment + 4] == _ITEM and head[fragment + 12 : fragment + 16] == b"ftyp"
 
 
-def playable_video(series: Series) -> bytes | None:
-    """Return the MP4 a series' video object holds (its fragments joined), or None."""
-    from pydicom.encaps import generate_fragments
+# A video's fragments are listed before it streams; a writer splitting it finer is hostile.
+MAX_VIDEO_FRAGMENTS = 1_000_000
 
+
+def playable_video(series: Series) -> tuple[int, Iterator[bytes]] | None:
+    """Return (size, chunks) of the MP4 a series' video object holds, or None.
+
+    Its fragments are streamed from the vault as they are sent: a video of hundreds of
+    megabytes is never held in memory.
+    """
     for kind, instance in series_kinds(series):
         if kind == documents.VIDEO and video_is_playable(instance):
-            ds = pydicom.dcmread(io.BytesIO(vault.read_bytes(instance.blob)))
-            items = generate_fragments(ds.PixelData)
-            next(items, None)  # the basic offset table
-            return b"".join(items)
+            blob = instance.blob
+            try:
+                offset, _, encapsulated = fragments.locate(blob)
+                if not encapsulated:
+                    return None
+                read = partial(vault.read_bytes, blob)
+                found = fragments.items(blob.plain_size, offset, read, MAX_VIDEO_FRAGMENTS)
+            except (fragments.DamagedPixels, fragments.TooManyItems):
+                return None
+            video = found[1:]  # after the basic offset table
+            return sum(n for _, _, n in video), fragments.stream(blob, video)
     return None
 
 

@@ -259,11 +259,13 @@ def series_video(request: HttpRequest, code: UUID) -> HttpResponse:
     """Play a video object's MP4 as stored (H.264 in MP4); the original stays a download."""
     scope, owner = _series_owner(request, code)
     series = _load_series(owner)
-    content = objects.playable_video(series)
-    if content is None:
+    video = objects.playable_video(series)
+    if video is None:
         raise deny(request, scope, "series")
     _audit_once(request, scope, Action.VIEW_SERIES, series, f"series:{series.code}")
-    response = HttpResponse(content, content_type="video/mp4")
+    size, chunks = video
+    response = StreamingHttpResponse(chunks, content_type="video/mp4")
+    response["Content-Length"] = str(size)
     response["Content-Disposition"] = "inline"
     return _no_store(response)
 

@@ -21,8 +21,8 @@ import pydicom
 from pydicom.encaps import encapsulate, generate_frames
 
 from portal import vault
-from portal.ingest.sniff import HEAD_BYTES, MAX_HEADER_BYTES, NeedMore, Rejected, parse_dicom
 from portal.models import Instance
+from viewer import fragments
 from viewer.tags import drop_unreadable
 
 FRAME_TYPES = {
@@ -88,11 +88,6 @@ _MAX_LOCATIONS = 16384
 WHOLE_FILE_BYTES = 2 * 2**20
 
 
-def _parse(head: bytes, at_eof: bool) -> tuple[int, int, bool]:
-    header = parse_dicom(head, at_eof)
-    return header.pixel_value_offset, header.pixel_length, header.encapsulated
-
-
 def _pixel_location(instance: Instance, data: bytes | None) -> tuple[int, int, bool]:
     """Return (offset, declared length, encapsulated) of the pixel data of a stored file."""
     # The stored object's code, never its pk: a pk may name another file after a rollback.
@@ -102,19 +97,10 @@ def _pixel_location(instance: Instance, data: bytes | None) -> tuple[int, int, b
         if found is not None:
             _locations.move_to_end(key)
             return found
-    size = instance.blob.plain_size
-    want = size if data is not None else min(size, HEAD_BYTES)
-    while True:
-        head = data if data is not None else vault.read_bytes(instance.blob, 0, want)
-        try:
-            found = _parse(head, want >= size)
-            break
-        except NeedMore:
-            if want >= min(size, MAX_HEADER_BYTES):
-                raise FrameError("header too large") from None
-            want = min(size, want * 2, MAX_HEADER_BYTES)
-        except Rejected as exc:
-            raise FrameError(str(exc)) from None
+    try:
+        found = fragments.locate(instance.blob, data)
+    except fragments.DamagedPixels as exc:
+        raise FrameError(str(exc)) from None
     with _locations_lock:
         _locations[key] = found
         while len(_locations) > _MAX_LOCATIONS:
@@ -191,13 +177,7 @@ def _join(read: Callable[[int, int], bytes], fragments: list[tuple[int, int]]) -
 _fragment_index: OrderedDict[uuid.UUID, list[list[tuple[int, int]]] | None] = OrderedDict()
 _indexed_fragments = 0
 _MAX_INDEXED_FRAGMENTS = 1_000_000
-ITEM = b"\xfe\xff\x00\xe0"
-SEQUENCE_END = b"\xfe\xff\xdd\xe0"
-_WINDOW = 2**20
-
-
-class _TooManyItems(Exception):
-    """More items than any sensible writer makes for these frames: not indexed."""
+ITEM = fragments.ITEM
 
 
 def _frame_fragments(blob, offset: int, frames: int, read) -> list[list[tuple[int, int]]] | None:  # noqa: ANN001
@@ -211,7 +191,7 @@ def _frame_fragments(blob, offset: int, frames: int, read) -> list[list[tuple[in
     limit = min(_MAX_INDEXED_FRAGMENTS, 2 * frames + 1000)
     try:
         found = _group_fragments(_items(blob.plain_size, offset, read, limit), frames, read)
-    except _TooManyItems:
+    except fragments.TooManyItems:
         found = None
     held = sum(len(f) for f in found) if found else 0
     with _locations_lock:
@@ -225,29 +205,10 @@ def _frame_fragments(blob, offset: int, frames: int, read) -> list[list[tuple[in
 
 
 def _items(size: int, offset: int, read, limit: int) -> list[tuple[int, int, int]]:  # noqa: ANN001
-    """Return the encapsulated items as (tag position, value start, value size), in order.
-
-    Item headers are read through a window of about a megabyte, never the whole.
-    """
-    items: list[tuple[int, int, int]] = []
-    window_start, window = offset, b""
-    pos = offset
-    while pos + 8 <= size:
-        if len(items) > limit:
-            raise _TooManyItems
-        if not window_start <= pos <= window_start + len(window) - 8:
-            window_start, window = pos, read(pos, min(size, pos + _WINDOW))
-        head = window[pos - window_start : pos - window_start + 8]
-        if head[:4] == SEQUENCE_END:
-            return items
-        if head[:4] != ITEM:
-            raise FrameError("encapsulated pixel data is damaged")
-        length = int.from_bytes(head[4:], "little")
-        if length == 0xFFFFFFFF or pos + 8 + length > size:
-            raise FrameError("encapsulated pixel data is damaged")
-        items.append((pos, pos + 8, length))
-        pos += 8 + length
-    raise FrameError("encapsulated pixel data is damaged")
+    try:
+        return fragments.items(size, offset, read, limit)
+    except fragments.DamagedPixels as exc:
+        raise FrameError(str(exc)) from None
 
 
 def _group_fragments(items, frames: int, read) -> list[list[tuple[int, int]]] | None:  # noqa: ANN001

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
+import tracemalloc
 
 from portal.demo.phantom import make_report_pdf
 from portal.ingest import ingest_files
@@ -89,7 +91,34 @@ class DocumentsTestCase(BaseTestCase):
         manifest = self.manifest(self.only_new_series())
         self.assertEqual(manifest["document"]["kind"], "video")
         r = self.client.get(manifest["document"]["url"])
-        self.assertEqual((r["Content-Type"], r.content), ("video/mp4", mp4))
+        body = b"".join(r.streaming_content)
+        self.assertEqual((r["Content-Type"], body), ("video/mp4", mp4))
+        self.assertEqual(r["Content-Length"], str(len(mp4)))
+
+    def test_a_long_video_streams_without_being_held_in_memory(self) -> None:
+        mp4 = b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom" + bytes(range(256)) * 96_000
+
+        def h264(ds) -> None:  # noqa: ANN001
+            from pydicom.encaps import encapsulate
+
+            ds.file_meta.TransferSyntaxUID = "1.2.840.10008.1.2.4.102"
+            ds.PixelData = encapsulate([mp4], fragments_per_frame=12)
+            ds["PixelData"].VR = "OB"
+
+        self.ingest({"clip.dcm": edited_dicom(h264, n=42)})
+        url = self.manifest(self.only_new_series())["document"]["url"]
+        tracemalloc.start()
+        try:
+            r = self.client.get(url)
+            digest, size = hashlib.sha256(), 0
+            for chunk in r.streaming_content:
+                digest.update(chunk)
+                size += len(chunk)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        self.assertEqual((size, digest.digest()), (len(mp4), hashlib.sha256(mp4).digest()))
+        self.assertLess(peak, 8 * 2**20, f"{peak / 2**20:.0f} MiB held for a 25 MB video")
 
     def test_key_images_are_marked_in_their_series(self) -> None:
         files = {}
