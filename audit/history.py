@@ -66,6 +66,9 @@ def export(model_admin, request: HttpRequest) -> HttpResponse:
         audit.record(
             Action.EXPORT,
             request=request,
+            # A practice admin's export is in their practice's own history; an operator's
+            # (a superuser's, across practices) belongs to none.
+            practice=None if request.user.is_superuser else _own_practice(request),
             detail={"export": "access history", "rows": events.count(), "filters": filters,
                     "searched": bool(request.GET.get("q"))},
         )  # fmt: skip
@@ -86,6 +89,13 @@ def export(model_admin, request: HttpRequest) -> HttpResponse:
     )
     response["Cache-Control"] = "no-store"
     return response
+
+
+def _own_practice(request: HttpRequest):  # noqa: ANN202
+    from portal.models import StaffMember
+
+    member = StaffMember.objects.filter(user=request.user).select_related("practice").first()
+    return member.practice if member else None
 
 
 def _timeline(model_admin, request: HttpRequest, events, title: str, subject: str, patient):

@@ -12,8 +12,18 @@ def robots_txt(request: HttpRequest) -> HttpResponse:
     return HttpResponse("User-agent: *\nDisallow: /\n", content_type="text/plain")
 
 
-# The admin, too, requires the second factor; its sign-in is the staff sign-in.
-admin.site.__class__ = OTPAdminSite
+class PortalAdminSite(OTPAdminSite):
+    """The admin, too, requires the second factor; its sign-in is the staff sign-in."""
+
+    def autocomplete_view(self, request: HttpRequest) -> HttpResponse:
+        from portal.admin.scope import record_autocomplete_reads
+
+        response = super().autocomplete_view(request)
+        record_autocomplete_reads(self, request, response)
+        return response
+
+
+admin.site.__class__ = PortalAdminSite
 
 
 def admin_login(request: HttpRequest) -> HttpResponse:

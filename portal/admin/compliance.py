@@ -190,6 +190,8 @@ class ComplianceSettingsAdmin(PracticeScopedAdmin):
 @admin.register(LegalHold)
 class LegalHoldAdmin(PracticeScopedAdmin):
     patient_path = "patient"
+    # Found by typing (each patient named is a recorded read), not a list of every patient.
+    autocomplete_fields = ("patient", "study")
     practice_admin_can_add = True
     list_display = ("patient", "held", "reason", "set_by", "set_at", "released_at")
     list_filter = ("practice",)
@@ -222,6 +224,8 @@ class PurgeAdmin(PracticeScopedAdmin):
     """The list of records due for deletion, which an admin approves before they go."""
 
     patient_path = "patient"
+    # Found by typing (each patient named is a recorded read), not a list of every patient.
+    autocomplete_fields = ("patient",)
     practice_admin_can_add = True
     list_display = (
         "patient",
@@ -284,6 +288,8 @@ class PurgeAdmin(PracticeScopedAdmin):
 @admin.register(Disclosure)
 class DisclosureAdmin(PracticeScopedAdmin):
     patient_path = "patient"
+    # Found by typing (each patient named is a recorded read), not a list of every patient.
+    autocomplete_fields = ("patient",)
     practice_admin_can_add = True
     list_display = ("disclosed_on", "patient", "recipient", "medium", "purpose", "recorded_by")
     list_filter = ("medium", "practice")

@@ -7,7 +7,11 @@ gets in. The same minimum-necessary rule as the workspace, applied to the Django
 
 from __future__ import annotations
 
+import json
+
+from django.apps import apps
 from django.contrib import admin
+from django.core.exceptions import FieldDoesNotExist
 from django.db import transaction
 from django.http import HttpRequest
 
@@ -139,3 +143,20 @@ class PracticeScopedAdmin(admin.ModelAdmin):
                     detail={"page": "change"},
                 )
         return response
+
+
+def record_autocomplete_reads(site, request: HttpRequest, response) -> None:  # noqa: ANN001
+    """A picker's suggestions name records (patients, studies): one read per patient named."""
+    if response.status_code != 200:
+        return
+    try:
+        source = apps.get_model(request.GET["app_label"], request.GET["model_name"])
+        remote = source._meta.get_field(request.GET["field_name"]).remote_field.model
+    except (KeyError, LookupError, AttributeError, FieldDoesNotExist):
+        return
+    model_admin = site._registry.get(remote)
+    if not isinstance(model_admin, PracticeScopedAdmin) or not model_admin.patient_path:
+        return
+    pks = [row["id"] for row in json.loads(response.content).get("results", [])]
+    with transaction.atomic():
+        model_admin._record_reads(request, pks, page="autocomplete")

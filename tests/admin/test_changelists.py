@@ -103,3 +103,23 @@ class PracticeChangelistTestCase(BaseTestCase):
         r = self.client.get("/admin/portal/practice/")
         self.assertContains(r, "Smile Dental")
         self.assertNotContains(r, "Other Dental")
+
+
+class AutocompleteReadsTestCase(BaseTestCase):
+    """The back office's patient pickers name patients: each one named is a recorded read."""
+
+    def test_an_autocomplete_of_patients_records_a_read_of_each_patient_it_names(self) -> None:
+        from audit.models import AccessEvent, Action
+
+        self.alice.is_staff = True
+        self.alice.save()
+        self.login(self.alice)
+        r = self.client.get(
+            "/admin/autocomplete/",
+            {"app_label": "portal", "model_name": "legalhold", "field_name": "patient",
+             "term": "Pat"},
+        )  # fmt: skip
+        self.assertEqual(r.status_code, 200)
+        self.assertEqual([row["text"] for row in r.json()["results"]], [str(self.pat)])
+        reads = AccessEvent.objects.filter(action=Action.ADMIN_VIEW, detail__page="autocomplete")
+        self.assertEqual([(e.patient, e.user) for e in reads], [(self.pat, self.alice)])

@@ -88,6 +88,15 @@ class HistoryTestCase(BaseTestCase):
         export = AccessEvent.objects.filter(action=Action.EXPORT, patient=self.pat).get()
         self.assertEqual((export.user, export.detail["rows"]), (self.alice, 2))
 
+    def test_an_export_without_patients_is_in_the_practices_own_history(self) -> None:
+        self.login(self.alice)
+        r = self.client.get("/admin/audit/accessevent/export/?action__exact=sign_in")
+        b"".join(r.streaming_content)
+        export = AccessEvent.objects.get(action=Action.EXPORT, patient=None)
+        self.assertEqual((export.user, export.practice), (self.alice, self.practice))
+        r = self.client.get("/admin/audit/accessevent/?action__exact=export")
+        self.assertEqual(r.context["cl"].result_count, 1)
+
     def test_the_timelines_list_events_in_order_and_record_the_read(self) -> None:
         self.login(self.alice)
         r = self.client.get(f"/admin/audit/accessevent/timeline/link/{self.share.code}/")
