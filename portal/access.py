@@ -350,8 +350,14 @@ def deny(
 
 
 def fetch_or_404(request: HttpRequest, scope: Scope | None, queryset: QuerySet, **lookup):
-    """Return the object from the scoped queryset, or audit the denial and raise 404."""
-    obj = queryset.filter(**lookup).first() if scope is not None else None
+    """Return the object from the scoped queryset, or audit the denial and raise 404.
+
+    A lookup value that cannot name a row (a code that is not a UUID) finds nothing.
+    """
+    try:
+        obj = queryset.filter(**lookup).first() if scope is not None else None
+    except (ValidationError, ValueError):
+        obj = None
     if obj is None:
         raise deny(request, scope, queryset.model.__name__.lower())
     return obj

@@ -40,6 +40,27 @@ def health_checks(get_response: Callable[[HttpRequest], HttpResponse]):
     return middleware
 
 
+NUL_REFUSED = "The request holds a NUL byte, which no name, code or text may contain."
+
+
+def refuse_nul_bytes(get_response: Callable[[HttpRequest], HttpResponse]):
+    """Answer 400 to an address, query or typed form holding a NUL byte, before any view.
+
+    PostgreSQL text cannot store one (such requests answered 500), and nothing people type
+    or links carry has one. Uploaded files' bodies are not looked at here.
+    """
+
+    def middleware(request: HttpRequest) -> HttpResponse:
+        values = [request.path, *request.GET.keys(), *request.GET.values()]
+        if request.content_type == "application/x-www-form-urlencoded":
+            values += [*request.POST.keys(), *request.POST.values()]
+        if any("\x00" in value for value in values):
+            return HttpResponse(NUL_REFUSED, status=400, content_type="text/plain")
+        return get_response(request)
+
+    return middleware
+
+
 def security_headers(get_response: Callable[[HttpRequest], HttpResponse]):
     """Add no-store and noindex to every page: almost every page shows patient data."""
 

@@ -123,19 +123,20 @@ def staff_session_timeouts(get_response: Callable[[HttpRequest], HttpResponse]):
     return middleware
 
 
-# Addresses that carry a secret token: never copied into the sign-in page's address.
-TOKEN_URLS = {"sharing:open", "portal:set-password"}
-
-
 def continue_after_sign_in(request: HttpRequest) -> str:
-    """Return where to go after signing in again: this page, or the page of this form."""
+    """Return where to go after signing in again: this page, or the page of this form.
+
+    An address that carries a secret (any route with a token in it: share, upload and
+    unlock links, setting a password) is never copied into the sign-in page's address.
+    """
     if request.method != "GET":
         return page_of_form(request.path)
     try:
-        if resolve(request.path_info).view_name in TOKEN_URLS:
-            return "/"
+        match = resolve(request.path_info)
     except Resolver404:
-        pass
+        return request.get_full_path()
+    if any("token" in name for name in match.kwargs):
+        return "/"
     return request.get_full_path()
 
 

@@ -15,6 +15,7 @@ from django.utils.crypto import constant_time_compare
 
 import audit
 from audit.models import Action, Outcome
+from portal.textchecks import refuse_control_characters
 from sharing.models import UploadLink
 from sharing.services import generate_password, hash_token, link_days
 
@@ -47,6 +48,7 @@ def issue_upload_link(
     """Create an upload link for a patient and return its one-time token and password."""
     practice = patient.practice
     days = link_days(practice, expires_in_days)
+    refuse_control_characters(sender_name)
     if patient.birth_date is None:
         raise ValidationError("An upload link needs the patient's date of birth on file.")
     password = password or generate_password()

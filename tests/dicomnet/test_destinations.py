@@ -109,3 +109,10 @@ class SendingToARefusedAddressTestCase(BaseTestCase):
         r = self.client.post(url, {"destination": str(self.dest.code)})
         self.assertEqual(r.status_code, 404)
         self.assertFalse(Transfer.objects.exists())
+
+    def test_a_destination_that_is_not_an_id_is_not_found(self) -> None:
+        self.login(self.alice)
+        for value in ("not-a-uuid", "1", ""):
+            r = self.client.post(f"/studies/{self.study.code}/send/", {"destination": value})
+            self.assertEqual(r.status_code, 404, value)
+        self.assertFalse(Transfer.objects.exists())

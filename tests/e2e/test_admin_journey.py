@@ -102,13 +102,26 @@ def test_practice_admin_back_office(demo_server, desktop_page, tmp_path) -> None
     assert page.locator(".baa-status").first.inner_text() in ("Active", "Ending within 60 days")
     _shoot(page, phone, folder, "baas")
 
-    # A zero-year schedule makes the demo studies due: the daily run lists them, the admin
-    # approves them for the next run (not run here: later journeys need the demo study).
+    # A schedule keeps records at least a year. With the demo CBCT dated 2019 for a moment, a
+    # one-year schedule makes it due: the daily run lists it, the admin approves it for the
+    # next run (not run here: later journeys need the demo study, dated back afterwards).
     page.goto(base + "/admin/portal/retentionpolicy/add/")
     page.fill("#id_name", "Test schedule")
     page.fill("#id_retain_years", "0")
     page.click("input[name=_save]")
+    assert "greater than or equal to 1" in page.locator(".errorlist").inner_text()
+    page.fill("#id_retain_years", "1")
+    page.click("input[name=_save]")
+    page.wait_for_selector("text=was added successfully")
+
+    def redate(was: str, now: str) -> None:
+        studies = f"Study.objects.filter(patient__patient_id='DEMO-0001', study_date='{was}')"
+        code = f"from portal.models import Study; {studies}.update(study_date='{now}')"
+        run_manage(demo_server, "shell", "-c", code)
+
+    redate("2026-10-05", "2019-01-02")
     assert "awaiting approval" in run_manage(demo_server, "enforce_retention")
+    redate("2019-01-02", "2026-10-05")
     page.goto(base + "/admin/portal/purge/")
     assert "Maria Demo-Garcia" in page.locator("#result_list").inner_text()
     _shoot(page, phone, folder, "due-for-deletion")

@@ -80,6 +80,16 @@ class StaffSessionTimeoutTestCase(BaseTestCase):
         self.assertRedirects(r, "/login/?next=/", fetch_redirect_response=False)
         self.assertNotIn(issued.token, r["Location"])
 
+    def test_after_expiry_no_token_address_is_copied_into_the_sign_in_address(self) -> None:
+        secret = "S3cretTokenValue-abcdefghijklmnopqrstuv"
+        for path in (f"/u/{secret}", f"/login/unlock/{secret}/", f"/s/{secret}"):
+            with self.subTest(path=path):
+                self.login(self.alice)
+                self.client.get("/")
+                with later(16):
+                    r = self.client.get(path)
+                self.assertRedirects(r, "/login/?next=/", fetch_redirect_response=False)
+
     def test_after_expiry_every_form_leads_back_to_a_page_that_exists(self) -> None:
         share = issue_link(study=self.study, created_by=self.alice, recipient_kind="patient").share
         cases = {

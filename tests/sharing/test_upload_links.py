@@ -69,6 +69,15 @@ class UploadLinkTestCase(BaseTestCase):
         self.assertTrue(UploadLink.objects.filter(token_hash=hash_token(token)).exists())
         self.assertEqual(mask_tokens(f"GET /u/{token} 303"), "GET /u/<token> 303")
 
+    def test_a_sender_name_with_control_characters_is_refused_with_a_reason(self) -> None:
+        self.login(self.bob)
+        before = UploadLink.objects.count()
+        for name in ("Dr \u202eX", "a\x00b", "Dr\nX"):
+            r = self.client.post(f"/received/patients/{self.pat.code}/ask/", {"sender_name": name})
+            self.assertEqual(r.status_code, 400, repr(name))
+            self.assertContains(r, "control characters", status_code=400)
+        self.assertEqual(UploadLink.objects.count(), before)
+
     def test_it_checks_practice_when_asking(self) -> None:
         self.login(self.charlie)
         r = self.client.post(f"/received/patients/{self.pat.code}/ask/")
