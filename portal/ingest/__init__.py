@@ -16,6 +16,7 @@ from typing import BinaryIO
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import QuerySet
 
 from portal.ingest.pipeline import Context, Outcome, StorageFailed, discard, save_sealed
 from portal.ingest.pipeline import process as _process_one
@@ -109,8 +110,12 @@ def ingest_files(
     user=None,
     patient: Patient | None = None,
     request=None,
+    visible: QuerySet | None = None,
 ) -> IngestReport:
-    """Ingest uploaded (name, file) pairs; a ZIP among them is expanded one level."""
+    """Ingest uploaded (name, file) pairs; a ZIP among them is expanded one level.
+
+    `visible`: the patients the uploader may see; a file naming another is refused.
+    """
     from portal.ingest.sniff import is_zip
 
     def items() -> Iterator[Entry | Refused]:
@@ -123,7 +128,9 @@ def ingest_files(
             else:
                 yield upload_entry(name, fileobj)
 
-    return _ingest(items(), practice=practice, user=user, patient=patient, request=request)
+    return _ingest(
+        items(), practice=practice, user=user, patient=patient, request=request, visible=visible
+    )
 
 
 def _zip(name: str, fileobj: BinaryIO) -> Iterator[Entry | Refused]:
@@ -137,9 +144,16 @@ def _zip(name: str, fileobj: BinaryIO) -> Iterator[Entry | Refused]:
 
 
 def _ingest(
-    items: Iterator[Entry | Refused], *, practice, user, patient, request, previews: bool = True
+    items: Iterator[Entry | Refused],
+    *,
+    practice,
+    user,
+    patient,
+    request,
+    previews: bool = True,
+    visible: QuerySet | None = None,
 ) -> IngestReport:
-    ctx = Context(practice, patient)
+    ctx = Context(practice, patient, visible)
 
     def work(_: int, pair: tuple[int, Entry | Refused]) -> Outcome:
         index, item = pair

@@ -18,7 +18,7 @@ from typing import TypeVar
 from django.conf import settings
 from django.core.files.storage import storages
 from django.db import DEFAULT_DB_ALIAS, connections
-from django.db.models import F, Sum
+from django.db.models import F, QuerySet, Sum
 from django.db.models.functions import Coalesce
 
 from portal import vault
@@ -32,6 +32,10 @@ T = TypeVar("T")
 R = TypeVar("R")
 # Room for a few batches at once (several uploads in one web process).
 POOL_THREADS = 8
+HIDDEN_PATIENT = (
+    "This Patient ID belongs to a patient whose records you cannot see; ask a colleague who "
+    "can see them to upload it"
+)
 
 
 class StorageFailed(Exception):
@@ -57,9 +61,14 @@ class Outcome:
 class Context:
     """Limits and per-batch state shared by the workers."""
 
-    def __init__(self, practice: Practice, patient: Patient | None) -> None:
+    def __init__(
+        self, practice: Practice, patient: Patient | None, visible: QuerySet | None = None
+    ) -> None:
         self.practice = practice
         self.patient = patient
+        # The patients the uploader may see (a hygienist's assigned ones); None: all of them.
+        self.visible = visible
+        self._hidden: dict[str, bool] = {}
         self.max_file_bytes = settings.PORTAL_MAX_FILE_BYTES
         self.max_pixels = settings.PORTAL_MAX_IMAGE_PIXELS
         self.limits = sniff.PixelLimits(
@@ -76,6 +85,16 @@ class Context:
     def seal(self, src) -> StoredObject | None:  # noqa: ANN001
         """Store a checked file's bytes as they are read (a subclass may keep them elsewhere)."""
         return _store(src, self.durable)
+
+    def is_hidden_patient(self, patient_id: str) -> bool:
+        """Whether the file's Patient ID names a patient the uploader may not see."""
+        if self.visible is None or not patient_id:
+            return False
+        with self._lock:
+            if patient_id not in self._hidden:
+                records = Patient.objects.filter(practice=self.practice, patient_id=patient_id)
+                self._hidden[patient_id] = records.exclude(pk__in=self.visible).exists()
+            return self._hidden[patient_id]
 
     def claim_series_pixels(self, header: DicomHeader) -> None:
         """Count a file's pixels against its series' limit, stored ones included; or refuse."""
@@ -243,6 +262,8 @@ def _check_patient(header: DicomHeader, ctx: Context) -> str:
             raise Rejected("Patient ID in the file differs from the chosen patient")
     elif not header.patient_id:
         return "the file has no Patient ID"
+    elif ctx.is_hidden_patient(header.patient_id):
+        raise Rejected(HIDDEN_PATIENT)
     return ""
 
 

@@ -16,7 +16,8 @@ from django.utils import timezone
 import audit
 from audit.models import Action
 from audit.services import client_ip
-from portal.models import UploadBatch
+from portal.access import Scope
+from portal.models import Patient, StaffMember, UploadBatch
 from portal.workspace import tus
 
 logger = logging.getLogger(__name__)
@@ -100,11 +101,19 @@ def run(batch_pk: int, origin: Origin) -> None:
         return
     user = get_user_model().objects.filter(pk=origin.user_id).first()
     request = _RecordedRequest(user, origin)
+    member = StaffMember.objects.filter(user=user, practice=batch.practice).first()
+    # Files are filed only under patients the uploader may see (a hygienist's assigned ones).
+    visible = Scope(batch.practice, member).patients() if member else Patient.objects.none()
     uploads = list(batch.uploads.all())
     streams = [(u.relative_name, tus.open_upload(u)) for u in uploads]
     try:
         report = ingest_files(
-            streams, practice=batch.practice, user=user, patient=batch.patient, request=request
+            streams,
+            practice=batch.practice,
+            user=user,
+            patient=batch.patient,
+            request=request,
+            visible=visible,
         )
     except Exception as exc:
         # The type only: a message could quote file contents or names.

@@ -154,6 +154,54 @@ class UploadTestCase(UploadSteps, BaseTestCase):
         self.assertFalse(Study.objects.filter(study_uid="1.2.826.0.1.3680043.8.498.80.1").exists())
 
 
+class AssignedPatientsOnlyTestCase(UploadSteps, BaseTestCase):
+    """A hygienist who sees assigned patients only cannot file images under anyone else."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        from portal.models import Patient, Role
+        from tests.base import make_staff
+
+        self.practice.hygienists_see_assigned_only = True
+        self.practice.save()
+        self.hy = make_staff("hy", self.practice, Role.HYGIENIST)
+        self.mine = Patient.objects.create(
+            practice=self.practice, patient_id="U-77", name="Upload Una"
+        )
+        self.mine.assigned_staff.add(self.hy)
+        self.login(self.hy)
+
+    def _upload(self, data: bytes) -> dict:
+        batch = self._batch()
+        self._send(batch, "scan.dcm", data)
+        return self.client.post(f"/upload/batches/{batch}/finish/").json()
+
+    def _file_of(self, patient_id: str, study_uid: str, sop: str) -> bytes:
+        ds = pydicom.dcmread(io.BytesIO(dicom_bytes("1.2.826.0.1.3680043.8.498.78")))
+        ds.PatientID, ds.StudyInstanceUID, ds.SOPInstanceUID = patient_id, study_uid, sop
+        buf = io.BytesIO()
+        ds.save_as(buf, enforce_file_format=True)
+        return buf.getvalue()
+
+    def test_a_file_of_a_patient_the_hygienist_cannot_see_is_refused(self) -> None:
+        before = self.study.series.get().instances.count()
+        uid = self.study.study_uid
+        for sop in ("1.2.826.0.1.3680043.8.498.78.9", f"{uid}.1.1"):  # new, and a duplicate
+            result = self._upload(self._file_of(self.pat.patient_id, uid, sop))
+            self.assertEqual(result["files"][0]["status"], "rejected", sop)
+            self.assertIn("cannot see", result["files"][0]["reason"])
+            self.assertEqual(result["studies"], [])
+        self.assertEqual(self.study.series.get().instances.count(), before)
+
+    def test_a_file_of_an_assigned_patient_is_stored(self) -> None:
+        data = self._file_of(
+            "U-77", "1.2.826.0.1.3680043.8.498.78.5", "1.2.826.0.1.3680043.8.498.78.6"
+        )
+        result = self._upload(data)
+        self.assertEqual(result["files"][0]["status"], "stored")
+        self.assertEqual(Study.objects.get(study_uid__endswith="78.5").patient, self.mine)
+
+
 class BackgroundIngestTestCase(UploadSteps, BaseTestCase):
     """With a real broker the finish request only queues the batch; the page polls for it."""
 
