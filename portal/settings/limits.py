@@ -17,6 +17,9 @@ FILE_UPLOAD_HANDLERS = ["django.core.files.uploadhandler.MemoryFileUploadHandler
 PORTAL_MAX_FILE_BYTES = env.int("PORTAL_MAX_FILE_BYTES", default=4 * 2**30)
 PORTAL_MAX_ARCHIVE_MEMBERS = env.int("PORTAL_MAX_ARCHIVE_MEMBERS", default=20000)
 PORTAL_MAX_ARCHIVE_BYTES = env.int("PORTAL_MAX_ARCHIVE_BYTES", default=16 * 2**30)
+# One person's staff uploads sent and not yet added to the records (a batch holds what an
+# archive may: PORTAL_MAX_ARCHIVE_MEMBERS files, PORTAL_MAX_ARCHIVE_BYTES).
+PORTAL_UPLOAD_STAGED_MAX_BYTES = env.int("PORTAL_UPLOAD_STAGED_MAX_BYTES", default=64 * 2**30)
 PORTAL_MAX_IMAGE_PIXELS = env.int("PORTAL_MAX_IMAGE_PIXELS", default=100_000_000)
 # DICOM: rows x columns x samples of a frame stay under PORTAL_MAX_IMAGE_PIXELS; these bound
 # rows x columns x frames x samples of one file and of one series (checked before decoding).

@@ -15,7 +15,9 @@ from uuid import UUID
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Count, Sum
 from django.http import HttpRequest, HttpResponse
+from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 
@@ -107,6 +109,9 @@ def create_upload(request: HttpRequest) -> HttpResponse:
     if batch is None:
         _audit_denied(request, "uploadbatch")
         return _error(404, "Unknown or finished upload batch.")
+    too_much = _room_refusal(request, batch, length)
+    if too_much:
+        return _error(413, too_much)
     name = _clean_name(meta.get("relativePath") or meta.get("filename") or "") or "upload"
     if has_control_characters(name):
         shown = name.encode("unicode_escape").decode()
@@ -124,6 +129,31 @@ def create_upload(request: HttpRequest) -> HttpResponse:
         completed_at=timezone.now() if length == 0 else None,
     )
     return _tus_response(201, Location=f"/upload/tus/{upload.code}", Upload_Offset="0")
+
+
+def _room_refusal(request: HttpRequest, batch: UploadBatch, length: int) -> str:
+    """Why one more file of `length` bytes does not fit, or "".
+
+    A batch is a dropped folder or archive: it holds what an archive may. A person's uploads
+    not yet ingested are bounded too: every byte sent is sealed into the vault at once.
+    """
+    held = batch.uploads.aggregate(files=Count("pk"), size=Sum("length"))
+    files, size = held["files"], held["size"] or 0
+    if files + 1 > settings.PORTAL_MAX_ARCHIVE_MEMBERS:
+        most = settings.PORTAL_MAX_ARCHIVE_MEMBERS
+        return f"One upload holds at most {most} files: send the rest in another."
+    if size + length > settings.PORTAL_MAX_ARCHIVE_BYTES:
+        limit = filesizeformat(settings.PORTAL_MAX_ARCHIVE_BYTES)
+        return f"One upload holds at most {limit}: send the rest in another."
+    staged = UploadSession.objects.filter(created_by=request.user, ingested_at__isnull=True)
+    total = staged.aggregate(size=Sum("length"))["size"] or 0
+    if total + length > settings.PORTAL_UPLOAD_STAGED_MAX_BYTES:
+        limit = filesizeformat(settings.PORTAL_UPLOAD_STAGED_MAX_BYTES)
+        return (
+            f"Your uploads not yet added to the records already hold close to {limit}: "
+            "finish them (or wait until unfinished ones are cleared after two days) first."
+        )
+    return ""
 
 
 def _own_upload(request: HttpRequest, code: UUID) -> UploadSession | None:

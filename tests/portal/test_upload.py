@@ -8,6 +8,7 @@ from unittest import mock
 
 import pydicom
 from django.core.files.storage import storages
+from django.test import override_settings
 from django.utils import timezone
 from pydicom.data import get_testdata_file
 
@@ -152,6 +153,44 @@ class UploadTestCase(UploadSteps, BaseTestCase):
         r = self.client.post(f"/upload/batches/{batch}/finish/")
         self.assertEqual(r.status_code, 409)
         self.assertFalse(Study.objects.filter(study_uid="1.2.826.0.1.3680043.8.498.80.1").exists())
+
+
+class StagedUploadLimitsTestCase(UploadSteps, BaseTestCase):
+    """One batch holds what one dropped archive may (files and bytes); one person's uploads
+    not yet ingested hold at most PORTAL_UPLOAD_STAGED_MAX_BYTES. Each refusal says why."""
+
+    def _create(self, batch: str, length: int):
+        meta = (
+            f"relativePath {base64.b64encode(b'a.dcm').decode()},batch "
+            + base64.b64encode(batch.encode()).decode()
+        )
+        return self.client.post(
+            "/upload/tus/", headers={**TUS, "Upload-Length": str(length), "Upload-Metadata": meta}
+        )
+
+    @override_settings(PORTAL_MAX_ARCHIVE_MEMBERS=3, PORTAL_MAX_ARCHIVE_BYTES=10_000)
+    def test_a_batch_holds_at_most_an_archives_files_and_bytes(self) -> None:
+        self.login(self.bob)
+        batch = self._batch()
+        self.assertEqual([self._create(batch, 3000).status_code for _ in range(3)], [201] * 3)
+        r = self._create(batch, 10)
+        self.assertEqual(r.status_code, 413)
+        self.assertIn(b"3 files", r.content)
+        other = self._batch()
+        self.assertEqual(self._create(other, 9000).status_code, 201)
+        r = self._create(other, 1001)
+        self.assertEqual(r.status_code, 413)
+        self.assertIn(b"at most", r.content)
+
+    @override_settings(PORTAL_UPLOAD_STAGED_MAX_BYTES=10_000)
+    def test_one_persons_unfinished_uploads_are_bounded(self) -> None:
+        self.login(self.bob)
+        self.assertEqual(self._create(self._batch(), 8000).status_code, 201)
+        r = self._create(self._batch(), 3000)
+        self.assertEqual(r.status_code, 413)
+        self.assertIn(b"not yet", r.content)
+        self.login(self.alice)  # another person's room is their own
+        self.assertEqual(self._create(self._batch(), 3000).status_code, 201)
 
 
 class AssignedPatientsOnlyTestCase(UploadSteps, BaseTestCase):
