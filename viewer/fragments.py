@@ -10,7 +10,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 from portal import vault
-from portal.ingest.sniff import HEAD_BYTES, MAX_HEADER_BYTES, NeedMore, Rejected, parse_dicom
+from portal.ingest.sniff import (
+    HEAD_BYTES,
+    MAX_HEADER_BYTES,
+    DicomHeader,
+    NeedMore,
+    Rejected,
+    parse_dicom,
+)
 
 ITEM = b"\xfe\xff\x00\xe0"
 SEQUENCE_END = b"\xfe\xff\xdd\xe0"
@@ -28,7 +35,13 @@ class TooManyItems(Exception):
 
 
 def locate(blob, data: bytes | None = None) -> tuple[int, int, bool]:  # noqa: ANN001
-    """Return (offset, declared length, encapsulated) of a stored file's pixel data.
+    """Return (offset, declared length, encapsulated) of a stored file's pixel data."""
+    header = header_of(blob, data)
+    return header.pixel_value_offset, header.pixel_length, header.encapsulated
+
+
+def header_of(blob, data: bytes | None = None) -> DicomHeader:  # noqa: ANN001
+    """Return ingest's reading of a stored file's header (pixel data's place and kind).
 
     `data` is the whole file when the caller has it; otherwise the header is read from
     the vault, more of it only when it is longer than the first read.
@@ -38,8 +51,7 @@ def locate(blob, data: bytes | None = None) -> tuple[int, int, bool]:  # noqa: A
     while True:
         head = data if data is not None else vault.read_bytes(blob, 0, want)
         try:
-            header = parse_dicom(head, want >= size)
-            return header.pixel_value_offset, header.pixel_length, header.encapsulated
+            return parse_dicom(head, want >= size)
         except NeedMore:
             if want >= min(size, MAX_HEADER_BYTES):
                 raise DamagedPixels("header too large") from None
@@ -72,7 +84,24 @@ def items(size: int, offset: int, read: Read, limit: int) -> list[tuple[int, int
 
 
 def stream(blob, fragments: list[tuple[int, int, int]]) -> Iterator[bytes]:  # noqa: ANN001
-    """Yield the values of these items from the vault, a segment at a time."""
-    for _, start, length in fragments:
-        if length:
-            yield from vault.iter_range(blob, start, start + length)
+    """Yield the values of consecutive items, their 8-byte item headers left out.
+
+    One pass over the vault from the first value to the last: a file of thousands of tiny
+    fragments costs what its size costs, not a decryption per fragment.
+    """
+    if not fragments:
+        return
+    keep = [(start, start + length) for _, start, length in fragments if length]
+    if not keep:
+        return
+    pos, k = keep[0][0], 0
+    for chunk in vault.iter_range(blob, keep[0][0], keep[-1][1]):
+        end = pos + len(chunk)
+        while k < len(keep) and keep[k][0] < end:
+            lo, hi = max(keep[k][0], pos), min(keep[k][1], end)
+            if lo < hi:
+                yield chunk[lo - pos : hi - pos]
+            if keep[k][1] > end:
+                break
+            k += 1
+        pos = end

@@ -73,8 +73,9 @@ def video_is_playable(instance: Instance) -> bool:
     return head[fragment : fragment + 4] == _ITEM and head[fragment + 12 : fragment + 16] == b"ftyp"
 
 
-# A video's fragments are listed before it streams; a writer splitting it finer is hostile.
-MAX_VIDEO_FRAGMENTS = 1_000_000
+# A video's fragments are listed before it streams. Writers cut a video into fragments of
+# up to megabytes (PS3.5 A.4: a fragment per frame at most); far more is a file built to hurt.
+MAX_VIDEO_FRAGMENTS = 20_000
 
 
 def playable_video(series: Series) -> tuple[int, Iterator[bytes]] | None:

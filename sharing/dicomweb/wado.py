@@ -37,6 +37,7 @@ FRAME_TYPES = {
     "1.2.840.10008.1.2.5": "image/x-dicom-rle",
 }
 INLINE_LIMIT = 64 * 1024
+EXTENDED_OFFSET_TABLE = (0x7FE00001, 0x7FE00002)
 
 
 class FrameError(Exception):
@@ -128,6 +129,8 @@ def frames(instance: Instance, numbers: list[int]) -> tuple[str, list[tuple[int,
         bits = instance.bits_allocated or 8
         frame_len = (instance.rows or 0) * (instance.columns or 0) * instance.samples_per_pixel
         frame_len = frame_len * bits // 8
+        if instance.photometric == "YBR_FULL_422":
+            frame_len = frame_len * 2 // 3  # two chroma samples shared by each pair of pixels
         if not frame_len:
             raise FrameError("no pixel data")
         if offset + max(numbers) * frame_len > blob.plain_size:
@@ -284,17 +287,21 @@ def _one_frame(instance: Instance, frame: int) -> pydicom.Dataset | None:
     """
     if (instance.bits_allocated or 8) < 8:
         return None  # bit-packed frames do not start on a byte
+    syntax = pydicom.uid.UID(instance.transfer_syntax_uid)
+    if not syntax.is_transfer_syntax or syntax.is_deflated:
+        return None  # a private syntax, or a deflated data set: only pydicom reads it whole
     try:
+        if fragments.header_of(instance.blob).float_pixels:
+            return None  # float pixel data: not cut into frames here
         _, found = frames(instance, [frame])
-    except FrameError:
+    except (FrameError, fragments.DamagedPixels):
         return None
     _, source = found[0]
     pixels = source() if callable(source) else source
     with vault.open_blob(instance.blob) as fh:
         ds = pydicom.dcmread(fh, stop_before_pixels=True)
-    if "PixelData" in ds or "FloatPixelData" in ds or "DoubleFloatPixelData" in ds:
-        return None
-    syntax = ds.file_meta.TransferSyntaxUID
+    for tag in EXTENDED_OFFSET_TABLE:  # the whole file's frame offsets, not this frame's
+        ds.pop(tag, None)
     if syntax.is_encapsulated:
         ds.add_new(0x7FE00010, "OB", encapsulate([pixels]))
     else:

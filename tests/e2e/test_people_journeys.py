@@ -144,11 +144,18 @@ def test_a_patient_on_a_phone_verifies_views_and_downloads(demo_server, phone, t
     _touch_drag(page, x, y, y - 140, steps=28, pause_ms=25, rest_ms=200)
     moved = _axial_index(page) - start
     assert 13 <= moved <= 18, moved
-    released = _axial_index(page)
-    _touch_drag(page, x, y, y - 90, steps=6, pause_ms=8, rest_ms=0)
-    after_lift = _axial_index(page)
-    page.wait_for_timeout(700)
-    assert _axial_index(page) > after_lift > released
+    # On a loaded machine the lift can reach the page late, which reads as a finger that
+    # rested (no flick), as it would for a person: a few tries, one of which must coast.
+    coasts = []
+    for _ in range(3):
+        released = _axial_index(page)
+        _touch_drag(page, x, y, y - 90, steps=6, pause_ms=8, rest_ms=0)
+        after_lift = _axial_index(page)
+        page.wait_for_timeout(700)
+        coasts.append((released, after_lift, _axial_index(page)))
+        if coasts[-1][2] > after_lift > released:
+            break
+    assert coasts[-1][2] > coasts[-1][1] > coasts[-1][0], coasts
     # The practice's name is read whole, and the tool bar is all on the screen.
     brand = page.locator(".topbar .brand")
     assert brand.evaluate(

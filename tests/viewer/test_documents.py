@@ -5,7 +5,9 @@ from __future__ import annotations
 import hashlib
 import io
 import tracemalloc
+from unittest import mock
 
+from portal import vault
 from portal.demo.phantom import make_report_pdf
 from portal.ingest import ingest_files
 from portal.models import Series
@@ -119,6 +121,27 @@ class DocumentsTestCase(BaseTestCase):
             tracemalloc.stop()
         self.assertEqual((size, digest.digest()), (len(mp4), hashlib.sha256(mp4).digest()))
         self.assertLess(peak, 8 * 2**20, f"{peak / 2**20:.0f} MiB held for a 25 MB video")
+
+    def test_a_video_in_thousands_of_tiny_fragments_streams_in_one_pass(self) -> None:
+        mp4 = b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom" + bytes(range(256)) * 40
+        pieces = [mp4[:32]] + [mp4[i : i + 2] for i in range(32, len(mp4), 2)]
+
+        def h264(ds) -> None:  # noqa: ANN001
+            item = b"\xfe\xff\x00\xe0"
+            ds.file_meta.TransferSyntaxUID = "1.2.840.10008.1.2.4.102"
+            # An empty offset table, then 5,000 items of two bytes each.
+            ds.PixelData = (
+                item + bytes(4) + b"".join(item + len(p).to_bytes(4, "little") + p for p in pieces)
+            )
+            ds["PixelData"].VR = "OB"
+
+        self.ingest({"clip.dcm": edited_dicom(h264, n=43)})
+        url = self.manifest(self.only_new_series())["document"]["url"]
+        with mock.patch.object(vault, "iter_range", wraps=vault.iter_range) as reads:
+            r = self.client.get(url)
+            body = b"".join(r.streaming_content)
+        self.assertEqual(body, mp4)
+        self.assertLessEqual(reads.call_count, 3)  # the header, the item list, the video
 
     def test_key_images_are_marked_in_their_series(self) -> None:
         files = {}
