@@ -33,12 +33,18 @@ def set_hold(hold: LegalHold, *, by, request: HttpRequest | None = None) -> Lega
 
 
 def release(holds, *, by, request: HttpRequest | None = None) -> int:  # noqa: ANN001
-    """Release the holds still in force; return how many."""
-    released = 0
+    """Release the holds still in force; return how many.
+
+    Every hold's row is locked and updated before the first event is recorded: the audit
+    head is the last lock taken, and two admins releasing at once release each hold once.
+    """
     with transaction.atomic():
-        for hold in holds.filter(released_at__isnull=True).select_related("patient", "study"):
-            hold.released_at, hold.released_by = timezone.now(), by
-            hold.save(update_fields=["released_at", "released_by"])
+        pks = list(
+            holds.select_for_update(of=("self",))
+            .filter(released_at__isnull=True)
+            .values_list("pk", flat=True)
+        )
+        LegalHold.objects.filter(pk__in=pks).update(released_at=timezone.now(), released_by=by)
+        for hold in LegalHold.objects.filter(pk__in=pks).select_related("patient", "study"):
             _record(request, hold, "released")
-            released += 1
-    return released
+    return len(pks)

@@ -233,9 +233,9 @@ def _carry_out(purge: Purge) -> int:
     return 0
 
 
-def execute() -> tuple[int, int]:
-    """Shred every approved purge (legal holds re-checked); return (records, objects)."""
-    done = objects = 0
+def execute() -> tuple[int, int, int]:
+    """Shred every approved purge (legal holds re-checked); return (records, objects, failed)."""
+    done = objects = failed = 0
     for purge in Purge.objects.filter(status=Purge.Status.APPROVED).select_related("patient"):
         try:
             shredded = _execute_one(purge)
@@ -243,16 +243,26 @@ def execute() -> tuple[int, int]:
         # next run; every other practice's purges still run. One line, no patient data.
         except Exception as exc:  # noqa: BLE001
             logger.error("retention: purge %s failed: %s", purge.code, type(exc).__name__)
+            failed += 1
             continue
         if shredded >= 0:
             done += 1
             objects += shredded
-    return done, objects
+    return done, objects, failed
 
 
 def _execute_one(purge: Purge) -> int:
-    """Carry out one approved purge; return the objects shredded, or -1 if it is held."""
+    """Carry out one approved purge; return the objects shredded, or -1 if it is held.
+
+    The purge's row is locked and read again first: a cancel committed while the run was
+    busy with earlier purges wins (the purge row, then links, then the audit head).
+    """
     with transaction.atomic():
+        locked = Purge.objects.select_for_update(of=("self",)).filter(
+            pk=purge.pk, status=Purge.Status.APPROVED
+        )
+        if not list(locked.values_list("pk", flat=True)):
+            return -2  # cancelled (or done) meanwhile
         shredded = _carry_out(purge)
         if shredded < 0:
             purge.status = Purge.Status.HELD
@@ -271,6 +281,7 @@ class RetentionReport:
     studies: int
     objects: int
     copies: int = 0
+    failed: int = 0  # purges that raised: kept approved for the next run, one log line each
 
 
 def enforce(today: date | None = None) -> RetentionReport:
@@ -279,9 +290,11 @@ def enforce(today: date | None = None) -> RetentionReport:
     from portal import deidentified_copy
 
     proposed = propose(today)
-    done, objects = execute()
+    done, objects, failed = execute()
     copies = deidentified_copy.dispose_closed()
-    return RetentionReport(proposed=proposed, studies=done, objects=objects, copies=copies)
+    return RetentionReport(
+        proposed=proposed, studies=done, objects=objects, copies=copies, failed=failed
+    )
 
 
 def due_studies(today: date | None = None) -> list[Study]:

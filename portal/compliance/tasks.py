@@ -11,6 +11,9 @@ from portal.compliance import alerts, baas, retention
 def enforce_retention() -> dict:
     """List records newly past their schedule for approval; shred approved ones (daily)."""
     report = retention.enforce()
+    if report.failed:
+        # Everything else ran; the task shows as failed so that monitoring sees it.
+        raise RuntimeError(f"{report.failed} approved purges failed; they run again tomorrow")
     return {"proposed": report.proposed, "shredded": report.studies, "objects": report.objects}
 
 

@@ -6,6 +6,9 @@ from __future__ import annotations
 from datetime import date
 from unittest import mock
 
+from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
+from django.test import TransactionTestCase
 from django.utils import timezone
 
 from portal.compliance import retention, rules
@@ -49,12 +52,24 @@ class ReleasedHoldTestCase(BaseTestCase):
         with mock.patch.object(retention, "_carry_out", failing_for_practice_a):
             with self.assertLogs("portal.compliance.retention", "ERROR") as logs:
                 report = retention.enforce(TODAY)
-        self.assertEqual(report.studies, 1)
+        self.assertEqual((report.studies, report.failed), (1, 1))
         self.assertFalse(Study.objects.filter(pk=other_study.pk).exists())
         self.assertTrue(Study.objects.filter(pk=self.study.pk).exists())
         self.assertEqual(Purge.objects.get(practice=self.practice).status, "approved")
         self.assertIn("RuntimeError", logs.output[0])
         self.assertNotIn("Pat", logs.output[0])
+
+
+class CancelDuringTheDailyRunTestCase(BaseTestCase):
+    def test_a_purge_cancelled_after_the_run_listed_it_is_not_carried_out(self) -> None:
+        RetentionPolicy.objects.create(practice=self.practice, name="Adults", retain_years=10)
+        ComplianceSettings.objects.create(practice=self.practice, auto_purge=True)
+        retention.propose(TODAY)
+        listed = Purge.objects.get()  # as the run read it, approved
+        retention.cancel([listed], by=self.alice)
+        self.assertEqual(retention._execute_one(listed), -2)
+        self.assertTrue(Study.objects.filter(pk=self.study.pk).exists())
+        self.assertEqual(Purge.objects.get().status, "cancelled")
 
 
 class HoldNamesItsPatientsStudyTestCase(BaseTestCase):
@@ -196,3 +211,31 @@ class PracticeLimitsInTheBackOfficeTestCase(BaseTestCase):
         self.assertEqual(self._post(slug="OTHER", phone="555-0199").status_code, 302)
         self.practice.refresh_from_db()
         self.assertEqual(self.practice.slug, "smile")
+
+
+class StudyHoldFlagMigrationTestCase(TransactionTestCase):
+    """A study flagged as held before holds were recorded becomes a legal hold on migrating."""
+
+    def test_a_flagged_study_is_held_by_a_recorded_hold_afterwards(self) -> None:
+        executor = MigrationExecutor(connection)
+        before = [("portal", "0015_legal_hold_study_code_retention_floor")]
+        after = [("portal", "0016_study_hold_flags_become_legal_holds")]
+        executor.migrate(before)
+        old = executor.loader.project_state(before).apps
+        practice = old.get_model("portal", "Practice").objects.create(slug="p", name="P")
+        patient = old.get_model("portal", "Patient").objects.create(
+            practice=practice, patient_id="P-1", name="Pat"
+        )
+        study = old.get_model("portal", "Study").objects.create(
+            practice=practice, patient=patient, study_uid="1.2.3", legal_hold=True
+        )
+        executor = MigrationExecutor(connection)
+        executor.migrate(after)
+        executor.loader.build_graph()
+        hold = LegalHold.objects.get()
+        found = (hold.study_id, hold.patient_id, hold.released_at)
+        self.assertEqual(found, (study.pk, patient.pk, None))
+        self.assertFalse(Study.objects.get(pk=study.pk).legal_hold)
+        self.assertTrue(rules.held(patient.pk, study.pk))
+        latest = MigrationExecutor(connection)
+        latest.migrate(latest.loader.graph.leaf_nodes())

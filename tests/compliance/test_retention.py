@@ -158,9 +158,9 @@ class RetentionTestCase(BaseTestCase):
 class ErasureTestCase(BaseTestCase):
     def test_an_approved_erasure_removes_every_record_of_the_patient(self) -> None:
         purge = retention.request_erasure(self.pat, by=self.alice, reason="Patient's request")
-        self.assertEqual(retention.execute(), (0, 0))
+        self.assertEqual(retention.execute(), (0, 0, 0))
         retention.approve([purge], by=self.alice)
-        self.assertEqual(retention.execute(), (1, 2))
+        self.assertEqual(retention.execute(), (1, 2, 0))
         self.assertFalse(Study.objects.filter(patient=self.pat).exists())
         self.pat.refresh_from_db()
         self.assertEqual(self.pat.name, "Removed by retention")
@@ -173,7 +173,7 @@ class ErasureTestCase(BaseTestCase):
         )  # fmt: skip
         purge = retention.request_erasure(self.pat, by=self.alice, reason="Patient's request")
         retention.approve([purge], by=self.alice)
-        self.assertEqual(retention.execute(), (0, 0))
+        self.assertEqual(retention.execute(), (0, 0, 0))
         purge.refresh_from_db()
         self.assertEqual(purge.status, "held")
         self.assertTrue(Study.objects.filter(pk=self.study.pk).exists())

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
 from portal.compliance import retention, rules
@@ -25,3 +25,8 @@ class Command(BaseCommand):
             f"(unless the practice purges automatically); shredded {report.studies} approved "
             f"records ({report.objects} encrypted objects)"
         )
+        if report.failed:
+            raise CommandError(
+                f"{report.failed} approved purges failed and stay approved for the next run "
+                "(the log names each purge and the kind of failure)"
+            )
