@@ -18,6 +18,8 @@ from pydicom.filebase import DicomBytesIO
 from pydicom.filewriter import write_dataset, write_file_meta_info
 from pydicom.uid import ExplicitVRLittleEndian, MediaStorageDirectoryStorage, generate_uid
 
+from viewer.tags import VALUE_ERRORS
+
 DICOM_ROOT = "DICOM"
 # PS3.10 8.2 / PS3.12: a File ID component is 1-8 of A-Z, 0-9 and "_", at most 8 deep.
 _COMPONENT = re.compile(r"^[A-Z0-9_]{1,8}$")
@@ -52,14 +54,14 @@ class DicomRef:
         def text(keyword: str) -> str:
             try:
                 return str(ds.get(keyword, "") or "")
-            except Exception:  # noqa: BLE001 - a value its VR cannot hold: left empty
+            except VALUE_ERRORS:  # a value its VR cannot hold: left empty
                 return ""
 
         def number(keyword: str) -> int | None:
             try:
                 value = ds.get(keyword)
                 return None if value in (None, "") else int(value)
-            except Exception:  # noqa: BLE001 - "1e9999" in an IS, say: left empty
+            except VALUE_ERRORS:  # "1e9999" in an IS, say: left empty
                 return None
 
         return cls(

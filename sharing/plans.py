@@ -117,9 +117,9 @@ def _file_ref(blob: _Blob, instance: _Instance, series: Series) -> DicomRef:
     """
     try:
         return DicomRef.from_dataset(tags.read_header(blob, _REF_TAGS))
-    # A damaged file stops the download when it is streamed; a plan is still made. Any
-    # error of pydicom's (a value its VR cannot hold) means the same: use the records.
-    except Exception as exc:  # noqa: BLE001
+    # A damaged file stops the download when it is streamed; a plan is still made. A value
+    # its VR cannot hold means the same: the records are used.
+    except (tags.HeaderError, vault.VaultIntegrityError, *tags.VALUE_ERRORS) as exc:
         return _fallback_ref(instance, series, exc)
 
 

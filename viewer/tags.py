@@ -16,7 +16,7 @@ from typing import Any
 import pydicom
 from pydicom.datadict import dictionary_description
 from pydicom.dataset import Dataset
-from pydicom.errors import InvalidDicomError
+from pydicom.errors import BytesLengthException, InvalidDicomError
 from pydicom.tag import BaseTag, Tag
 
 from portal import vault
@@ -75,6 +75,8 @@ def _value(element: Any) -> str:
 
 
 UNREADABLE = "(cannot be shown: not valid for its VR)"
+# What pydicom raises converting a value its VR cannot hold ("1e9999" in an IS, 6 bytes of FD).
+VALUE_ERRORS = (ValueError, TypeError, ArithmeticError, struct.error, BytesLengthException)
 
 
 def readable_elements(ds: Dataset) -> Iterator[tuple[Any, Any]]:
@@ -87,7 +89,7 @@ def readable_elements(ds: Dataset) -> Iterator[tuple[Any, Any]]:
     for tag in list(ds.keys()):
         try:
             element = ds[tag]
-        except Exception:  # noqa: BLE001 - any conversion failure means the same here
+        except VALUE_ERRORS:
             element = None
         yield tag, element
 
@@ -115,7 +117,8 @@ def tag_rows(ds: Dataset, depth: int = 0) -> list[dict[str, Any]]:
             break
         if element is None:
             tag = Tag(raw_tag)
-            vr = getattr(ds.get_item(raw_tag) if tag in ds else None, "VR", None) or ""
+            holder = meta if meta is not None and tag in meta else ds
+            vr = getattr(holder.get_item(raw_tag) if tag in holder else None, "VR", None) or ""
             rows.append({"tag": f"({tag.group:04X},{tag.element:04X})", "name": _name(tag),
                          "vr": str(vr), "value": UNREADABLE, "depth": depth})  # fmt: skip
             continue

@@ -97,7 +97,9 @@ class Practice(models.Model):
             errors["share_max_days"] = "Choose between 1 and 365 days."
         if not 1 <= (self.idle_timeout_minutes or 0) <= 60:
             errors["idle_timeout_minutes"] = "Choose between 1 and 60 minutes."
-        if not errors and not 1 <= (self.share_default_days or 0) <= self.share_max_days:
+        if (self.share_default_days or 0) < 1:
+            errors["share_default_days"] = "Choose at least 1 day."
+        elif not errors and self.share_default_days > self.share_max_days:
             errors["share_default_days"] = "The default expiry cannot be longer than the maximum."
         if errors:
             raise ValidationError(errors)

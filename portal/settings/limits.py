@@ -35,7 +35,9 @@ PORTAL_DICOM_MAX_ASSOCIATIONS = env.int("PORTAL_DICOM_MAX_ASSOCIATIONS", default
 PORTAL_DICOM_RECEIPT_GRACE_SECONDS = env.int("PORTAL_DICOM_RECEIPT_GRACE_SECONDS", default=600)
 # Send onward: networks destinations must be in (comma list of CIDRs). Empty: any address but
 # loopback, link-local, multicast or reserved ones (portal.dicomnet.destinations).
-PORTAL_DICOM_DESTINATION_NETWORKS = env.list("PORTAL_DICOM_DESTINATION_NETWORKS", default=[])
+PORTAL_DICOM_DESTINATION_NETWORKS = [
+    n.strip() for n in env.list("PORTAL_DICOM_DESTINATION_NETWORKS", default=[]) if n.strip()
+]
 for _network in PORTAL_DICOM_DESTINATION_NETWORKS:
     try:
         ipaddress.ip_network(_network, strict=False)

@@ -42,7 +42,8 @@ class DestinationAddressTestCase(BaseTestCase):
         self.assertFalse(DicomPeer.objects.exists())
 
     def test_link_local_and_multicast_addresses_are_refused(self) -> None:
-        for address in ("169.254.169.254", "fe80::1", "224.0.0.1", "240.0.0.1"):
+        for address in ("169.254.169.254", "fe80::1", "224.0.0.1", "240.0.0.1",
+                        "fd00:ec2::254", "100.100.100.200"):  # fmt: skip
             r = self.client.post(ADD, _form(address, port="80"))
             self.assertContains(r, "not allowed as a destination", msg_prefix=address)
         self.assertFalse(DicomPeer.objects.exists())
@@ -58,7 +59,7 @@ class DestinationAddressTestCase(BaseTestCase):
         self.assertEqual(r.status_code, 302)
         self.assertFalse(DicomPeer.objects.get().is_destination)
 
-    @override_settings(PORTAL_DICOM_DESTINATION_NETWORKS=["192.168.10.0/24", "127.0.0.1/32"])
+    @override_settings(PORTAL_DICOM_DESTINATION_NETWORKS=["192.168.10.0/24", " 127.0.0.1/32"])
     def test_the_operator_can_limit_destinations_to_listed_networks(self) -> None:
         self.assertEqual(self.client.post(ADD, _form("192.168.10.20")).status_code, 302)
         # Listed on purpose, e.g. a TLS tunnel to a specialist's PACS on this host.
