@@ -168,16 +168,29 @@ def _outcome(index: int, received: ReceivedFile) -> Outcome:
     return out
 
 
+def _still_pending(files: list[ReceivedFile]) -> list[ReceivedFile]:
+    """Lock the files' rows and return those still waiting, read again under the lock.
+
+    A double-clicked accept, or a decline racing an accept, read them as pending before the
+    first decision committed; the second must not file, or shred, them again.
+    """
+    wanted = [f.pk for f in files if f.state == ReceivedFile.State.PENDING]
+    locked = ReceivedFile.objects.select_for_update(of=("self",)).filter(
+        pk__in=wanted, state=ReceivedFile.State.PENDING
+    )
+    return list(locked.select_related("blob", "link__practice", "link__patient").order_by("pk"))
+
+
 def accept(files: list[ReceivedFile], *, by, request=None) -> list[ReceivedFile]:
-    """File pending files into the link's patient's record; return them with their state."""
+    """File the files still pending into the link's patient's record; return those decided."""
     from viewer.tasks import build_previews
 
-    pending = [f for f in files if f.state == ReceivedFile.State.PENDING and f.blob is not None]
-    if not pending:
-        return files
-    link = pending[0].link
-    outcomes = [_outcome(i, f) for i, f in enumerate(pending)]
     with transaction.atomic():
+        pending = [f for f in _still_pending(files) if f.blob is not None]
+        if not pending:
+            return []
+        link = pending[0].link
+        outcomes = [_outcome(i, f) for i, f in enumerate(pending)]
         plan = build(outcomes, link.practice, link.patient, request, by)
         now = timezone.now()
         for o, f in zip(outcomes, pending, strict=True):
@@ -195,16 +208,16 @@ def accept(files: list[ReceivedFile], *, by, request=None) -> list[ReceivedFile]
         if plan.series_pks or plan.attachment_pks:
             series, attachments = plan.series_pks, plan.attachment_pks
             transaction.on_commit(lambda: build_previews.delay(series, attachments))
-    return files
+    return pending
 
 
 def decline(files: list[ReceivedFile], *, by, request=None) -> None:
     """Shred pending files staff do not want; the rows stay as the record of what came."""
-    pending = [f for f in files if f.state == ReceivedFile.State.PENDING]
-    if not pending:
-        return
-    link = pending[0].link
     with transaction.atomic():
+        pending = _still_pending(files)
+        if not pending:
+            return
+        link = pending[0].link
         blobs = [f.blob for f in pending if f.blob is not None]
         now = timezone.now()
         for f in pending:

@@ -14,6 +14,7 @@ from django.test import override_settings
 from django.utils import timezone
 
 from audit.models import AccessEvent, Action
+from portal import vault
 from portal.demo.phantom import PhantomGeometry, write_cbct
 from portal.ingest import ingest_path, pipeline
 from portal.models import Attachment, Instance, StoredObject, Study
@@ -164,6 +165,26 @@ class UploadLinkTestCase(BaseTestCase):
         self.assertEqual((received.state, received.blob_id), ("declined", None))
         self.assertFalse(StoredObject.objects.filter(pk=blob_pk).exists())
         self.assertFalse(Study.objects.filter(description="CBCT from Dr Other").exists())
+
+    def test_a_second_decision_on_files_already_decided_changes_nothing(self) -> None:
+        """A double-clicked accept, or a decline racing an accept, read the files as pending
+        before the first decision committed: the second finds them decided and stops."""
+        from sharing.uploads import intake
+
+        self.verify()
+        self.send(("IM1.dcm", scans()[0]))
+        stale = list(ReceivedFile.objects.select_related("blob", "link"))
+        intake.accept(stale, by=self.bob)
+        for decide in (intake.accept, intake.decline):
+            again = list(ReceivedFile.objects.filter(pk__in=[f.pk for f in stale]))
+            for f in again:  # as read before the first decision committed
+                f.state = ReceivedFile.State.PENDING
+                f.link = self.link
+            decide(again, by=self.alice)
+        received = ReceivedFile.objects.get()
+        self.assertEqual((received.state, received.decided_by), ("accepted", self.bob))
+        instance = Instance.objects.get(series__study__description="CBCT from Dr Other")
+        self.assertEqual(vault.read_bytes(instance.blob)[128:132], b"DICM")
 
     def test_another_practice_cannot_accept(self) -> None:
         self.verify()
