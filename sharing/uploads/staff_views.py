@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db.models import Count, Q
 from django.http import HttpRequest, HttpResponse
@@ -46,7 +47,8 @@ def ask_for_images(request: HttpRequest, code) -> HttpResponse:
             {"patient": patient, "error": message, "scope": scope},
             status=400,
         )
-    url = request.build_absolute_uri(issued.path)
+    # The portal's own address, as for share links: never the Host header a request carried.
+    url = settings.PORTAL_BASE_URL.rstrip("/") + issued.path
     context = {"patient": patient, "issued": issued, "url": url, "scope": scope}
     return render(request, "sharing/upload_issued.html", context)
 
