@@ -101,3 +101,9 @@ class BaseTestCase(TestCase):
         session = self.client.session
         session[DEVICE_ID_SESSION_KEY] = user.totpdevice_set.get().persistent_id
         session.save()
+
+    def login_back_office(self, user: User) -> None:
+        """Sign in as a practice admin who also opens the back office (Django staff status)."""
+        user.is_staff = True
+        user.save()
+        self.login(user)

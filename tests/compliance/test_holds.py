@@ -75,9 +75,7 @@ class CancelDuringTheDailyRunTestCase(BaseTestCase):
 class HoldNamesItsPatientsStudyTestCase(BaseTestCase):
     def setUp(self) -> None:
         super().setUp()
-        self.alice.is_staff = True
-        self.alice.save()
-        self.login(self.alice)
+        self.login_back_office(self.alice)
         self.second = Patient.objects.create(
             practice=self.practice, patient_id="P-2002", name="Second Person"
         )
@@ -130,9 +128,7 @@ class HoldAndPurgeDecisionsAreAuditedTestCase(BaseTestCase):
 
     def setUp(self) -> None:
         super().setUp()
-        self.alice.is_staff = True
-        self.alice.save()
-        self.login(self.alice)
+        self.login_back_office(self.alice)
 
     def _events(self, action: str) -> list[tuple[str, int | None, int | None]]:
         from audit.models import AccessEvent
@@ -182,9 +178,7 @@ class PracticeLimitsInTheBackOfficeTestCase(BaseTestCase):
 
     def setUp(self) -> None:
         super().setUp()
-        self.alice.is_staff = True
-        self.alice.save()
-        self.login(self.alice)
+        self.login_back_office(self.alice)
 
     def _post(self, **changes: str):
         form = {"name": "Smile Dental", "slug": "smile", "phone": "555-0100",

@@ -30,9 +30,7 @@ def _form(address: str, port: str = "104", **extra: str) -> dict[str, str]:
 class DestinationAddressTestCase(BaseTestCase):
     def setUp(self) -> None:
         super().setUp()
-        self.alice.is_staff = True
-        self.alice.save()
-        self.login(self.alice)
+        self.login_back_office(self.alice)
 
     def test_a_practice_admin_cannot_make_a_destination_of_the_portals_own_host(self) -> None:
         for address in ("127.0.0.1", "127.10.0.2", "::1", "::ffff:127.0.0.1", "0.0.0.0"):  # noqa: S104
