@@ -43,7 +43,8 @@ class Practice(models.Model):
         default=30, help_text="No share link may live longer than this."
     )
     idle_timeout_minutes = models.PositiveSmallIntegerField(
-        default=15, help_text="Staff are signed out after this much inactivity."
+        default=15,
+        help_text="Staff are signed out after this much inactivity (at most 15 minutes).",
     )
     front_desk_views_images = models.BooleanField(
         default=False, help_text="Let front-desk staff open pixel data (minimum necessary)."
@@ -95,8 +96,9 @@ class Practice(models.Model):
         errors = {}
         if not 1 <= (self.share_max_days or 0) <= 365:
             errors["share_max_days"] = "Choose between 1 and 365 days."
-        if not 1 <= (self.idle_timeout_minutes or 0) <= 60:
-            errors["idle_timeout_minutes"] = "Choose between 1 and 60 minutes."
+        longest = settings.STAFF_IDLE_TIMEOUT_MINUTES
+        if not 1 <= (self.idle_timeout_minutes or 0) <= longest:
+            errors["idle_timeout_minutes"] = f"Choose between 1 and {longest} minutes."
         if (self.share_default_days or 0) < 1:
             errors["share_default_days"] = "Choose at least 1 day."
         elif not errors and self.share_default_days > self.share_max_days:

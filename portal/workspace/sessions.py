@@ -37,11 +37,15 @@ def _now() -> datetime:
 
 
 def idle_limit_seconds(user) -> int:
-    """Return the user's idle timeout: their practice's setting, else the site default."""
+    """Return the user's idle timeout: their practice's setting, else the site default.
+
+    A practice may shorten the site's limit, never lengthen it (a value stored before the
+    limit, or written past the form, is held to it).
+    """
     minutes = settings.STAFF_IDLE_TIMEOUT_MINUTES
     member = member_of(user)
     if member is not None and member.practice.idle_timeout_minutes:
-        minutes = member.practice.idle_timeout_minutes
+        minutes = min(minutes, member.practice.idle_timeout_minutes)
     return int(minutes) * 60
 
 

@@ -192,7 +192,8 @@ class PracticeLimitsInTheBackOfficeTestCase(BaseTestCase):
         self.practice.refresh_from_db()
         self.assertEqual(self.practice.share_max_days, 60)
         bad = [("share_max_days", "32000"), ("share_max_days", "0"),
-               ("idle_timeout_minutes", "720"), ("idle_timeout_minutes", "0")]  # fmt: skip
+               ("idle_timeout_minutes", "720"), ("idle_timeout_minutes", "0"),
+               ("idle_timeout_minutes", "30")]  # fmt: skip
         for field, value in bad:
             r = self._post(**{field: value, "share_default_days": "1"})
             self.assertEqual(r.status_code, 200, f"{field}={value}")

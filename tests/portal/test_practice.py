@@ -42,6 +42,7 @@ class PracticeSettingsTestCase(BaseTestCase):
             {"share_max_days": 9999},
             {"idle_timeout_minutes": 0},
             {"idle_timeout_minutes": 600},
+            {"idle_timeout_minutes": 16},
         ]
         for case in cases:
             with self.subTest(case=case):

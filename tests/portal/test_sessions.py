@@ -33,13 +33,25 @@ class StaffSessionTimeoutTestCase(BaseTestCase):
         event = AccessEvent.objects.get(action=Action.SIGN_OUT)
         self.assertEqual(event.detail["reason"], "idle")
 
-    def test_it_uses_the_practice_idle_setting(self) -> None:
-        self.practice.idle_timeout_minutes = 30
+    def test_it_uses_a_shorter_practice_idle_setting(self) -> None:
+        self.practice.idle_timeout_minutes = 5
         self.practice.save()
         self.login(self.bob)
         self.client.get("/")
-        with later(20):
+        with later(4):
             self.assertEqual(self.client.get("/").status_code, 200)
+        with later(10):
+            self.assertEqual(self.client.get("/").status_code, 302)
+
+    def test_no_practice_setting_keeps_a_session_idle_past_fifteen_minutes(self) -> None:
+        # The security rules cap idle logoff at 15 minutes; a value stored before that cap (or
+        # written past the form) must not lengthen it.
+        type(self.practice).objects.filter(pk=self.practice.pk).update(idle_timeout_minutes=60)
+        self.login(self.bob)
+        self.client.get("/")
+        with later(16):
+            r = self.client.get("/shares/")
+        self.assertRedirects(r, "/login/?next=/shares/", fetch_redirect_response=False)
 
     def test_it_keeps_an_active_session_until_the_absolute_age(self) -> None:
         self.login(self.bob)
