@@ -29,6 +29,8 @@ JPEG_EXTENDED = "1.2.840.10008.1.2.4.51"
 UID_PATTERN = re.compile(r"^[0-9]+(\.[0-9]+)*$")
 LONG_VRS = {b"OB", b"OW", b"OF", b"OD", b"OL", b"OV", b"SQ", b"UC", b"UN", b"UR", b"UT"}
 PIXEL_DATA = 0x7FE00010
+# Encapsulated Document (PDF, CDA, STL, OBJ): bulk data like pixels, read past, never into memory.
+ENCAPSULATED_DOCUMENT = 0x00420011
 _KEYWORDS = (
     "SOPInstanceUID SOPClassUID StudyInstanceUID SeriesInstanceUID InstanceNumber Rows "
     "Columns NumberOfFrames SamplesPerPixel PhotometricInterpretation BitsAllocated "
@@ -66,6 +68,8 @@ class DicomHeader:
     checked_length: bool = False
     has_pixels: bool = True
     float_pixels: bool = False
+    # Where an encapsulated document's value ends: the file must be at least this long.
+    document_end: int = 0
 
     @property
     def frame_pixels(self) -> int:

@@ -9,11 +9,23 @@ from __future__ import annotations
 import struct
 
 from portal.ingest.groups import PER_FRAME, SHARED
-from portal.ingest.header import LONG_VRS, PIXEL_DATA, WANTED, NotSimple, RawValues
+from portal.ingest.header import (
+    ENCAPSULATED_DOCUMENT,
+    LONG_VRS,
+    PIXEL_DATA,
+    WANTED,
+    NotSimple,
+    RawValues,
+)
 
 
 def scan(head: bytes) -> tuple[RawValues, str, int]:
-    """Return (values, transfer syntax, offset of Pixel Data) or raise NotSimple."""
+    """Return (values, transfer syntax, offset of Pixel Data) or raise NotSimple.
+
+    An Encapsulated Document element ends the scan as Pixel Data does (no wanted element
+    follows it): its offset is returned, and its value, which may be far larger than any
+    header, need not be in head.
+    """
     try:
         return _scan(head)
     except (struct.error, RecursionError, IndexError):
@@ -86,7 +98,7 @@ def _scan(head: bytes) -> tuple[RawValues, str, int]:
             else:
                 raise NotSimple
         tag = (group << 16) | elem
-        if tag == PIXEL_DATA:
+        if tag == PIXEL_DATA or tag == ENCAPSULATED_DOCUMENT:
             return RawValues(values, meta.get(0x00020002, b"")), syntax, pos
         if tag == SHARED or tag == PER_FRAME:
             raise NotSimple  # functional groups: pydicom reads the nested values

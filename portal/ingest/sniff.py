@@ -173,6 +173,7 @@ def parse_dicom(head: bytes, at_eof: bool, limits: PixelLimits | None = None) ->
     found = _pixel_element(head, pos, UID(syntax), at_eof)
     if found is None:
         _check_no_pixels(header)
+        header.document_end = _document_end(head, pos, syntax)
         return header
     _check_image_size(header)
     _check_limits(header, limits)
@@ -317,6 +318,21 @@ def _pixel_element(head: bytes, pos: int, syntax: UID, at_eof: bool) -> tuple[in
     return pos + 8, struct.unpack(order + "H", head[pos + 6 : pos + 8])[0], element
 
 
+def _document_end(head: bytes, pos: int, syntax: str) -> int:
+    """Return where the Encapsulated Document element at pos ends, 0 if none is there."""
+    if pos + 12 > len(head) or struct.unpack_from("<HH", head, pos) != (0x0042, 0x0011):
+        return 0
+    if syntax == "1.2.840.10008.1.2":
+        length, at = struct.unpack_from("<I", head, pos + 4)[0], pos + 8
+    elif head[pos + 4 : pos + 6] in LONG_VRS:
+        length, at = struct.unpack_from("<I", head, pos + 8)[0], pos + 12
+    else:
+        length, at = struct.unpack_from("<H", head, pos + 6)[0], pos + 8
+    if length == 0xFFFFFFFF:
+        raise Rejected("encapsulated document has an undefined length")
+    return at + length
+
+
 def _check_float_length(header: DicomHeader, length: int) -> None:
     if length not in (header.pixel_count * 4, header.pixel_count * 8):
         raise Rejected("pixel data length does not match the image size in the header")
@@ -358,7 +374,9 @@ def _check_fragments(head: bytes, offset: int, length: int, at_eof: bool) -> Non
 
 
 def check_stored_length(header: DicomHeader, size: int, tail: bytes) -> None:
-    """Check the pixel data against the bytes that really arrived."""
+    """Check the pixel data (or the document) against the bytes that really arrived."""
+    if header.document_end > size:
+        raise Rejected("file is shorter than its document declares")
     if header.checked_length or not header.has_pixels:
         return
     if header.encapsulated:

@@ -55,6 +55,24 @@ class DocumentsTestCase(BaseTestCase):
         self.assertEqual((r["Content-Type"], r.content), ("application/pdf", pdf))
         self.assertIn("no-store", r["Cache-Control"])
 
+    def test_a_document_larger_than_any_header_is_kept_and_shown_whole(self) -> None:
+        # A report with embedded photographs (or an intraoral scan's STL) runs to tens of MB.
+        pdf = make_report_pdf(["Findings: none."])
+        pdf = pdf[:-6] + b"%" + b"x" * (20 * 2**20) + b"\n%%EOF\n"
+        self.ingest({"report.dcm": encapsulated_pdf(pdf)})
+        manifest = self.manifest(self.only_new_series())
+        self.assertEqual(manifest["document"]["kind"], "pdf")
+        r = self.client.get(manifest["document"]["url"])
+        self.assertEqual(hashlib.sha256(r.content).digest(), hashlib.sha256(pdf).digest())
+
+    def test_a_document_cut_short_is_refused_for_it(self) -> None:
+        pdf = make_report_pdf(["Findings: none."])
+        pdf = pdf[:-6] + b"%" + b"x" * (2 * 2**20) + b"\n%%EOF\n"
+        data = encapsulated_pdf(pdf)[: 2**20]
+        report = ingest_files([("cut.dcm", io.BytesIO(data))], practice=self.practice)
+        self.assertEqual(report.rejected, 1)
+        self.assertIn("shorter than", report.files[0].reason)
+
     def test_a_structured_report_reads_as_text(self) -> None:
         self.ingest({"sr.dcm": to_bytes(identify(sample("test-SR.dcm"), 1))})
         manifest = self.manifest(self.only_new_series())
