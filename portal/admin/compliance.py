@@ -9,8 +9,9 @@ from django.core.exceptions import ValidationError
 from django.http import Http404, HttpRequest, StreamingHttpResponse
 from django.urls import path, reverse
 from django.utils.functional import lazy
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 from django.utils.http import content_disposition_header
+from django.utils.safestring import mark_safe
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 
 from portal import vault
@@ -18,6 +19,7 @@ from portal.admin.scope import PracticeScopedAdmin
 from portal.compliance import alerts, holds, retention
 from portal.models import (
     Alert,
+    BaaDocument,
     BusinessAssociateAgreement,
     ComplianceSettings,
     Disclosure,
@@ -86,7 +88,7 @@ class BusinessAssociateAgreementAdmin(PracticeScopedAdmin):
     )  # fmt: skip
     list_filter = ("practice", "auto_renews")
     search_fields = ("associate",)
-    readonly_fields = ("stored_document",)
+    readonly_fields = ("stored_document", "earlier_documents")
 
     class Media:
         css = {"all": ("portal/backoffice.css",)}
@@ -109,6 +111,22 @@ class BusinessAssociateAgreementAdmin(PracticeScopedAdmin):
             url, obj.document_name or "the document", max(1, doc.plain_size // 1024),
             doc.key_id, doc.sha256[:12],
         )  # fmt: skip
+
+    @admin.display(description="earlier versions")
+    def earlier_documents(self, obj: BusinessAssociateAgreement):
+        """Documents this one replaced: an auditor may ask for the one in force on a day."""
+        earlier = [d for d in obj.documents.all() if d.stored_id != obj.document_id]
+        if not earlier:
+            return "None"
+        name = "admin:portal_businessassociateagreement_version"
+        return format_html_join(
+            mark_safe("<br>"),  # noqa: S308 - a constant
+            '<a href="{}" target="_blank" rel="noopener">Open {}</a> (on file from {})',
+            (
+                (reverse(name, args=[obj.pk, d.pk]), d.name, f"{d.uploaded_at:%Y-%m-%d}")
+                for d in earlier
+            ),
+        )
 
     def _with_vault_uploads(self, view, request: HttpRequest, *args):
         """Run an add or change view with the signed document encrypted as it arrives.
@@ -145,24 +163,44 @@ class BusinessAssociateAgreementAdmin(PracticeScopedAdmin):
             obj.document = upload.stored
             obj.document_name = "".join(c for c in upload.name if c.isprintable())[:200]
         super().save_model(request, obj, form, change)
+        if upload is not None:
+            BaaDocument.objects.create(
+                baa=obj, stored=upload.stored, name=obj.document_name, uploaded_by=request.user
+            )
 
     def get_urls(self):
-        view = self.admin_site.admin_view(self.document_view)
-        name = "portal_businessassociateagreement_document"
-        return [path("<int:pk>/document/", view, name=name), *super().get_urls()]
+        document = self.admin_site.admin_view(self.document_view)
+        return [
+            path(
+                "<int:pk>/document/",
+                document,
+                name="portal_businessassociateagreement_document",
+            ),
+            path(
+                "<int:pk>/document/<int:version>/",
+                document,
+                name="portal_businessassociateagreement_version",
+            ),
+            *super().get_urls(),
+        ]
 
-    def document_view(self, request: HttpRequest, pk: int):
+    def document_view(self, request: HttpRequest, pk: int, version: int | None = None):
         baa = self.get_queryset(request).filter(pk=pk).select_related("document").first()
-        if baa is None or baa.document is None or baa.document.wrapped_key is None:
+        if baa is None:
             raise Http404
-        head = vault.read_bytes(baa.document, 0, 8)
+        if version is None:
+            stored, name = baa.document, baa.document_name
+        else:
+            earlier = baa.documents.filter(pk=version).select_related("stored").first()
+            stored, name = (earlier.stored, earlier.name) if earlier else (None, "")
+        if stored is None or stored.wrapped_key is None:
+            raise Http404
+        head = vault.read_bytes(stored, 0, 8)
         response = StreamingHttpResponse(
-            vault.iter_range(baa.document), content_type=_document_type(head) or "application/pdf"
+            vault.iter_range(stored), content_type=_document_type(head) or "application/pdf"
         )
-        response["Content-Length"] = str(baa.document.plain_size)
-        response["Content-Disposition"] = content_disposition_header(
-            False, baa.document_name or "agreement.pdf"
-        )
+        response["Content-Length"] = str(stored.plain_size)
+        response["Content-Disposition"] = content_disposition_header(False, name or "agreement.pdf")
         response["Cache-Control"] = "no-store"
         return response
 

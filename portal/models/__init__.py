@@ -1,5 +1,6 @@
 from portal.models.backup import BackupCode, BackupCodeDevice
 from portal.models.compliance import (
+    BaaDocument,
     BusinessAssociateAgreement,
     ComplianceSettings,
     RetentionPolicy,
@@ -32,6 +33,7 @@ __all__ = [
     "Attachment",
     "BackupCode",
     "BackupCodeDevice",
+    "BaaDocument",
     "BusinessAssociateAgreement",
     "DicomNode",
     "DicomPeer",

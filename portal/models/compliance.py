@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import date, timedelta
 
+from django.conf import settings
 from django.core.validators import MinValueValidator
 from django.db import models
 from django.utils import timezone
@@ -74,6 +75,31 @@ class BusinessAssociateAgreement(models.Model):
     @property
     def is_expired(self) -> bool:
         return self.status == self.Status.ENDED
+
+
+class BaaDocument(models.Model):
+    """One signed document a BAA has had on file: a replaced one stays, as an earlier version.
+
+    The agreement's `document` is the newest; an auditor may ask for the one in force on
+    any earlier day.
+    """
+
+    baa = models.ForeignKey(
+        BusinessAssociateAgreement, on_delete=models.CASCADE, related_name="documents"
+    )
+    stored = models.ForeignKey(StoredObject, on_delete=models.PROTECT, related_name="+")
+    name = models.CharField(max_length=200)
+    uploaded_at = models.DateTimeField(default=timezone.now)
+    uploaded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-uploaded_at", "-pk"]
+        verbose_name = "BAA document"
+
+    def __str__(self) -> str:
+        return self.name
 
 
 class RetentionPolicy(models.Model):

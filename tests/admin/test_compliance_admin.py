@@ -54,6 +54,39 @@ class ComplianceAdminTestCase(BaseTestCase):
         self.assertEqual(b"".join(r.streaming_content), PDF)
         self.assertEqual(r["Content-Type"], "application/pdf")
 
+    def test_a_replaced_document_stays_on_file_as_an_earlier_version(self) -> None:
+        self._add_baa(SimpleUploadedFile("BAA 2025.pdf", PDF, "application/pdf"))
+        baa = BusinessAssociateAgreement.objects.get()
+        renewed = PDF.replace(b"signed agreement", b"renewed agreement")
+        r = self.client.post(
+            f"/admin/portal/businessassociateagreement/{baa.pk}/change/",
+            {
+                "associate": "Cloud Backup Inc", "signed_on": "2027-01-05",
+                "expires_on": "2028-01-31",
+                "signed_document": SimpleUploadedFile("BAA 2027.pdf", renewed, "application/pdf"),
+            },
+        )  # fmt: skip
+        self.assertEqual(r.status_code, 302)
+        base = f"/admin/portal/businessassociateagreement/{baa.pk}"
+        r = self.client.get(f"{base}/document/")
+        self.assertEqual(b"".join(r.streaming_content), renewed)
+        page = self.client.get(f"{base}/change/").content.decode()
+        self.assertIn("BAA 2027.pdf", page)
+        self.assertIn("Earlier versions", page)
+        earlier = baa.documents.get(name="BAA 2025.pdf")
+        self.assertIn(f"{base}/document/{earlier.pk}/", page)
+        r = self.client.get(f"{base}/document/{earlier.pk}/")
+        self.assertEqual(b"".join(r.streaming_content), PDF)
+        self.assertEqual(earlier.uploaded_by, self.alice)
+        # Another practice's agreement does not lend its versions to this one's address.
+        other = BusinessAssociateAgreement.objects.create(
+            practice=self.practice_b, associate="Theirs", signed_on=date(2020, 1, 1)
+        )
+        r = self.client.get(
+            f"/admin/portal/businessassociateagreement/{other.pk}/document/{earlier.pk}/"
+        )
+        self.assertEqual(r.status_code, 404)
+
     def test_a_5_mb_scan_is_stored_encrypted_and_reads_back_whole(self) -> None:
         scan = b"%PDF-1.7\n" + bytes(range(256)) * (5 * 2**12) + b"\n%%EOF\n"
         self.assertGreater(len(scan), 5 * 2**20)
