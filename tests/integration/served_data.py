@@ -90,6 +90,63 @@ def _big_report(study, megabytes: int) -> None:  # noqa: ANN001
     )  # fmt: skip
 
 
+def received_files(slug: str = "received", files: int = 3) -> dict:
+    """A practice admin and an upload link through which another practice sent a CBCT."""
+    import io
+    import tempfile
+    from pathlib import Path
+
+    from portal.demo.phantom import PhantomGeometry, write_cbct
+    from portal.models import Patient, Practice, Role
+    from sharing.uploads import intake
+    from sharing.uploads.services import issue_upload_link
+    from tests.base import make_staff
+
+    practice = Practice.objects.create(slug=slug, name=f"{slug.title()} Dental")
+    staff = make_staff(f"{slug}-admin", practice, Role.ADMIN)
+    patient = Patient.objects.create(
+        practice=practice, patient_id="P-1", name="Pat Example", birth_date=date(1980, 5, 17)
+    )
+    link = issue_upload_link(patient=patient, created_by=staff, sender_name="Dr Other").link
+    scans = write_cbct(
+        Path(tempfile.mkdtemp(prefix="served-received-")),
+        PhantomGeometry(slices=files, rows=32, columns=32, pixel_spacing_mm=2.0, marker_slice=0),
+        patient_name="Example^Pat",
+        patient_id="OTHER-77",
+        birth_date=date(1980, 5, 17),
+        study_date=date(2025, 11, 3),
+        description="CBCT from Dr Other",
+    )
+    intake.receive(link, [(f.name, io.BytesIO(f.read_bytes())) for f in scans])
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    device = TOTPDevice.objects.get(user=staff)
+    admin = {"username": staff.username, "password": "correct-horse-42"}
+    admin["totp_key"] = device.bin_key.hex()
+    return {"link": str(link.code), "admin": admin}
+
+
+def received_state(link: str) -> dict:
+    """What became of an upload link's files: their states, what was filed, what is readable."""
+    from audit.models import AccessEvent, Action
+    from portal import vault
+    from portal.models import Instance
+    from sharing.models import ReceivedFile, UploadLink
+
+    upload = UploadLink.objects.get(code=link)
+    files = list(ReceivedFile.objects.filter(link=upload))
+    instances = Instance.objects.filter(series__study__patient=upload.patient)
+    return {
+        "states": sorted(f.state for f in files),
+        "blobs_kept": sum(1 for f in files if f.blob_id is not None),
+        "instances": instances.count(),
+        "readable": sum(1 for i in instances if vault.read_bytes(i.blob)[128:132] == b"DICM"),
+        "declines_recorded": AccessEvent.objects.filter(
+            action=Action.UPLOAD, detail__upload_link=link, detail__has_key="declined"
+        ).count(),
+    }
+
+
 def download_events(code: str) -> dict:
     """Count a link's download records that ended complete and incomplete."""
     from audit.models import AccessEvent, Action
@@ -134,6 +191,8 @@ SCENARIOS = {
     "staff": staff,
     "link_counts": link_counts,
     "download_events": download_events,
+    "received_files": received_files,
+    "received_state": received_state,
 }
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import pytest
 from django.test import SimpleTestCase
-from django_otp.oath import totp
 
 from tests.integration.served import served_portal
 from tests.integration.webclient import WebClient
@@ -34,15 +33,6 @@ class TwoNodesTestCase(SimpleTestCase):
         answer = {"password": password or link["password"], "birth_date": link["birth_date"]}
         return client.post("/s/", answer).status
 
-    def sign_in_staff(self, client: WebClient, admin: dict) -> None:
-        client.get("/login/")
-        reply = client.post(
-            "/login/", {"username": admin["username"], "password": admin["password"]}
-        )
-        self.assertEqual(reply.status, 302, reply.text[-300:])
-        code = f"{totp(bytes.fromhex(admin['totp_key'])):06d}"
-        self.assertEqual(client.post("/login/verify/", {"token": code}).status, 302)
-
     def test_a_recipient_session_moves_and_revocation_holds_on_both(self) -> None:
         data = self.served.setup("practice_links", links=1, slug="nodes")
         link, admin = data["links"][0], data["admin"]
@@ -56,7 +46,7 @@ class TwoNodesTestCase(SimpleTestCase):
             self.assertEqual(on_second.get(slice_path).status, 200)
         self.assertEqual(on_first.get(slice_path).status, 200)
         staff = WebClient(first, address="198.51.100.22")
-        self.sign_in_staff(staff, admin)
+        self.assertEqual(staff.sign_in_staff(admin), (302, 302))
         staff.get("/shares/")
         revoked = staff.post(f"/shares/{link['code']}/revoke/", {"confirm": "1"})
         self.assertIn(revoked.status, (302, 303))

@@ -81,6 +81,19 @@ class WebClient:
     def post(self, path: str, data: dict | None = None) -> Reply:
         return self.request("POST", path, data)
 
+    def sign_in_staff(self, account: dict) -> tuple[int, int]:
+        """Sign in with a password and an authenticator code (account: username, password,
+        totp_key in hex, as tests.integration.served_data returns it); return both statuses,
+        (302, 302) when signed in."""
+        from django_otp.oath import totp
+
+        self.get("/login/")
+        password = self.post(
+            "/login/", {"username": account["username"], "password": account["password"]}
+        )
+        code = f"{totp(bytes.fromhex(account['totp_key'])):06d}"
+        return password.status, self.post("/login/verify/", {"token": code}).status
+
     def _keep_cookies(self, headers: http.client.HTTPMessage) -> None:
         for raw in headers.get_all("Set-Cookie") or []:
             cookie = SimpleCookie()

@@ -1,0 +1,65 @@
+"""Staff deciding on received files at once, through gunicorn on PostgreSQL: one decision wins.
+
+A double-clicked accept, or a colleague's decline racing it, arrives in separate worker
+processes. Whatever the order, the files end either filed (and readable) or shredded, never
+filed twice, never filed and shredded, and no request answers 500.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from threading import Barrier
+
+import pytest
+from django.test import SimpleTestCase
+
+from tests.integration.webclient import WebClient
+
+FILES = 3
+
+
+@pytest.mark.usefixtures("served_class")
+class UploadDecisionsParallelTestCase(SimpleTestCase):
+    def staff_clients(self, admin: dict, n: int) -> list[WebClient]:
+        """n connections of one signed-in browser (an authenticator code is good only once)."""
+        first = WebClient(self.served.base_url, address="198.51.100.70")
+        self.assertEqual(first.sign_in_staff(admin), (302, 302))
+        self.assertEqual(first.get("/received/").status, 200)
+        return [first] + [
+            WebClient(self.served.base_url, address=first.address, cookies=dict(first.cookies))
+            for _ in range(n - 1)
+        ]
+
+    def decide_at_once(self, link: str, decisions: list[str], admin: dict) -> list[int]:
+        clients = self.staff_clients(admin, len(decisions))
+        barrier = Barrier(len(decisions))
+
+        def decide(pair: tuple[WebClient, str]) -> int:
+            client, decision = pair
+            barrier.wait()
+            return client.post(f"/received/links/{link}/{decision}/").status
+
+        with ThreadPoolExecutor(len(decisions)) as pool:
+            return list(pool.map(decide, zip(clients, decisions, strict=True)))
+
+    def test_parallel_accepts_file_the_files_once(self) -> None:
+        data = self.served.setup("received_files", slug="accepts", files=FILES)
+        statuses = self.decide_at_once(data["link"], ["accept"] * 4, data["admin"])
+        self.assertEqual(statuses, [302] * 4)
+        state = self.served.setup("received_state", link=data["link"])
+        self.assertEqual(state["states"], ["accepted"] * FILES)
+        self.assertEqual((state["instances"], state["readable"]), (FILES, FILES))
+
+    def test_accepts_racing_declines_end_in_one_decision(self) -> None:
+        data = self.served.setup("received_files", slug="racing", files=FILES)
+        decisions = ["accept", "decline", "accept", "decline"]
+        statuses = self.decide_at_once(data["link"], decisions, data["admin"])
+        self.assertEqual(statuses, [302] * 4)
+        state = self.served.setup("received_state", link=data["link"])
+        self.assertIn(state["states"], (["accepted"] * FILES, ["declined"] * FILES))
+        if state["states"][0] == "accepted":
+            self.assertEqual((state["instances"], state["readable"]), (FILES, FILES))
+            self.assertEqual(state["declines_recorded"], 0)
+        else:
+            self.assertEqual((state["instances"], state["blobs_kept"]), (0, 0))
+            self.assertEqual(state["declines_recorded"], 1)
