@@ -99,7 +99,7 @@ class BusinessAssociateAgreementAdmin(PracticeScopedAdmin):
         label = BusinessAssociateAgreement.Status(status).label
         return format_html('<span class="baa-status baa-{}">{}</span>', status, label)
 
-    @admin.display(description="signed document")
+    @admin.display(description="document on file")
     def stored_document(self, obj: BusinessAssociateAgreement):
         doc = obj.document
         if doc is None or doc.wrapped_key is None:

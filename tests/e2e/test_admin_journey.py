@@ -98,6 +98,16 @@ def test_practice_admin_back_office(demo_server, desktop_page, tmp_path) -> None
     page.wait_for_selector("text=encrypted in the vault")
     link = page.locator("a:has-text('Open signed-baa.pdf')").get_attribute("href")
     assert page.request.get(base + link).body() == PDF
+    # Renewed: the new signed copy replaces it, and the first stays on file as an earlier version.
+    renewed = tmp_path / "renewed-baa.pdf"
+    renewed.write_bytes(PDF.replace(b"1 0 obj", b"2 0 obj"))
+    page.fill("#id_expires_on", "2027-12-31")
+    page.set_input_files("#id_signed_document", renewed)
+    page.click("input[name=_continue]")
+    page.wait_for_selector("text=Open renewed-baa.pdf")
+    earlier = page.locator(".field-earlier_documents a:has-text('Open signed-baa.pdf')")
+    assert page.request.get(base + earlier.get_attribute("href")).body() == PDF
+    _shoot(page, phone, folder, "baa-versions")
     page.goto(base + "/admin/portal/businessassociateagreement/")
     assert page.locator(".baa-status").first.inner_text() in ("Active", "Ending within 60 days")
     _shoot(page, phone, folder, "baas")
