@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from datetime import date
 
 from django import forms
@@ -128,9 +129,13 @@ class ShareForm(forms.Form):
         label="Also email the recipient when the link is first opened and first downloaded",
         required=False,
     )
+    # One per form shown: the same form posted again (a reload of the page that showed the
+    # link, a double click) issues nothing more (portal.workspace.views.studies.issue_share).
+    issue_key = forms.CharField(required=False, max_length=64, widget=forms.HiddenInput)
 
     def __init__(self, *args, study, series, attachments, **kwargs) -> None:
         super().__init__(*args, **kwargs)
+        self.fields["issue_key"].initial = secrets.token_urlsafe(16)
         self.practice = study.practice
         self.patient = study.patient
         self.fields["series"].choices = [(str(s.code), str(s)) for s in series]

@@ -12,6 +12,7 @@ from django.views.decorators.http import require_GET, require_POST
 import audit
 from audit.models import Action
 from portal.access import fetch_or_404
+from portal.workspace import once
 from portal.workspace.decorators import staff_required
 from sharing.models import ReceivedFile, UploadLink
 from sharing.uploads import intake, services
@@ -30,6 +31,9 @@ def ask_for_images(request: HttpRequest, code) -> HttpResponse:
     patient = fetch_or_404(request, scope, scope.patients(), code=code)
     if not scope.can_upload:
         raise fetch_or_404(request, scope, scope.patients().none(), code=code)
+    key = request.POST.get(once.FIELD, "")[:64]
+    if not once.first_time(request, key):
+        return once.already_issued(request, "/received/", f"/patients/{patient.code}/")
     try:
         days = int(request.POST.get("expires_in_days") or scope.practice.share_default_days)
         issued = services.issue_upload_link(
@@ -40,6 +44,7 @@ def ask_for_images(request: HttpRequest, code) -> HttpResponse:
             request=request,
         )
     except (ValidationError, ValueError) as exc:
+        once.forget(request, key)
         message = exc.messages[0] if isinstance(exc, ValidationError) else "Enter a number of days."
         return render(
             request,

@@ -35,6 +35,29 @@ class IssueShareTestCase(BaseTestCase):
         self.assertTrue(check_password(r.context["password"], share.password_hash))
         self.assertNotContains(self.client.get(f"/studies/{self.study.code}/"), token)
 
+    def test_reloading_the_created_page_does_not_issue_a_second_link(self) -> None:
+        """A reload (or a double click) posts the same form again: one link, not two."""
+        self.login(self.bob)
+        page = self.client.get(f"/studies/{self.study.code}/")
+        key = page.context["form"]["issue_key"].value()
+        self.assertTrue(key)
+        self.assertContains(page, f'name="issue_key" value="{key}"')
+        first = self._post(issue_key=key)
+        again = self._post(issue_key=key)
+        self.assertEqual(ShareLink.objects.count(), 1)
+        self.assertContains(again, "already created", status_code=409)
+        self.assertNotContains(again, first.context["password"], status_code=409)
+        # The next form is a new link.
+        key = self.client.get(f"/studies/{self.study.code}/").context["form"]["issue_key"].value()
+        self.assertEqual(self._post(issue_key=key).status_code, 200)
+        self.assertEqual(ShareLink.objects.count(), 2)
+
+    def test_a_refused_form_sent_again_fixed_issues_its_link(self) -> None:
+        self.login(self.bob)
+        self.assertEqual(self._post(issue_key="k-1", expires_in_days=99).status_code, 400)
+        self.assertEqual(self._post(issue_key="k-1").status_code, 200)
+        self.assertEqual(ShareLink.objects.count(), 1)
+
     def test_it_uses_a_typed_password_and_chosen_series(self) -> None:
         self.login(self.bob)
         series = self.study.series.get()

@@ -70,6 +70,18 @@ class UploadLinkTestCase(BaseTestCase):
         self.assertTrue(UploadLink.objects.filter(token_hash=hash_token(token)).exists())
         self.assertEqual(mask_tokens(f"GET /u/{token} 303"), "GET /u/<token> 303")
 
+    def test_the_ask_form_sent_again_issues_no_second_link(self) -> None:
+        self.login(self.bob)
+        page = self.client.get(f"/patients/{self.pat.code}/")
+        key = page.context["issue_key"]
+        self.assertContains(page, f'name="issue_key" value="{key}"')
+        before = UploadLink.objects.count()
+        ask = f"/received/patients/{self.pat.code}/ask/"
+        self.assertEqual(self.client.post(ask, {"issue_key": key}).status_code, 200)
+        again = self.client.post(ask, {"issue_key": key})
+        self.assertContains(again, "already created", status_code=409)
+        self.assertEqual(UploadLink.objects.count(), before + 1)
+
     def test_a_sender_name_with_control_characters_is_refused_with_a_reason(self) -> None:
         self.login(self.bob)
         before = UploadLink.objects.count()

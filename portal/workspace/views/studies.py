@@ -23,6 +23,7 @@ from portal.access import deny as scope_denied
 from portal.access import fetch_or_404
 from portal.dicomnet.context import dicomnet_context
 from portal.models import Patient, Role
+from portal.workspace import once
 from portal.workspace.decorators import staff_required
 from portal.workspace.forms import PatientRecordForm, ShareForm
 from sharing import services
@@ -112,6 +113,7 @@ def _patient_page(request: HttpRequest, patient, form=None, status: int = 200) -
         "attachments": attachments,
         "scope": scope,
         "record_form": form or _record_form(request, patient),
+        "issue_key": once.new_key(),
     }
     return render(request, "portal/patient_detail.html", context, status=status)
 
@@ -247,6 +249,8 @@ def issue_share(request: HttpRequest, code) -> HttpResponse:
             request, "portal/study_detail.html", _study_context(request, study, form), status=400
         )
     data = form.cleaned_data
+    if not once.first_time(request, data["issue_key"]):
+        return once.already_issued(request, "/shares/", f"/studies/{study.code}/")
     try:
         issued = services.issue_link(
             study=study,
@@ -265,6 +269,7 @@ def issue_share(request: HttpRequest, code) -> HttpResponse:
             request=request,
         )
     except ValidationError as exc:
+        once.forget(request, data["issue_key"])
         form.add_error(None, exc)
         return render(
             request, "portal/study_detail.html", _study_context(request, study, form), status=400
