@@ -5,8 +5,6 @@ the practice, when it happened, and where staff find the link.
 
 from __future__ import annotations
 
-import zoneinfo
-
 from celery import shared_task
 from django.conf import settings
 from django.db import transaction
@@ -50,8 +48,8 @@ def send_notices(share_pk: int, event: str) -> int:
     context = {
         "practice": practice,
         "event": event,
-        "when": timezone.localtime(timezone.now(), zone_of(practice)),
-        "issued_at": timezone.localtime(share.created_at, zone_of(practice)),
+        "when": timezone.localtime(timezone.now(), practice.zone),
+        "issued_at": timezone.localtime(share.created_at, practice.zone),
         "kind": share.get_recipient_kind_display().lower(),
         "links_url": settings.PORTAL_BASE_URL.rstrip("/") + f"/shares/?link={share.code}",
     }
@@ -68,11 +66,3 @@ def send_notices(share_pk: int, event: str) -> int:
         )
         sent += 1
     return sent
-
-
-def zone_of(practice):  # noqa: ANN001, ANN201 - a Practice; a ZoneInfo
-    """Return the practice's time zone (UTC if its name is unknown on this machine)."""
-    try:
-        return zoneinfo.ZoneInfo(practice.time_zone or "UTC")
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        return zoneinfo.ZoneInfo("UTC")

@@ -21,7 +21,6 @@ from portal.workspace.decorators import staff_required
 from sharing import services
 from sharing.link_list import annotate_for_list, with_extend_limits
 from sharing.models import LinkRequest, ShareLink
-from sharing.notices import zone_of
 
 STATUSES = ["active", "expired", "revoked", "locked"]
 
@@ -160,6 +159,6 @@ def extend_share(request: HttpRequest, code) -> HttpResponse:
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
     else:
-        when = timezone.localtime(share.expires_at, zone_of(share.practice))
+        when = timezone.localtime(share.expires_at, share.practice.zone)
         messages.success(request, f"The link now expires on {when:%-d %B %Y, %H:%M} ({when:%Z}).")
     return _back(request, share)

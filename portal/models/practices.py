@@ -91,6 +91,14 @@ class Practice(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    @property
+    def zone(self) -> zoneinfo.ZoneInfo:
+        """The practice's time zone (UTC if its name is unknown on this machine)."""
+        try:
+            return zoneinfo.ZoneInfo(self.time_zone or "UTC")
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            return zoneinfo.ZoneInfo("UTC")
+
     def clean(self) -> None:
         """The same limits wherever the practice is edited (workspace settings, back office)."""
         errors = {}

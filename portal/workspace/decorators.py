@@ -8,6 +8,7 @@ from functools import wraps
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
+from django.utils import timezone
 from django_otp.decorators import otp_required
 
 import audit
@@ -27,7 +28,9 @@ def staff_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpRespo
                 raise PermissionDenied("This account is not a member of any practice.")
             return redirect_to_login(request.get_full_path())
         request.scope = Scope(practice=member.practice, staff=member)
-        return view(request, *args, **kwargs)
+        # Times on staff pages, and in emails sent from them, are the practice's.
+        with timezone.override(member.practice.zone):
+            return view(request, *args, **kwargs)
 
     return otp_required(inner)
 

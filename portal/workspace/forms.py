@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
 from datetime import date
 
 from django import forms
@@ -13,6 +12,7 @@ from django.core.exceptions import ValidationError
 from portal.models import Practice, Role
 from portal.models.practices import time_zone_names
 from portal.textchecks import refuse_control_characters
+from portal.workspace import once
 
 NAME = [refuse_control_characters]
 
@@ -135,7 +135,7 @@ class ShareForm(forms.Form):
 
     def __init__(self, *args, study, series, attachments, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["issue_key"].initial = secrets.token_urlsafe(16)
+        self.fields["issue_key"].initial = once.new_key()
         self.practice = study.practice
         self.patient = study.patient
         self.fields["series"].choices = [(str(s.code), str(s)) for s in series]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 from pathlib import Path
 
 from django.conf import settings
@@ -130,7 +131,23 @@ class DemoPortTakenTestCase(TestCase):
         message = str(caught.exception)
         self.assertIn(f"127.0.0.1:{port} is in use", message)
         self.assertIn("--addrport", message)
+        self.assertIn("stop it", message)
         self.assertFalse(Practice.objects.exists(), "the demo data was made anyway")
+
+    def test_a_demo_served_on_another_port_writes_links_to_that_port(self) -> None:
+        from unittest import mock
+
+        from portal.management.commands.demo import serve_at
+
+        with self.settings(), mock.patch.dict("os.environ"):
+            os.environ.pop("PORTAL_BASE_URL", None)
+            os.environ.pop("PORTAL_PASSKEY_ORIGINS", None)
+            serve_at("http://127.0.0.1:8001")
+            self.assertEqual(settings.PORTAL_BASE_URL, "http://127.0.0.1:8001")
+            self.assertEqual(settings.OTP_WEBAUTHN_ALLOWED_ORIGINS, ["http://localhost:8001"])
+        with self.settings(), mock.patch.dict("os.environ", {"PORTAL_BASE_URL": "https://x.test"}):
+            serve_at("http://127.0.0.1:8001")
+            self.assertNotEqual(settings.PORTAL_BASE_URL, "http://127.0.0.1:8001")
 
     def test_the_totp_hint_names_the_python_that_runs_it(self) -> None:
         import sys

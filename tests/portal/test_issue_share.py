@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from zoneinfo import ZoneInfo
+
 from django.contrib.auth.hashers import check_password
 from django.core import mail
+from django.utils import timezone
 
 from audit.models import AccessEvent, Action
 from sharing.models import ShareLink
@@ -34,6 +37,28 @@ class IssueShareTestCase(BaseTestCase):
         self.assertContains(r, "<svg")
         self.assertTrue(check_password(r.context["password"], share.password_hash))
         self.assertNotContains(self.client.get(f"/studies/{self.study.code}/"), token)
+
+    def test_the_created_page_and_handout_give_the_expiry_in_the_practices_time(self) -> None:
+        # Auckland is 13 hours ahead of UTC in December: a date in UTC is often the wrong day.
+        self.practice.time_zone = "Pacific/Auckland"
+        self.practice.save()
+        self.login(self.bob)
+        r = self._post()
+        local = timezone.localtime(ShareLink.objects.get().expires_at, ZoneInfo("Pacific/Auckland"))
+        self.assertContains(r, f"Expires {local:%Y-%m-%d %H:%M} ({local:%Z})")
+        self.assertContains(r, f"works until <strong>{local.day} {local:%B %Y}</strong>")
+
+    def test_a_referrers_handout_speaks_to_the_referrer_and_names_every_step(self) -> None:
+        self.login(self.bob)
+        r = self._post(recipient_kind="referrer", recipient_email="dr.who@example.net")
+        handout = r.content.decode().split('class="handout card"')[1]
+        self.assertIn("Images shared with you by Smile Dental", handout)
+        self.assertIn("6-digit code emailed to dr.who@example.net", handout)
+        self.assertNotIn("Your images", handout)
+        self.assertNotIn("your date of birth", handout)
+        patient = self._post().content.decode().split('class="handout card"')[1]
+        self.assertIn("Your images are ready to view online", patient)
+        self.assertIn("your date of birth", patient)
 
     def test_reloading_the_created_page_does_not_issue_a_second_link(self) -> None:
         """A reload (or a double click) posts the same form again: one link, not two."""

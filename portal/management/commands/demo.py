@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import errno
 import json
+import os
 import socket
 import sys
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.management import call_command
@@ -62,6 +64,7 @@ class Command(BaseCommand):
         # readable while the server runs, not only after it stops.
         self.stdout.flush()
         if not options["no_serve"]:
+            serve_at(base)
             call_command("runserver", options["addrport"], use_reloader=False)
 
     def _print(self, result, base: str) -> None:
@@ -88,6 +91,20 @@ class Command(BaseCommand):
         out("")
 
 
+def serve_at(base: str) -> None:
+    """Make the links the portal writes (share and upload links, emails) point at base.
+
+    The laptop default is port 8000; a demo served elsewhere must not hand out links to it.
+    An address given in PORTAL_BASE_URL stays as given.
+    """
+    if os.environ.get("PORTAL_BASE_URL"):
+        return
+    settings.PORTAL_BASE_URL = base
+    port = urlsplit(base).port or 8000
+    if not os.environ.get("PORTAL_PASSKEY_ORIGINS"):
+        settings.OTP_WEBAUTHN_ALLOWED_ORIGINS = [f"http://localhost:{port}"]
+
+
 def _refuse_if_taken(addrport: str) -> None:
     host, _, port = addrport.rpartition(":")
     host = host.strip("[]") or "127.0.0.1"
@@ -106,8 +123,10 @@ def _refuse_if_taken(addrport: str) -> None:
             if exc.errno != errno.EADDRINUSE:
                 raise CommandError(f"Cannot serve on {addrport}: {exc.strerror}") from None
             raise CommandError(
-                f"{addrport} is in use (a demo already running there still works with the "
-                "login and link it printed). To run another, choose a free port: "
+                f"{addrport} is in use. If a demo runs there, it still works with the login "
+                "and link it printed; stop it (Ctrl+C in its window) before starting a new "
+                "one, which would replace them (both keep their data in the same folder). "
+                "If another program uses the port, serve the demo on a free one: "
                 "manage.py demo --addrport 127.0.0.1:8001"
             ) from None
 

@@ -285,6 +285,7 @@ def issue_share(request: HttpRequest, code) -> HttpResponse:
         {
             "issued": issued,
             "share": issued.share,
+            "referrer": issued.share.recipient_kind == "referrer",
             "study": study,
             "practice": scope.practice,
             "url": url,
