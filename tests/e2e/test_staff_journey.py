@@ -8,7 +8,10 @@ import time
 import pydicom
 from pydicom.data import get_testdata_file
 
-from tests.e2e.conftest import fresh_totp
+from tests.e2e.conftest import ROOT, fresh_totp
+
+SHOTS = ROOT / "docs" / "screenshots"
+DESKTOP = {"width": 1280, "height": 800}
 
 
 def _staff(demo_server: dict, role: str) -> dict:
@@ -44,6 +47,15 @@ def test_front_desk_issues_prints_and_revokes_a_link(demo_server, page) -> None:
     assert url.startswith(demo_server["base_url"] + "/s/")
     assert len(password) >= 8
     assert page.locator(".handout svg").count() == 1
+    # One tap copies the link; the page is looked at on a phone and a desktop.
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    page.click("button:has-text('Copy link')")
+    page.wait_for_selector("button:has-text('Copied')")
+    assert page.evaluate("() => navigator.clipboard.readText()") == url
+    for name, size in (("phone", {"width": 390, "height": 844}), ("desktop", DESKTOP)):
+        page.set_viewport_size(size)
+        page.screenshot(path=str(SHOTS / f"link-created-{name}.png"), full_page=True)
+        assert page.evaluate("() => document.documentElement.scrollWidth") <= size["width"]
 
     page.emulate_media(media="print")
     assert not page.locator(".topbar").is_visible()
@@ -52,6 +64,10 @@ def test_front_desk_issues_prints_and_revokes_a_link(demo_server, page) -> None:
     pdf = page.pdf(format="A4")
     assert pdf.startswith(b"%PDF")
     page.emulate_media(media="screen")
+    # A reload posts the form again: no second link, and the password is not shown again.
+    page.reload()
+    page.wait_for_selector("text=This link was already created")
+    assert password not in page.content()
 
     page.goto(demo_server["base_url"] + "/shares/")
     row = page.locator(f"tr[data-share='{code}']")
