@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 
 from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse
@@ -54,4 +55,30 @@ class OneLineForOutages(logging.Filter):
             record.msg = "%s: database unavailable (%s)"
             record.args = (record.getMessage().split(":", 1)[0], type(exc).__name__)
             record.exc_info = record.exc_text = None
+        return True
+
+
+class QuietLibrary(logging.Filter):
+    """A network library's lines: no traceback, and each kind at most once a minute.
+
+    pynetdicom logs every undecodable or cut-short PDU with its stack, a few lines per
+    stranger's connection; the receiver logs its own refusals, counted.
+    """
+
+    every = 60.0
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._told: dict[tuple[str, object], float] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.exc_info = record.exc_text = None
+        record.stack_info = None
+        key = (record.name, record.msg)
+        now = time.monotonic()
+        if now - self._told.get(key, -self.every) < self.every:
+            return False
+        if len(self._told) > 1000:
+            self._told.clear()
+        self._told[key] = now
         return True

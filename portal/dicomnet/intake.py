@@ -55,6 +55,7 @@ _FILING = threading.Lock()
 _unfiled: dict[tuple[int, str], tuple[str, int]] = {}
 _unfiled_lock = threading.Lock()
 ANOTHER_PATIENT = "study belongs to another patient record"
+ANOTHER_INSTANCE = "data set's SOP Instance UID is not the command's"
 
 
 @dataclass(frozen=True)
@@ -92,8 +93,12 @@ class Intake:
         self.studies: set[int] = set()
 
     # -- per instance -------------------------------------------------------------------
-    def store(self, data: bytes, *, sop_class: str = "") -> StoreResult:
-        """Check and seal one received file (preamble, meta and data set); never raise."""
+    def store(self, data: bytes, *, sop_class: str = "", sop_instance: str = "") -> StoreResult:
+        """Check and seal one received file (preamble, meta and data set); never raise.
+
+        sop_class and sop_instance are the command's: a data set naming another instance is
+        refused (a success would name an instance the portal does not hold under that UID).
+        """
         with self._lock:
             if self._closed:
                 return StoreResult(OUT_OF_RESOURCES, "association already ended")
@@ -106,6 +111,9 @@ class Intake:
             return StoreResult(OUT_OF_RESOURCES, "storage failed, send again later")
         if out.status == "rejected":
             return StoreResult(CANNOT_UNDERSTAND, out.reason)
+        if sop_instance and out.header.sop_uid != sop_instance:
+            discard([out.blob] if out.blob else [])
+            return StoreResult(CANNOT_UNDERSTAND, ANOTHER_INSTANCE)
         if out.status == "duplicate":
             return StoreResult(SUCCESS)
         result = self._check_owner(out) if not out.pending else StoreResult(SUCCESS)

@@ -9,6 +9,8 @@ else (C-ECHO, release, abort, a closed connection, any other PDU or command) tak
 pynetdicom's usual way, a whole message at a time, so negotiation, timeouts and endings are
 pynetdicom's. A fragment that breaks the protocol (a context not accepted, a data set
 before its command) aborts the association, as pynetdicom does on a PDU it cannot decode.
+A C-STORE of a SOP class other than its presentation context's, or whose data set outgrows
+the file size limit, is refused; its bytes are read and dropped as they arrive, never kept.
 """
 
 from __future__ import annotations
@@ -22,6 +24,9 @@ C_STORE_RQ = 0x0001
 C_STORE_RSP = 0x8001
 NO_DATA_SET = 0x0101
 COMMAND, LAST = 0x01, 0x02
+# Refusals decided while the data set arrives; its bytes are read and dropped, then answered.
+SOP_CLASS_NOT_SUPPORTED = 0x0122
+OUT_OF_RESOURCES = 0xA700
 
 
 class ProtocolError(Exception):
@@ -137,9 +142,18 @@ class Transfer:
     raw PDUs of a message for pynetdicom (in order), and the answers to send, as PDU bytes.
     """
 
-    def __init__(self, syntaxes: dict[int, str], handler: StoreHandler) -> None:
+    def __init__(
+        self,
+        syntaxes: dict[int, str],
+        handler: StoreHandler,
+        *,
+        abstract: dict[int, str] | None = None,
+        max_bytes: int = 0,
+    ) -> None:
         self.syntaxes = syntaxes  # accepted presentation context ID -> transfer syntax
+        self.abstract = abstract or {}  # ... -> its SOP class (abstract syntax)
         self.handler = handler
+        self.max_bytes = max_bytes  # the most a data set may hold (0: no limit)
         self._reset()
 
     def _reset(self) -> None:
@@ -147,6 +161,8 @@ class Transfer:
         self.command = bytearray()
         self.held: list[bytes] = []  # raw PDUs of a command not yet decided
         self.fragments: list[memoryview] = []
+        self.size = 0  # bytes of the data set so far
+        self.refusal: tuple[int, str] | None = None  # decided before the data set ended
         self.request: StoreRequest | None = None
 
     def feed(self, pdu: bytes) -> tuple[list[bytes], list[bytes]]:
@@ -194,12 +210,18 @@ class Transfer:
             raise ProtocolError("data set fragment before its command")
         if context_id != self.request.context_id:
             raise ProtocolError("data set fragment on another presentation context")
-        self.fragments.append(value)
+        self.size += len(value)
+        if self.max_bytes and self.size > self.max_bytes and self.refusal is None:
+            self.refusal = (OUT_OF_RESOURCES, "file is larger than allowed")
+        if self.refusal is None:
+            self.fragments.append(value)
+        else:
+            self.fragments = []  # what arrives of a refused data set is dropped
         if not is_last:
             return None
-        request, fragments = self.request, self.fragments
+        request, fragments, refusal = self.request, self.fragments, self.refusal
         self._reset()
-        status, comment = self.handler(request, fragments)
+        status, comment = refusal or self.handler(request, fragments)
         command = store_response(
             request.sop_class, request.message_id, status, comment, request.sop_instance
         )
@@ -220,6 +242,9 @@ class Transfer:
                 _text(elements.get(0x00001000, b"")),
                 self.syntaxes[context_id],
             )
+            accepted = self.abstract.get(context_id)
+            if accepted and self.request.sop_class != accepted:
+                self.refusal = (SOP_CLASS_NOT_SUPPORTED, "SOP class not accepted on this context")
             self.held = []
             return
         # Anything else goes to pynetdicom whole: the PDUs held so far, then the rest.

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from datetime import datetime
 from functools import partial
 
+from django.conf import settings
 from django.db import connections
 from pynetdicom import evt
 from pynetdicom.association import Association
@@ -38,6 +39,15 @@ from portal.dicomnet import lean
 IDLE_WAIT = 0.05
 # A PDU is read into a buffer that starts this big and doubles as its bytes arrive.
 RECV_STEP = 2**20
+# The most any PDU but P-DATA may hold. An association request proposing all 128 contexts,
+# each in a dozen syntaxes, is about 100 KiB; a bigger one is refused unread, before it is
+# buffered or decoded.
+MAX_CONTROL_PDU = 256 * 2**10
+
+
+def store_limit() -> int:
+    """The most a received data set may hold: the file size limit (its meta is extra)."""
+    return settings.PORTAL_MAX_FILE_BYTES
 
 
 class _WakingQueue(queue.Queue):
@@ -63,6 +73,8 @@ class PromptDUL(DULServiceProvider):
         self.event_queue = _WakingQueue(self.ring)
         self.to_provider_queue = _WakingQueue(self.ring)
         self._transfer: lean.Transfer | None = None
+        # A connection has this long to make its association request, however it trickles in.
+        self._negotiate_by = time.monotonic() + (assoc.acse_timeout or 30)
 
     def ring(self) -> None:
         try:
@@ -97,17 +109,27 @@ class PromptDUL(DULServiceProvider):
             handler = getattr(self.assoc, "store_handler", None)
             if handler is None or self.state_machine.current_state != "Sta6":
                 return None
-            syntaxes = {
-                cx.context_id: str(cx.transfer_syntax[0]) for cx in self.assoc.accepted_contexts
-            }
-            self._transfer = lean.Transfer(syntaxes, handler)
+            contexts = self.assoc.accepted_contexts
+            self._transfer = lean.Transfer(
+                {cx.context_id: str(cx.transfer_syntax[0]) for cx in contexts},
+                handler,
+                abstract={cx.context_id: str(cx.abstract_syntax) for cx in contexts},
+                max_bytes=store_limit(),
+            )
         return self._transfer
 
     def _read_pdu_data(self) -> None:
+        """Read one PDU, within the time the association's state allows, and hand it on.
+
+        Before the association is accepted the whole request must arrive by the negotiation
+        deadline (a stranger's half-sent request must not hold a connection slot); after,
+        the network timeout bounds each wait for bytes. Only P-DATA may be large.
+        """
         transfer = self._lean()
-        if transfer is None:
-            super()._read_pdu_data()
-            return
+        if self.state_machine.current_state in ("Sta1", "Sta2", "Sta3"):
+            self.socket.read_within(None, self._negotiate_by)
+        else:
+            self.socket.read_within(self.assoc.network_timeout, None)
         try:
             head = self.socket.recv(6)
             if len(head) < 6:
@@ -116,14 +138,17 @@ class PromptDUL(DULServiceProvider):
             if pdu_type not in range(0x01, 0x08):
                 self.event_queue.put("Evt19")
                 return
+            if pdu_type != lean.P_DATA_TF and length > MAX_CONTROL_PDU:
+                raise EOFError  # closed unread: no real peer sends one so large
             head += self.socket.recv(length)
             if len(head) != 6 + length:
                 raise EOFError
         except (OSError, TimeoutError, EOFError):
+            self.socket.close()
             self.event_queue.put("Evt17")  # as pynetdicom: the connection closed mid-PDU
             return
         pdu = bytes(head)
-        if pdu_type != lean.P_DATA_TF:
+        if transfer is None or pdu_type != lean.P_DATA_TF:
             self._usual(pdu)
             return
         try:
@@ -302,6 +327,23 @@ class PromptSocket(AssociationSocket):
     instance: 130 reads for one CT slice were 130 chances to wait.
     """
 
+    _wait_limit: float | None = None
+    _deadline: float | None = None
+
+    def read_within(self, wait: float | None, deadline: float | None) -> None:
+        """Bound the next reads: each wait for bytes to `wait` seconds, all of them together
+        to the monotonic `deadline` (None: no bound)."""
+        self._wait_limit, self._deadline = wait, deadline
+        if self.socket is not None and deadline is None:
+            self.socket.settimeout(wait)
+
+    def _arm(self) -> None:
+        if self._deadline is not None:
+            left = self._deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError("deadline passed")
+            self.socket.settimeout(left)
+
     def recv(self, nr_bytes: int) -> bytearray:
         # The buffer grows with what arrives, a step at a time: a PDU header declaring 4 GiB
         # from a stranger who then sends nothing must not take 4 GiB.
@@ -310,6 +352,7 @@ class PromptSocket(AssociationSocket):
         while got < nr_bytes:
             if got == len(buffer):
                 buffer.extend(bytes(min(nr_bytes - got, len(buffer))))
+            self._arm()
             with memoryview(buffer) as view:
                 n = self.socket.recv_into(view[got:], len(buffer) - got)
             if not n:

@@ -12,6 +12,7 @@ import ipaddress
 import logging
 import ssl
 import threading
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -39,6 +40,10 @@ REJECT_CALLED_AE = (0x01, 0x01, 0x07)
 # arrive in the syntax they were made in, not converted to one this side prefers.
 SYNTAXES = sorted(RENDERED_SYNTAXES | VIDEO_SYNTAXES)
 ERROR_COMMENT_MAX = 64
+# A connection must make its association request within this many seconds of opening.
+NEGOTIATION_SECONDS = 30
+# Refusals of one address for one reason are recorded at most once this often (with a count).
+REFUSALS_EVERY_SECONDS = 60
 
 
 @dataclass(frozen=True)
@@ -65,6 +70,9 @@ def admit(called_ae: str, calling_ae: str, address: str | None, tls_node_pk: int
     node = DicomNode.objects.select_related("practice").filter(ae_title=called_ae).first()
     if node is None or (tls_node_pk is not None and node.pk != tls_node_pk):
         return None, REJECT_CALLED_AE, "unknown called AE title"
+    if tls_node_pk is None and node.tls_client_ca:
+        # Its senders must show a certificate: the plain port would let them skip it.
+        return node, REJECT_CALLED_AE, "this receiver takes TLS connections only"
     peers = DicomPeer.objects.filter(practice=node.practice, ae_title=calling_ae, may_send=True)
     matching = [p for p in peers if _address_matches(p, address)]
     if not matching:
@@ -75,6 +83,30 @@ def admit(called_ae: str, calling_ae: str, address: str | None, tls_node_pk: int
     return Admission(node, matching[0]), None, ""
 
 
+class Burst:
+    """Counts repeats of an event per key: the first in each period is told, the rest are
+    counted and told with the next one (a stranger's thousand refusals are not a thousand
+    rows of the access history)."""
+
+    def __init__(self, period: float) -> None:
+        self.period = period
+        self._lock = threading.Lock()
+        self._seen: dict[Any, tuple[float, int]] = {}
+
+    def count(self, key: Any) -> int | None:
+        """Return how many went untold before this one if it is to be told, else None."""
+        now = time.monotonic()
+        with self._lock:
+            told_at, untold = self._seen.get(key, (-self.period, 0))
+            if now - told_at < self.period:
+                self._seen[key] = (told_at, untold + 1)
+                return None
+            if len(self._seen) > 10_000:  # many keys: forget the quiet ones
+                self._seen = {k: v for k, v in self._seen.items() if now - v[0] < self.period}
+            self._seen[key] = (now, 0)
+            return untold
+
+
 class Receiver:
     """Handlers and the listeners that share them."""
 
@@ -83,6 +115,7 @@ class Receiver:
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
         self._open = 0  # intakes admitted and not yet filed
+        self._refusals = Burst(REFUSALS_EVERY_SECONDS)
         self.servers: list[Any] = []
 
     # -- association control ----------------------------------------------------------
@@ -105,19 +138,26 @@ class Receiver:
             connection.close()
 
     def _refuse(self, assoc, reject, node, called, calling, address, reason) -> None:
-        logger.warning(
-            "dicom receiver: refused %s -> %s from %s: %s", calling, called, address, reason
-        )
         assoc.acse.send_reject(*reject)
         # As pynetdicom's own rejections do: wait until the reject is on the wire before the
         # thread closes the socket, or a loaded machine could close it first.
         assoc.kill()
+        repeated = self._refusals.count((address, reason))
+        if repeated is None:
+            return  # counted, told with the next refusal recorded
+        logger.warning(
+            "dicom receiver: refused %s -> %s from %s: %s%s", calling, called, address, reason,
+            f" (and {repeated} more since the last line)" if repeated else "",
+        )  # fmt: skip
+        detail = {"via": "dicom", "calling_ae": calling, "called_ae": called, "reason": reason}
+        if repeated:
+            detail["repeated"] = repeated
         audit.record(
             Action.ACCESS_DENIED,
             request=_origin(address),
             practice=node.practice if node is not None else None,
             outcome=Outcome.DENIED,
-            detail={"via": "dicom", "calling_ae": calling, "called_ae": called, "reason": reason},
+            detail=detail,
         )
 
     def on_ended(self, event: evt.Event) -> None:
@@ -153,7 +193,13 @@ class Receiver:
             data = received_file(event)
         except Exception:  # noqa: BLE001 - any failure to read the request is the sender's
             data = None
-        code, comment = self._store(event.assoc, data, str(event.request.AffectedSOPClassUID or ""))
+        request = event.request
+        code, comment = self._store(
+            event.assoc,
+            data,
+            str(request.AffectedSOPClassUID or ""),
+            str(request.AffectedSOPInstanceUID or ""),
+        )
         status.Status = code
         if comment:
             status.ErrorComment = comment
@@ -172,9 +218,9 @@ class Receiver:
             data = b"".join([head, *fragments])
         except UnicodeError:
             data = None
-        return self._store(assoc, data, request.sop_class)
+        return self._store(assoc, data, request.sop_class, request.sop_instance)
 
-    def _store(self, assoc, data: bytes | None, sop_class: str) -> tuple[int, str]:  # noqa: ANN001
+    def _store(self, assoc, data: bytes | None, sop_class: str, sop_instance: str):  # noqa: ANN001, ANN202
         """Return the status and comment the sender is told; never raise."""
         intake = self._intakes.get(id(assoc))
         if intake is None:
@@ -182,7 +228,7 @@ class Receiver:
         if data is None:
             return CANNOT_UNDERSTAND, "data set could not be read"
         try:
-            result = intake.store(data, sop_class=sop_class)
+            result = intake.store(data, sop_class=sop_class, sop_instance=sop_instance)
         # The sender hears a failure it may retry; the log gets one line, no traceback.
         except Exception as exc:  # noqa: BLE001
             logger.error("dicom receiver: storing an instance failed: %s", type(exc).__name__)
@@ -256,7 +302,7 @@ def make_ae() -> AE:
     ae = AE(ae_title="PORTAL")
     ae.maximum_associations = settings.PORTAL_DICOM_MAX_ASSOCIATIONS
     ae.maximum_pdu_size = 0
-    ae.acse_timeout = 30
+    ae.acse_timeout = NEGOTIATION_SECONDS
     ae.dimse_timeout = 60
     ae.network_timeout = 120
     # Called AE titles are checked per practice in on_requested.

@@ -108,8 +108,18 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "filters": {"outages": {"()": "portal.errors.OneLineForOutages"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {
+        "outages": {"()": "portal.errors.OneLineForOutages"},
+        "quiet": {"()": "portal.errors.QuietLibrary"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
+        "quiet_console": {
+            "class": "logging.StreamHandler",
+            "formatter": "plain",
+            "filters": ["quiet"],
+        },
+    },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {
         # The request logger prints paths; share paths never carry a token after the redirect,
@@ -121,8 +131,9 @@ LOGGING = {
             "propagate": False,
             "filters": ["outages"],
         },
-        # pynetdicom's debug output would dump received data sets (patient data) into logs.
-        "pynetdicom": {"level": "WARNING"},
+        # pynetdicom's debug output would dump received data sets (patient data) into logs;
+        # its warnings and errors come without tracebacks, each kind once a minute.
+        "pynetdicom": {"level": "WARNING", "handlers": ["quiet_console"], "propagate": False},
         # On a laptop Celery runs tasks inline: their chatter would bury the demo's output.
         **(
             {"celery": {"level": "WARNING"}, "kombu.connection": {"level": "ERROR"}}

@@ -1,8 +1,9 @@
 """What a stranger or a confused device can do to the receiver, tried over real sockets.
 
-A declared length is not a reason to allocate; idle connections must not lock out the
-practice's devices; an instance acknowledged as stored must be filed; a deflated file must not
-inflate without limit.
+A declared length is not a reason to allocate; idle or half-sent connections must not lock out
+the practice's devices, from one address or from many; an association request is small or
+refused unread; refusals do not flood the access history; an instance acknowledged as stored
+must be filed; a deflated file must not inflate without limit.
 """
 
 from __future__ import annotations
@@ -11,9 +12,11 @@ import io
 import socket
 import struct
 import tempfile
+import time
 import tracemalloc
 import zlib
 from pathlib import Path
+from unittest import mock
 
 import pydicom
 from django.conf import settings
@@ -23,7 +26,8 @@ from pydicom.filebase import DicomFileLike
 from pydicom.filewriter import write_dataset, write_file_meta_info
 from pydicom.uid import CTImageStorage, DeflatedExplicitVRLittleEndian, generate_uid
 
-from portal.dicomnet import reactor
+from audit.models import AccessEvent, Action
+from portal.dicomnet import reactor, receiver
 from portal.ingest import sniff
 from portal.models import Instance, Patient, Practice
 from tests.dicomnet.helpers import configure, receiving
@@ -142,3 +146,85 @@ class IdleConnectionsTestCase(TransactionTestCase):
             finally:
                 for s in idle:
                     s.close()
+
+
+class StrangersTestCase(TransactionTestCase):
+    def setUp(self) -> None:
+        self.practice = Practice.objects.create(slug="smile", name="Smile Dental")
+        configure(self.practice)
+
+    def _from(self, address: str, port: int) -> socket.socket:
+        s = socket.socket()
+        s.bind((address, 0))
+        s.connect(("127.0.0.1", port))
+        return s
+
+    def test_a_half_sent_association_request_is_closed_at_the_negotiation_deadline(self) -> None:
+        with mock.patch.object(receiver, "NEGOTIATION_SECONDS", 2), receiving() as port:
+            with self._from("127.0.0.2", port) as s:
+                # The start of a request that says it is 1000 bytes long, and no more.
+                s.sendall(struct.pack(">BBI", A_ASSOCIATE_RQ, 0, 1000) + b"\x00")
+                s.settimeout(20)
+                started = time.monotonic()
+                self.assertEqual(s.recv(1), b"")
+                self.assertLess(time.monotonic() - started, 15)
+
+    def test_an_association_request_larger_than_any_real_one_is_refused_unread(self) -> None:
+        with receiving() as port, self._from("127.0.0.2", port) as s:
+            s.sendall(struct.pack(">BBI", A_ASSOCIATE_RQ, 0, 64 * 2**20))
+            s.settimeout(20)
+            sent = 0
+            try:
+                while sent < 64 * 2**20:
+                    s.sendall(b"\x00" * 65536)
+                    sent += 65536
+            except OSError:
+                pass  # closed by the receiver: the rest was never read
+            self.assertLess(sent, 16 * 2**20, "the receiver read on into the declared length")
+
+    def test_strangers_from_many_addresses_leave_room_for_the_practices_devices(self) -> None:
+        idle = []
+        with receiving() as port:
+            try:
+                for n in range(settings.PORTAL_DICOM_MAX_ASSOCIATIONS * 2):
+                    try:
+                        idle.append(self._from(f"127.0.0.{2 + n % 4}", port))
+                    except OSError:
+                        break
+                time.sleep(0.5)
+                assoc = scu().associate("127.0.0.1", port, ae_title="SMILEPACS")
+                self.assertTrue(assoc.is_established, "the practice's device was locked out")
+                self.assertEqual(assoc.send_c_echo().Status, 0x0000)
+                assoc.release()
+            finally:
+                for s in idle:
+                    s.close()
+
+    def test_refusals_in_a_burst_are_one_line_of_the_access_history(self) -> None:
+        with receiving() as port:
+            for n in range(12):
+                assoc = scu(f"X{n:05d}").associate("127.0.0.1", port, ae_title="SMILEPACS")
+                self.assertTrue(assoc.is_rejected)
+        denials = AccessEvent.objects.filter(action=Action.ACCESS_DENIED, detail__via="dicom")
+        self.assertEqual(denials.count(), 1)
+        self.assertEqual(denials.get().detail["reason"], "unknown calling AE title")
+
+
+class LibraryLogTestCase(SimpleTestCase):
+    def test_pynetdicom_lines_come_without_tracebacks_and_once_a_minute(self) -> None:
+        import logging
+        from logging.config import dictConfig
+
+        stream = io.StringIO()
+        dictConfig(settings.LOGGING)
+        handler = logging.getLogger("pynetdicom").handlers[0]
+        handler.setStream(stream)
+        log = logging.getLogger("pynetdicom.dul")
+        for _ in range(50):
+            try:
+                raise ValueError("Invalid 'Called AE Title' value")
+            except ValueError:
+                log.exception("Unable to decode the received PDU data")
+        written = stream.getvalue()
+        self.assertEqual(written.count("Unable to decode"), 1)
+        self.assertNotIn("Traceback", written)

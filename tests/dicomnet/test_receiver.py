@@ -56,8 +56,12 @@ def _vault_files() -> set[Path]:
     return {p for p in root.rglob("*") if p.is_file()} if root.exists() else set()
 
 
-def encoded_c_store(assoc, path: Path, max_pdu: int = 16384) -> list[bytes]:
-    """Return the P-DATA-TF PDUs of a C-STORE request as a sender would put them on the wire."""
+def encoded_c_store(
+    assoc, path: Path, max_pdu: int = 16384, context_id: int | None = None, sop_instance: str = ""
+) -> list[bytes]:
+    """Return the P-DATA-TF PDUs of a C-STORE request as a sender would put them on the wire
+    (on the first accepted context, or context_id; naming the file's instance, or
+    sop_instance)."""
     from pynetdicom.dimse_messages import C_STORE_RQ
     from pynetdicom.dimse_primitives import C_STORE
     from pynetdicom.dsutils import encode
@@ -67,12 +71,13 @@ def encoded_c_store(assoc, path: Path, max_pdu: int = 16384) -> list[bytes]:
     req = C_STORE()
     req.MessageID = 99
     req.AffectedSOPClassUID = ds.SOPClassUID
-    req.AffectedSOPInstanceUID = ds.SOPInstanceUID
+    req.AffectedSOPInstanceUID = sop_instance or ds.SOPInstanceUID
     req.Priority = 2
     req.DataSet = io.BytesIO(encode(ds, False, True))
     msg = C_STORE_RQ()
     msg.primitive_to_message(req)
-    context_id = assoc.accepted_contexts[0].context_id
+    if context_id is None:
+        context_id = assoc.accepted_contexts[0].context_id
     pdus = []
     for primitive in msg.encode_msg(context_id, max_pdu):
         pdu = P_DATA_TF()

@@ -114,6 +114,15 @@ class DicomTlsTestCase(TransactionTestCase):
             self.assertTrue(known.is_established)
             known.release()
 
+    def test_a_practice_that_requires_sender_certificates_is_not_reached_in_plain(self) -> None:
+        self.node.tls_client_ca = self.ca_path
+        self.node.save()
+        with receiving(tls_nodes=[self.node]) as plain_port:
+            ae, _ = self.scu()
+            assoc = ae.associate("127.0.0.1", plain_port, ae_title="SMILEPACS")
+            self.assertTrue(assoc.is_rejected, "the plain port let a sender skip its certificate")
+        self.assertFalse(Instance.objects.exists())
+
     def test_the_tls_port_serves_only_its_own_practice(self) -> None:
         other = Practice.objects.create(slug="other", name="Other Dental")
         configure(other, called="OTHERPACS")
