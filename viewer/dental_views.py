@@ -8,8 +8,6 @@ such and, for a share, allowed and counted by the link's download rules.
 
 from __future__ import annotations
 
-import threading
-from collections import Counter
 from typing import Any
 from uuid import UUID
 
@@ -21,6 +19,7 @@ from django.views.decorators.http import require_GET
 import audit
 from audit.models import Action
 from portal.access import Scope
+from portal.slots import Slots
 from sharing.downloads import send_picture
 from viewer import arches, dental, layouts, mpr
 from viewer import render as rendering
@@ -42,9 +41,7 @@ EXTENSIONS = {"jpeg": "jpg", "png": "png"}
 # script firing requests in parallel gets 429 instead of holding every thread. The viewer
 # keeps one request per pane in flight and retries a 429 a moment later (a cross-section
 # takes milliseconds, so a slot frees at once).
-MAX_RENDERS_PER_SESSION = 3
-_renders: Counter[str] = Counter()
-_renders_lock = threading.Lock()
+RENDERS = Slots(per_client=3)
 
 
 def _bad(exc: Exception) -> HttpResponse:
@@ -169,18 +166,16 @@ def _image(request: HttpRequest, layout: Layout, kind: str, fmt: str) -> bytes |
         data = cache.get(key)
         if data is None:
             who = request.session.session_key or request.META.get("REMOTE_ADDR", "")
-            if not _start_render(who):
-                response = HttpResponse("Too many images at once.", status=429)
-                response["Retry-After"] = "1"
-                return _no_store(response)
-            try:
+            with RENDERS.take(who) as taken:
+                if not taken:
+                    response = HttpResponse("Too many images at once.", status=429)
+                    response["Retry-After"] = "1"
+                    return _no_store(response)
                 reformat = _reformat(layout, kind, params)
                 info = rendering.RenderInfo(1.0, 0.0, layout.slices[0].info.invert)
                 data = rendering.render_slice(
                     reformat.pixels, info, center, width, fmt, invert, mpr.JPEG_QUALITY
                 )
-            finally:
-                _end_render(who)
             cache.put(key, data)
     except dental.TooLarge as exc:
         return _bad(exc)
@@ -189,22 +184,6 @@ def _image(request: HttpRequest, layout: Layout, kind: str, fmt: str) -> bytes |
     except rendering.DecodeError as exc:
         return _no_store(HttpResponse(str(exc)[:200], status=422, content_type="text/plain"))
     return data
-
-
-def _start_render(who: str) -> bool:
-    """Count a render for the session; False when it already runs its share."""
-    with _renders_lock:
-        if _renders[who] >= MAX_RENDERS_PER_SESSION:
-            return False
-        _renders[who] += 1
-        return True
-
-
-def _end_render(who: str) -> None:
-    with _renders_lock:
-        _renders[who] -= 1
-        if _renders[who] <= 0:
-            del _renders[who]
 
 
 def _reformat(layout: Layout, kind: str, params: Any) -> dental.Reformat:

@@ -16,6 +16,7 @@ from audit.models import Action, Outcome
 from portal.access import SeriesOwner, deny
 from portal.models import Instance
 from portal.rows import fetch_related
+from portal.slots import Slots
 from sharing.dicomweb import qido, wado
 from sharing.dicomweb.auth import Caller, Refused, authenticate
 from sharing.dicomweb.tokens import Counted, count_download_once, downloads_left
@@ -23,6 +24,15 @@ from sharing.streaming import AuditedStream
 
 UID = re.compile(r"^[0-9]+(\.[0-9]+)*$")
 DICOM_JSON = "application/dicom+json"
+# Renders and metadata reads (each decodes a frame or reads every header of a series) one
+# token's software may run at once in a web process, as a browser session in the viewer.
+HEAVY = Slots(per_client=3)
+
+
+def _busy() -> HttpResponse:
+    response = JsonResponse({"error": "Too many requests at once; try again."}, status=429)
+    response["Retry-After"] = "1"
+    return response
 
 
 def _answer(response: HttpResponse) -> HttpResponse:
@@ -220,12 +230,15 @@ def retrieve_metadata(
         return _not_found(request, caller, "instance")
     base = _base(request)
     items = []
-    for i in found:
-        url = (
-            f"{base}/studies/{i.series.study.study_uid}/series/{i.series.series_uid}"
-            f"/instances/{i.sop_instance_uid}"
-        )
-        items.append(wado.metadata(i, url))
+    with HEAVY.take(f"token:{caller.token.pk}") as taken:
+        if not taken:
+            return _busy()
+        for i in found:
+            url = (
+                f"{base}/studies/{i.series.study.study_uid}/series/{i.series.series_uid}"
+                f"/instances/{i.sop_instance_uid}"
+            )
+            items.append(wado.metadata(i, url))
     _record(request, caller, Action.VIEW_SERIES, what="metadata", instances=len(items))
     return _json(items)
 
@@ -292,9 +305,12 @@ def retrieve_rendered(
     if found is None or not wanted or len(wanted) != 1:
         return _not_found(request, caller, "frame")
     fmt = "png" if "image/png" in request.META.get("HTTP_ACCEPT", "") else "jpeg"
-    try:
-        image = wado.rendered(found, wanted[0], fmt)
-    except wado.FrameError:
-        return _not_found(request, caller, "frame")
+    with HEAVY.take(f"token:{caller.token.pk}") as taken:
+        if not taken:
+            return _busy()
+        try:
+            image = wado.rendered(found, wanted[0], fmt)
+        except wado.FrameError:
+            return _not_found(request, caller, "frame")
     _record_viewing(request, caller, series, what="rendered")
     return HttpResponse(image, content_type=f"image/{fmt}")

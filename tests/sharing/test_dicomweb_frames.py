@@ -234,3 +234,30 @@ class RenderedFrameTestCase(ShareTestCase):
         out = io.BytesIO()
         ds.save_as(out, enforce_file_format=True)
         self.assert_same_as_whole_decode(self.store(out.getvalue()), 2)
+
+
+class HeavyRequestsTestCase(ShareTestCase):
+    """A token's software may run only a few renders or metadata reads at once, as a browser
+    session may in the viewer: the rest are asked to come back a moment later."""
+
+    def test_a_token_running_its_share_of_heavy_requests_is_asked_to_wait(self) -> None:
+        from contextlib import ExitStack
+
+        from sharing.dicomweb import views
+
+        token, raw = create_token(self.share)
+        instance = self.study.series.first().instances.first()
+        base = (
+            f"/dicomweb/studies/{self.study.study_uid}/series/{instance.series.series_uid}"
+            f"/instances/{instance.sop_instance_uid}"
+        )
+        auth = {"HTTP_AUTHORIZATION": f"Bearer {raw}"}
+        with ExitStack() as held:
+            for _ in range(views.HEAVY.per_client):
+                self.assertTrue(held.enter_context(views.HEAVY.take(f"token:{token.pk}")))
+            for path in (f"{base}/frames/1/rendered", f"{base}/metadata"):
+                r = self.client.get(path, **auth)
+                self.assertEqual(r.status_code, 429, path)
+                self.assertEqual(r["Retry-After"], "1")
+        self.assertEqual(self.client.get(f"{base}/frames/1/rendered", **auth).status_code, 200)
+        self.assertEqual(self.client.get(f"{base}/metadata", **auth).status_code, 200)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from contextlib import ExitStack
 
 from django.core.management import call_command
 
@@ -80,13 +81,10 @@ class DentalRobustnessTestCase(ShareTestCase):
     def test_a_session_gets_429_past_its_concurrent_renders(self) -> None:
         self.login(self.alice)
         who = self.client.session.session_key
-        for _ in range(dental_views.MAX_RENDERS_PER_SESSION):
-            self.assertTrue(dental_views._start_render(who))
-        try:
+        with ExitStack() as held:
+            for _ in range(dental_views.RENDERS.per_client):
+                self.assertTrue(held.enter_context(dental_views.RENDERS.take(who)))
             r = self.client.get(self.pano)
-        finally:
-            for _ in range(dental_views.MAX_RENDERS_PER_SESSION):
-                dental_views._end_render(who)
         self.assertEqual(r.status_code, 429)
         self.assertEqual(self.client.get(self.pano).status_code, 200)
 
