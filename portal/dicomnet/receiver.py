@@ -12,7 +12,6 @@ import ipaddress
 import logging
 import ssl
 import threading
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -24,10 +23,9 @@ from pynetdicom import AE, PYNETDICOM_IMPLEMENTATION_UID, PYNETDICOM_IMPLEMENTAT
 from pynetdicom.presentation import AllStoragePresentationContexts
 from pynetdicom.sop_class import Verification
 
-import audit
-from audit.models import Action, Outcome
 from portal.dicomnet import lean, listener
 from portal.dicomnet.intake import CANNOT_UNDERSTAND, OUT_OF_RESOURCES, Intake
+from portal.dicomnet.refusals import Refusals
 from portal.ingest.sniff import RENDERED_SYNTAXES, VIDEO_SYNTAXES
 from portal.models import DicomNode, DicomPeer
 
@@ -42,8 +40,6 @@ SYNTAXES = sorted(RENDERED_SYNTAXES | VIDEO_SYNTAXES)
 ERROR_COMMENT_MAX = 64
 # A connection must make its association request within this many seconds of opening.
 NEGOTIATION_SECONDS = 30
-# Refusals of one address for one reason are recorded at most once this often (with a count).
-REFUSALS_EVERY_SECONDS = 60
 
 
 @dataclass(frozen=True)
@@ -83,30 +79,6 @@ def admit(called_ae: str, calling_ae: str, address: str | None, tls_node_pk: int
     return Admission(node, matching[0]), None, ""
 
 
-class Burst:
-    """Counts repeats of an event per key: the first in each period is told, the rest are
-    counted and told with the next one (a stranger's thousand refusals are not a thousand
-    rows of the access history)."""
-
-    def __init__(self, period: float) -> None:
-        self.period = period
-        self._lock = threading.Lock()
-        self._seen: dict[Any, tuple[float, int]] = {}
-
-    def count(self, key: Any) -> int | None:
-        """Return how many went untold before this one if it is to be told, else None."""
-        now = time.monotonic()
-        with self._lock:
-            told_at, untold = self._seen.get(key, (-self.period, 0))
-            if now - told_at < self.period:
-                self._seen[key] = (told_at, untold + 1)
-                return None
-            if len(self._seen) > 10_000:  # many keys: forget the quiet ones
-                self._seen = {k: v for k, v in self._seen.items() if now - v[0] < self.period}
-            self._seen[key] = (now, 0)
-            return untold
-
-
 class Receiver:
     """Handlers and the listeners that share them."""
 
@@ -115,7 +87,7 @@ class Receiver:
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
         self._open = 0  # intakes admitted and not yet filed
-        self._refusals = Burst(REFUSALS_EVERY_SECONDS)
+        self.refusals = Refusals()
         self.servers: list[Any] = []
 
     # -- association control ----------------------------------------------------------
@@ -142,22 +114,8 @@ class Receiver:
         # As pynetdicom's own rejections do: wait until the reject is on the wire before the
         # thread closes the socket, or a loaded machine could close it first.
         assoc.kill()
-        repeated = self._refusals.count((address, reason))
-        if repeated is None:
-            return  # counted, told with the next refusal recorded
-        logger.warning(
-            "dicom receiver: refused %s -> %s from %s: %s%s", calling, called, address, reason,
-            f" (and {repeated} more since the last line)" if repeated else "",
-        )  # fmt: skip
-        detail = {"via": "dicom", "calling_ae": calling, "called_ae": called, "reason": reason}
-        if repeated:
-            detail["repeated"] = repeated
-        audit.record(
-            Action.ACCESS_DENIED,
-            request=_origin(address),
-            practice=node.practice if node is not None else None,
-            outcome=Outcome.DENIED,
-            detail=detail,
+        self.refusals.refused(
+            node.practice if node is not None else None, called, calling, address, reason
         )
 
     def on_ended(self, event: evt.Event) -> None:
@@ -248,6 +206,7 @@ class Receiver:
 
     def start(self, host: str, port: int, tls_nodes: Iterable[DicomNode] = ()) -> list[Any]:
         """Start the plain listener and one TLS listener per node that has a certificate."""
+        self.refusals.start()
         ae = make_ae()
         server = listener.start_server(
             ae, (host, port), store_handler=self.on_fast_store, evt_handlers=self.handlers()
@@ -270,13 +229,8 @@ class Receiver:
         self.wait_idle(timeout)
         for server in self.servers:
             server.shutdown()
+        self.refusals.stop()
         self.servers = []
-
-
-def _origin(address: str | None):
-    from types import SimpleNamespace
-
-    return SimpleNamespace(META={"REMOTE_ADDR": address or ""})
 
 
 def received_file(event: evt.Event) -> bytes:

@@ -200,14 +200,17 @@ class StrangersTestCase(TransactionTestCase):
                 for s in idle:
                     s.close()
 
-    def test_refusals_in_a_burst_are_one_line_of_the_access_history(self) -> None:
+    def test_refusals_in_a_burst_are_two_lines_of_the_access_history_counting_all(self) -> None:
         with receiving() as port:
             for n in range(12):
                 assoc = scu(f"X{n:05d}").associate("127.0.0.1", port, ae_title="SMILEPACS")
                 self.assertTrue(assoc.is_rejected)
+        # The first as it happened; the other eleven in one line when the receiver stopped.
         denials = AccessEvent.objects.filter(action=Action.ACCESS_DENIED, detail__via="dicom")
-        self.assertEqual(denials.count(), 1)
-        self.assertEqual(denials.get().detail["reason"], "unknown calling AE title")
+        details = [e.detail for e in denials.order_by("pk")]
+        self.assertEqual(len(details), 2)
+        self.assertEqual({d["reason"] for d in details}, {"unknown calling AE title"})
+        self.assertEqual([d.get("repeated", 0) for d in details], [0, 11])
 
 
 class LibraryLogTestCase(SimpleTestCase):
