@@ -112,27 +112,27 @@ class Intake:
         if out.status == "rejected":
             return StoreResult(CANNOT_UNDERSTAND, out.reason)
         if sop_instance and out.header.sop_uid != sop_instance:
-            discard([out.blob] if out.blob else [])
-            return StoreResult(CANNOT_UNDERSTAND, ANOTHER_INSTANCE)
+            return self._refused(out, StoreResult(CANNOT_UNDERSTAND, ANOTHER_INSTANCE))
         if out.status == "duplicate":
             return StoreResult(SUCCESS)
         result = self._check_owner(out) if not out.pending else StoreResult(SUCCESS)
         if result.status == CANNOT_UNDERSTAND:
-            discard([out.blob])
-            return result
+            return self._refused(out, result)
         if sop_class and out.header.instance["sop_class_uid"] != sop_class:
             result = StoreResult(WARNING_CLASS_MISMATCH, "stored under the data set's SOP class")
         try:
             receipts.commit(out.blob, self._receipt(out))
         except Exception as exc:  # noqa: BLE001 - the sender hears a failure it may retry
             logger.error("dicom receiver: a receipt was not committed: %s", type(exc).__name__)
-            discard([out.blob])
-            return StoreResult(OUT_OF_RESOURCES, "storage failed, send again later")
+            return self._refused(
+                out, StoreResult(OUT_OF_RESOURCES, "storage failed, send again later")
+            )
         flush = False
         with self._lock:
             if self._closed:
-                discard([out.blob])
-                return StoreResult(OUT_OF_RESOURCES, "association already ended")
+                return self._refused(
+                    out, StoreResult(OUT_OF_RESOURCES, "association already ended")
+                )
             if not self._pending:
                 self._since = time.monotonic()
             self._pending.append(out)
@@ -141,6 +141,12 @@ class Intake:
             )
         if flush:
             self.flush()
+        return result
+
+    def _refused(self, out: Outcome, result: StoreResult) -> StoreResult:
+        """Drop a checked file the sender is told was not stored: a copy may be sent again."""
+        discard([out.blob] if out.blob else [])
+        self.ctx.release(out)
         return result
 
     def _receipt(self, out: Outcome) -> Receipt:

@@ -26,7 +26,8 @@ NO_DATA_SET = 0x0101
 COMMAND, LAST = 0x01, 0x02
 # Refusals decided while the data set arrives; its bytes are read and dropped, then answered.
 SOP_CLASS_NOT_SUPPORTED = 0x0122
-OUT_OF_RESOURCES = 0xA700
+CANNOT_UNDERSTAND = 0xC000
+TOO_LARGE = "file is larger than allowed"
 
 
 class ProtocolError(Exception):
@@ -196,6 +197,11 @@ class Transfer:
     def _fragment(self, context_id, header, value, pdu, usual) -> bytes | None:  # noqa: ANN001
         is_command, is_last = bool(header & COMMAND), bool(header & LAST)
         if self.owner == "usual":
+            if not is_command:
+                # pynetdicom keeps a message whole in memory: held to the same limit.
+                self.size += len(value)
+                if self.max_bytes and self.size > self.max_bytes:
+                    raise ProtocolError("data set larger than the file size limit")
             if is_last and (not is_command or self._no_data_set):
                 self._reset()  # the message ends in this PDU, which went on whole
             return None
@@ -212,7 +218,7 @@ class Transfer:
             raise ProtocolError("data set fragment on another presentation context")
         self.size += len(value)
         if self.max_bytes and self.size > self.max_bytes and self.refusal is None:
-            self.refusal = (OUT_OF_RESOURCES, "file is larger than allowed")
+            self.refusal = (CANNOT_UNDERSTAND, TOO_LARGE)
         if self.refusal is None:
             self.fragments.append(value)
         else:
@@ -233,7 +239,9 @@ class Transfer:
         data_set = _us(elements, 0x00000800)
         message_id = _us(elements, 0x00000110)
         self._no_data_set = data_set == NO_DATA_SET
-        if field == C_STORE_RQ and not self._no_data_set and message_id is not None:
+        if field == C_STORE_RQ and not self._no_data_set and message_id is None:
+            raise ProtocolError("C-STORE without a message ID")
+        if field == C_STORE_RQ and not self._no_data_set:
             self.owner = "lean"
             self.request = StoreRequest(
                 context_id,

@@ -39,9 +39,10 @@ from portal.dicomnet import lean
 IDLE_WAIT = 0.05
 # A PDU is read into a buffer that starts this big and doubles as its bytes arrive.
 RECV_STEP = 2**20
-# The most any PDU but P-DATA may hold. An association request proposing all 128 contexts,
-# each in a dozen syntaxes, is about 100 KiB; a bigger one is refused unread, before it is
-# buffered or decoded.
+# The most any PDU may hold before the association is accepted, and any but P-DATA after. An
+# association request proposing all 128 contexts, each in a dozen syntaxes, is about 100 KiB;
+# a bigger one is refused unread, before it is buffered or decoded. A P-DATA PDU may hold a
+# whole data set up to the file size limit, and no more.
 MAX_CONTROL_PDU = 256 * 2**10
 
 
@@ -126,7 +127,8 @@ class PromptDUL(DULServiceProvider):
         the network timeout bounds each wait for bytes. Only P-DATA may be large.
         """
         transfer = self._lean()
-        if self.state_machine.current_state in ("Sta1", "Sta2", "Sta3"):
+        negotiating = self.state_machine.current_state in ("Sta1", "Sta2", "Sta3")
+        if negotiating:
             self.socket.read_within(None, self._negotiate_by)
         else:
             self.socket.read_within(self.assoc.network_timeout, None)
@@ -138,7 +140,8 @@ class PromptDUL(DULServiceProvider):
             if pdu_type not in range(0x01, 0x08):
                 self.event_queue.put("Evt19")
                 return
-            if pdu_type != lean.P_DATA_TF and length > MAX_CONTROL_PDU:
+            if length > (MAX_CONTROL_PDU if negotiating or pdu_type != lean.P_DATA_TF
+                         else MAX_CONTROL_PDU + store_limit()):  # fmt: skip
                 raise EOFError  # closed unread: no real peer sends one so large
             head += self.socket.recv(length)
             if len(head) != 6 + length:

@@ -56,6 +56,10 @@ class Outcome:
     photo: PhotoInfo | None = None
     content_type: str = ""
     pending: str = ""  # why the file waits for staff to choose its patient
+    # What the file holds of the batch's state (its instance UID, its series' pixel count),
+    # given back if it is refused after all: a corrected copy may follow in the same batch.
+    claimed_uid: bool = False
+    claimed_pixels: bool = False
 
 
 class Context:
@@ -109,6 +113,18 @@ class Context:
             if total > self.max_series_pixels:
                 raise Rejected("series has more pixels than allowed")
             self._series_pixels[key] = total
+
+    def release(self, out: Outcome) -> None:
+        """Give back what a file refused after its checks held (portal.dicomnet.intake)."""
+        header = out.header
+        with self._lock:
+            if out.claimed_uid and header is not None:
+                self._claimed.discard(header.sop_uid)
+            if out.claimed_pixels and header is not None:
+                key = (header.study_uid, header.series_uid)
+                if key in self._series_pixels:
+                    self._series_pixels[key] -= header.pixel_count
+        out.claimed_uid = out.claimed_pixels = False
 
     def is_duplicate(self, header: DicomHeader) -> bool:
         """Return True if the SOP instance is stored already or earlier in this batch."""
@@ -193,9 +209,11 @@ def process(index: int, entry: Entry, ctx: Context) -> Outcome:
             _process(src, entry, ctx, out)
     except (Rejected, LimitExceeded) as exc:
         discard([out.blob] if out.blob else [])
+        ctx.release(out)
         out.status, out.reason, out.blob = "rejected", str(exc), None
     except OSError:
         discard([out.blob] if out.blob else [])
+        ctx.release(out)
         out.status, out.reason, out.blob = "rejected", "file could not be read", None
     return out
 
@@ -227,7 +245,9 @@ def _process(src, entry: Entry, ctx: Context, out: Outcome) -> None:  # noqa: AN
             _check_size(entry, tee)
             out.status = "duplicate"
             return
+        out.claimed_uid = True
         ctx.claim_series_pixels(header)
+        out.claimed_pixels = True
         out.blob = ctx.seal(Chain(head, tee))
         sniff.check_stored_length(header, len(prefix) + tee.count, tee.tail)
     elif out.kind == sniff.PHOTO:

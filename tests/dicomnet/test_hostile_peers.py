@@ -182,6 +182,20 @@ class StrangersTestCase(TransactionTestCase):
                 pass  # closed by the receiver: the rest was never read
             self.assertLess(sent, 16 * 2**20, "the receiver read on into the declared length")
 
+    def test_data_before_the_association_is_refused_unread(self) -> None:
+        # A P-DATA PDU declaring 4 GiB before any association: closed, never buffered.
+        with receiving() as port, self._from("127.0.0.2", port) as s:
+            s.sendall(struct.pack(">BBI", 0x04, 0, 0xFFFFFFF0))
+            s.settimeout(20)
+            sent = 0
+            try:
+                while sent < 64 * 2**20:
+                    s.sendall(b"\x00" * 65536)
+                    sent += 65536
+            except OSError:
+                pass
+            self.assertLess(sent, 16 * 2**20, "the receiver read on into the declared length")
+
     def test_strangers_from_many_addresses_leave_room_for_the_practices_devices(self) -> None:
         idle = []
         with receiving() as port:

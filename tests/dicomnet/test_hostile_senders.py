@@ -87,6 +87,20 @@ class AssociationTermsTestCase(TransactionTestCase):
         self.assertEqual(matching, 0x0000)
         self.assertEqual(Instance.objects.count(), 1)
 
+    def test_a_refused_instance_sent_again_correctly_is_stored(self) -> None:
+        # Refused first (its command named another instance), then sent as it should be, in
+        # the same association: the success it hears must mean it is on record.
+        with receiving() as port:
+            assoc, sock = self._association(port)
+            for pdu in encoded_c_store(assoc, self.files[0], sop_instance=generate_uid()):
+                sock.sendall(pdu)
+            refused = _answer_status(sock)
+            again = assoc.send_c_store(pydicom.dcmread(self.files[0])).Status
+            assoc.release()
+        self.assertEqual((refused & 0xF000, again), (0xC000, 0x0000))
+        uid = pydicom.dcmread(self.files[0]).SOPInstanceUID
+        self.assertTrue(Instance.objects.filter(sop_instance_uid=uid).exists())
+
 
 class FileLimitWhileArrivingTestCase(SimpleTestCase):
     """lean.Transfer keeps no more of a data set than the file limit allows."""
@@ -112,7 +126,7 @@ class FileLimitWhileArrivingTestCase(SimpleTestCase):
         self.assertLessEqual(max(kept), 1_000_000)
         self.assertEqual(answered, [], "the handler saw a data set over the limit")
         status = lean._us(lean.parse_command(answers[0][12:]), 0x00000900)
-        self.assertEqual(status & 0xF000, 0xA000)
+        self.assertEqual(status, 0xC000)
 
     @override_settings(PORTAL_MAX_FILE_BYTES=1_000_000)
     def test_the_receiver_takes_its_limit_from_the_settings(self) -> None:
@@ -138,3 +152,27 @@ def _store_command(sop_class: str, sop_instance: str) -> bytes:
 def _pdu(context_id: int, header: int, value: bytes) -> bytes:
     item = struct.pack(">IBB", len(value) + 2, context_id, header) + value
     return struct.pack(">BBI", lean.P_DATA_TF, 0, len(item)) + item
+
+
+class HandedOnMessagesTestCase(SimpleTestCase):
+    """What goes pynetdicom's way (it keeps a message whole) is held to the limit too."""
+
+    def test_a_c_store_without_a_message_id_aborts(self) -> None:
+        transfer = lean.Transfer({1: "1.2.840.10008.1.2.1"}, lambda r, f: (0, ""), max_bytes=10)
+        command = _store_command(CTImageStorage, "1.2.3.4").replace(
+            lean._implicit(0x00000110, struct.pack("<H", 7)), b""
+        )
+        command = lean._implicit(0x00000000, struct.pack("<I", len(command) - 12)) + command[12:]
+        with self.assertRaises(lean.ProtocolError):
+            transfer.feed(_pdu(1, 0x03, command))
+
+    def test_another_commands_data_set_over_the_limit_aborts(self) -> None:
+        transfer = lean.Transfer({1: "1.2.840.10008.1.2.1"}, lambda r, f: (0, ""), max_bytes=100)
+        find = _store_command(CTImageStorage, "1.2.3.4").replace(
+            lean._implicit(0x00000100, struct.pack("<H", lean.C_STORE_RQ)),
+            lean._implicit(0x00000100, struct.pack("<H", 0x0020)),  # C-FIND-RQ
+        )
+        usual, _ = transfer.feed(_pdu(1, 0x03, find))
+        self.assertTrue(usual)
+        with self.assertRaises(lean.ProtocolError):
+            transfer.feed(_pdu(1, 0x00, b"\0" * 200))
