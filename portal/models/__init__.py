@@ -17,6 +17,7 @@ from portal.models.imaging import Attachment, Instance, Patient, Series, Study
 from portal.models.pending import PendingFile
 from portal.models.practices import Practice, Role, StaffMember
 from portal.models.records_kept import Alert, AlertScan, Disclosure, LegalHold, Purge
+from portal.models.sent_forms import SentForm
 from portal.models.signin import SignInEvent
 from portal.models.storage import StoredObject
 from portal.models.uploads import UploadBatch, UploadChunk, UploadSession
@@ -44,6 +45,7 @@ __all__ = [
     "RetentionPolicy",
     "Role",
     "Series",
+    "SentForm",
     "SignInEvent",
     "StaffMember",
     "StoredObject",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.db import transaction
 from django.db.models import Count, Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -32,19 +33,20 @@ def ask_for_images(request: HttpRequest, code) -> HttpResponse:
     if not scope.can_upload:
         raise fetch_or_404(request, scope, scope.patients().none(), code=code)
     key = request.POST.get(once.FIELD, "")[:64]
-    if not once.first_time(request, key):
-        return once.already_issued(request, "/received/", f"/patients/{patient.code}/")
     try:
-        days = int(request.POST.get("expires_in_days") or scope.practice.share_default_days)
-        issued = services.issue_upload_link(
-            patient=patient,
-            created_by=request.user,
-            sender_name=request.POST.get("sender_name", "").strip(),
-            expires_in_days=days,
-            request=request,
-        )
+        # The form's key commits with the link, or neither does.
+        with transaction.atomic():
+            if not once.first_time(request, key):
+                return once.already_issued(request, "/received/", f"/patients/{patient.code}/")
+            days = int(request.POST.get("expires_in_days") or scope.practice.share_default_days)
+            issued = services.issue_upload_link(
+                patient=patient,
+                created_by=request.user,
+                sender_name=request.POST.get("sender_name", "").strip(),
+                expires_in_days=days,
+                request=request,
+            )
     except (ValidationError, ValueError) as exc:
-        once.forget(request, key)
         message = exc.messages[0] if isinstance(exc, ValidationError) else "Enter a number of days."
         return render(
             request,

@@ -78,8 +78,18 @@ class IssueShareTestCase(BaseTestCase):
         self.assertEqual(ShareLink.objects.count(), 2)
 
     def test_a_refused_form_sent_again_fixed_issues_its_link(self) -> None:
+        from unittest import mock
+
+        from django.core.exceptions import ValidationError
+
+        from sharing import services
+
         self.login(self.bob)
         self.assertEqual(self._post(issue_key="k-1", expires_in_days=99).status_code, 400)
+        # Refused past the form's checks, by the service, after the key was recorded.
+        refuse = mock.patch.object(services, "issue_link", side_effect=ValidationError("No."))
+        with refuse:
+            self.assertEqual(self._post(issue_key="k-1").status_code, 400)
         self.assertEqual(self._post(issue_key="k-1").status_code, 200)
         self.assertEqual(ShareLink.objects.count(), 1)
 

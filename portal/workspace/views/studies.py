@@ -249,27 +249,28 @@ def issue_share(request: HttpRequest, code) -> HttpResponse:
             request, "portal/study_detail.html", _study_context(request, study, form), status=400
         )
     data = form.cleaned_data
-    if not once.first_time(request, data["issue_key"]):
-        return once.already_issued(request, "/shares/", f"/studies/{study.code}/")
     try:
-        issued = services.issue_link(
-            study=study,
-            created_by=request.user,
-            recipient_kind=data["recipient_kind"],
-            recipient_email=data["recipient_email"],
-            recipient_name=data["recipient_name"],
-            series=list(series.filter(code__in=data["series"])),
-            attachments=list(attachments.filter(code__in=data["attachments"])),
-            expires_in_days=data["expires_in_days"],
-            password=data["password"] or None,
-            allow_download=data["allow_download"],
-            max_downloads=data["max_downloads"],
-            notify_recipient=data["notify_recipient"],
-            deidentified=data.get("deidentified", False),
-            request=request,
-        )
+        # The form's key commits with the link, or neither does.
+        with transaction.atomic():
+            if not once.first_time(request, data["issue_key"]):
+                return once.already_issued(request, "/shares/", f"/studies/{study.code}/")
+            issued = services.issue_link(
+                study=study,
+                created_by=request.user,
+                recipient_kind=data["recipient_kind"],
+                recipient_email=data["recipient_email"],
+                recipient_name=data["recipient_name"],
+                series=list(series.filter(code__in=data["series"])),
+                attachments=list(attachments.filter(code__in=data["attachments"])),
+                expires_in_days=data["expires_in_days"],
+                password=data["password"] or None,
+                allow_download=data["allow_download"],
+                max_downloads=data["max_downloads"],
+                notify_recipient=data["notify_recipient"],
+                deidentified=data.get("deidentified", False),
+                request=request,
+            )
     except ValidationError as exc:
-        once.forget(request, data["issue_key"])
         form.add_error(None, exc)
         return render(
             request, "portal/study_detail.html", _study_context(request, study, form), status=400
