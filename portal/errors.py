@@ -69,12 +69,14 @@ class QuietLibrary(logging.Filter):
 
     def __init__(self) -> None:
         super().__init__()
-        self._told: dict[tuple[str, object], float] = {}
+        self._told: dict[tuple[str, str], float] = {}
 
     def filter(self, record: logging.LogRecord) -> bool:
         record.exc_info = record.exc_text = None
         record.stack_info = None
-        key = (record.name, record.msg)
+        # A message, or for an exception logged as such its type (each is a new object).
+        what = record.msg if isinstance(record.msg, str) else type(record.msg).__name__
+        key = (record.name, what)
         now = time.monotonic()
         if now - self._told.get(key, -self.every) < self.every:
             return False

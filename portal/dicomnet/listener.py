@@ -14,6 +14,7 @@ import logging
 import threading
 import time
 
+from django.db import DatabaseError
 from pynetdicom.transport import ThreadedAssociationServer
 from pynetdicom.utils import make_target
 
@@ -52,17 +53,31 @@ class FairServer(ThreadedAssociationServer):
     def __init__(self, *args, **kwargs) -> None:  # noqa: ANN002, ANN003
         self._logged: dict[str, float] = {}
         self._known: frozenset[str] = frozenset()
-        self._known_at = -KNOWN_ADDRESSES_SECONDS
+        self._known_at = time.monotonic()
+        self._refreshing = threading.Lock()
         super().__init__(*args, **kwargs)
 
+    def refresh_known(self) -> None:
+        """Read the devices' addresses again; on a database error keep the last list."""
+        try:
+            self._known = known_addresses()
+        except DatabaseError:
+            logger.warning("dicom receiver: the devices' addresses could not be read")
+        finally:
+            self._known_at = time.monotonic()
+
     def _known_addresses(self) -> frozenset[str]:
-        now = time.monotonic()
-        if now - self._known_at >= KNOWN_ADDRESSES_SECONDS:
-            try:
-                self._known = known_addresses()
-            except Exception:  # noqa: BLE001 - the database is away: keep the last list
-                logger.warning("dicom receiver: the devices' addresses could not be read")
-            self._known_at = now
+        # Read again in a thread of its own: a database that hangs must not stall accepting.
+        stale = time.monotonic() - self._known_at >= KNOWN_ADDRESSES_SECONDS
+        if stale and self._refreshing.acquire(blocking=False):
+
+            def refresh() -> None:
+                try:
+                    self.refresh_known()
+                finally:
+                    self._refreshing.release()
+
+            threading.Thread(target=refresh, name="DicomKnownAddresses", daemon=True).start()
         return self._known
 
     def get_request(self):  # noqa: ANN201
@@ -120,6 +135,7 @@ def start_server(ae, address: tuple[str, int], store_handler=None, **kwargs):  #
     )
     server.per_address = max(1, ae.maximum_associations // 2)
     server.for_strangers = max(1, ae.maximum_associations // 2)
+    server.refresh_known()
     server.store_handler = store_handler
     thread = threading.Thread(
         target=make_target(server.serve_forever), name="DicomReceiver", daemon=True

@@ -1,9 +1,9 @@
 """Refused associations, recorded without letting a stranger flood the access history.
 
-The first refusal of an address for a reason in each minute is recorded (and logged) as it
-happens; the repeats are counted and recorded as one line with their number, with the next
-refusal told or, if none comes, a minute later. A thousand refusals are two rows, and none
-goes uncounted.
+The first refusal of an address for a reason, to one called AE title (one practice), in
+each minute is recorded (and logged) as it happens; the repeats are counted and recorded as
+one line with their number, with the next refusal told or, if none comes, a minute later.
+A thousand refusals are two rows, and none goes uncounted.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ class Refusals:
     def __init__(self, every: float = EVERY_SECONDS) -> None:
         self.every = every
         self._lock = threading.Lock()
-        self._keys: dict[tuple[str | None, str], _Key] = {}
+        self._keys: dict[tuple[str | None, str, str], _Key] = {}  # address, reason, called
         self._stopped = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -45,8 +45,9 @@ class Refusals:
         """Record one refusal now, or count it for the next line."""
         last = {"practice": practice, "called": called, "calling": calling}
         now = time.monotonic()
+        name = (address, reason, called)
         with self._lock:
-            key = self._keys.get((address, reason))
+            key = self._keys.get(name)
             if key is not None and now - key.told_at < self.every:
                 key.untold += 1
                 key.last = last
@@ -54,7 +55,7 @@ class Refusals:
             untold = key.untold if key is not None else 0
             if len(self._keys) > 10_000:  # many addresses: forget the quiet ones
                 self._keys = {k: v for k, v in self._keys.items() if not self._quiet(v, now)}
-            self._keys[(address, reason)] = _Key(now)
+            self._keys[name] = _Key(now)
         self._record(address, reason, last, untold)
 
     def _quiet(self, key: _Key, now: float) -> bool:
@@ -68,7 +69,7 @@ class Refusals:
             for k, _, _ in due:
                 self._keys[k] = _Key(now)
         try:
-            for (address, reason), untold, last in due:
+            for (address, reason, _), untold, last in due:
                 self._record(address, reason, last, untold, repeats_only=True)
         finally:
             connection.close()

@@ -50,6 +50,7 @@ def _element(head: bytes, pos: int, implicit: bool) -> tuple[int, bytes, int, in
 _EXPLICIT = struct.Struct("<HH2sH").unpack_from
 _IMPLICIT = struct.Struct("<HHI").unpack_from
 _U32 = struct.Struct("<I").unpack_from
+_DOCUMENT_TAG = struct.pack("<HH", ENCAPSULATED_DOCUMENT >> 16, ENCAPSULATED_DOCUMENT & 0xFFFF)
 # What bytes.isalpha() and bytes.isupper() accept for a two-byte VR, as one set lookup.
 _UPPER_PAIRS = frozenset(bytes((a, b)) for a in range(65, 91) for b in range(65, 91))
 
@@ -85,6 +86,9 @@ def _scan(head: bytes) -> tuple[RawValues, str, int]:
     # _element inlined: this loop runs for every element of every file.
     while True:
         if pos + 8 > end:
+            if head[pos : pos + 4] == _DOCUMENT_TAG:
+                # Cut inside the document's own header: sniff refuses the file as cut short.
+                return RawValues(values, meta.get(0x00020002, b"")), syntax, pos
             raise NotSimple
         if implicit:
             group, elem, length = _IMPLICIT(head, pos)

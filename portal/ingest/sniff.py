@@ -173,7 +173,7 @@ def parse_dicom(head: bytes, at_eof: bool, limits: PixelLimits | None = None) ->
     found = _pixel_element(head, pos, UID(syntax), at_eof)
     if found is None:
         _check_no_pixels(header)
-        header.document_end = _document_end(head, pos, syntax)
+        header.document_end = _document_end(head, pos, syntax, at_eof)
         return header
     _check_image_size(header)
     _check_limits(header, limits)
@@ -318,10 +318,14 @@ def _pixel_element(head: bytes, pos: int, syntax: UID, at_eof: bool) -> tuple[in
     return pos + 8, struct.unpack(order + "H", head[pos + 6 : pos + 8])[0], element
 
 
-def _document_end(head: bytes, pos: int, syntax: str) -> int:
+def _document_end(head: bytes, pos: int, syntax: str, at_eof: bool) -> int:
     """Return where the Encapsulated Document element at pos ends, 0 if none is there."""
-    if pos + 12 > len(head) or struct.unpack_from("<HH", head, pos) != (0x0042, 0x0011):
+    if pos + 4 > len(head) or struct.unpack_from("<HH", head, pos) != (0x0042, 0x0011):
         return 0
+    if pos + 12 > len(head):
+        if at_eof:
+            raise Rejected("file is shorter than its document declares")
+        raise NeedMore
     if syntax == "1.2.840.10008.1.2":
         length, at = struct.unpack_from("<I", head, pos + 4)[0], pos + 8
     elif head[pos + 4 : pos + 6] in LONG_VRS:

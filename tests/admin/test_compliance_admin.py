@@ -78,14 +78,19 @@ class ComplianceAdminTestCase(BaseTestCase):
         r = self.client.get(f"{base}/document/{earlier.pk}/")
         self.assertEqual(b"".join(r.streaming_content), PDF)
         self.assertEqual(earlier.uploaded_by, self.alice)
-        # Another practice's agreement does not lend its versions to this one's address.
+        # A version opens only through its own agreement: not through another of this
+        # practice's, nor is another practice's agreement reachable at all.
+        mine = BusinessAssociateAgreement.objects.create(
+            practice=self.practice, associate="Another vendor", signed_on=date(2020, 1, 1)
+        )
         other = BusinessAssociateAgreement.objects.create(
             practice=self.practice_b, associate="Theirs", signed_on=date(2020, 1, 1)
         )
-        r = self.client.get(
-            f"/admin/portal/businessassociateagreement/{other.pk}/document/{earlier.pk}/"
-        )
-        self.assertEqual(r.status_code, 404)
+        for through in (mine, other):
+            r = self.client.get(
+                f"/admin/portal/businessassociateagreement/{through.pk}/document/{earlier.pk}/"
+            )
+            self.assertEqual(r.status_code, 404, through.associate)
 
     def test_a_5_mb_scan_is_stored_encrypted_and_reads_back_whole(self) -> None:
         scan = b"%PDF-1.7\n" + bytes(range(256)) * (5 * 2**12) + b"\n%%EOF\n"

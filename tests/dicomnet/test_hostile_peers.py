@@ -235,13 +235,18 @@ class LibraryLogTestCase(SimpleTestCase):
         stream = io.StringIO()
         dictConfig(settings.LOGGING)
         handler = logging.getLogger("pynetdicom").handlers[0]
-        handler.setStream(stream)
-        log = logging.getLogger("pynetdicom.dul")
-        for _ in range(50):
-            try:
-                raise ValueError("Invalid 'Called AE Title' value")
-            except ValueError:
-                log.exception("Unable to decode the received PDU data")
+        previous = handler.setStream(stream)
+        try:
+            log = logging.getLogger("pynetdicom.dul")
+            for _ in range(50):
+                try:
+                    raise ValueError("Invalid 'Called AE Title' value")
+                except ValueError as exc:
+                    log.exception("Unable to decode the received PDU data")
+                    log.exception(exc)  # as pynetdicom logs some: the exception as message
+        finally:
+            handler.setStream(previous)
         written = stream.getvalue()
         self.assertEqual(written.count("Unable to decode"), 1)
+        self.assertEqual(written.count("Invalid 'Called AE Title'"), 1)
         self.assertNotIn("Traceback", written)

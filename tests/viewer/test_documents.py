@@ -73,6 +73,13 @@ class DocumentsTestCase(BaseTestCase):
         self.assertEqual(report.rejected, 1)
         self.assertIn("shorter than", report.files[0].reason)
 
+    def test_a_document_cut_inside_its_element_header_is_refused(self) -> None:
+        data = encapsulated_pdf(make_report_pdf(["Findings: none."]))
+        at = data.index(b"\x42\x00\x11\x00OB")
+        report = ingest_files([("cut.dcm", io.BytesIO(data[: at + 6]))], practice=self.practice)
+        self.assertEqual(report.rejected, 1)
+        self.assertIn("shorter than", report.files[0].reason)
+
     def test_a_structured_report_reads_as_text(self) -> None:
         self.ingest({"sr.dcm": to_bytes(identify(sample("test-SR.dcm"), 1))})
         manifest = self.manifest(self.only_new_series())
