@@ -40,6 +40,7 @@ def practice_links(
         instance = series.instances.get()
         issued.append(
             {
+                "study": str(study.code),
                 "series": str(series.code),
                 "token": link.token,
                 "password": link.password,
@@ -147,6 +148,13 @@ def received_state(link: str) -> dict:
     }
 
 
+def study_links(study: str) -> int:
+    """How many share links a study has."""
+    from sharing.models import ShareLink
+
+    return ShareLink.objects.filter(study__code=study).count()
+
+
 def download_events(code: str) -> dict:
     """Count a link's download records that ended complete and incomplete."""
     from audit.models import AccessEvent, Action
@@ -193,6 +201,7 @@ SCENARIOS = {
     "download_events": download_events,
     "received_files": received_files,
     "received_state": received_state,
+    "study_links": study_links,
 }
 
 

@@ -1,12 +1,14 @@
-"""Staff deciding on received files at once, through gunicorn on PostgreSQL: one decision wins.
+"""Staff acting twice at once, through gunicorn on PostgreSQL: one action wins.
 
 A double-clicked accept, or a colleague's decline racing it, arrives in separate worker
 processes. Whatever the order, the files end either filed (and readable) or shredded, never
-filed twice, never filed and shredded, and no request answers 500.
+filed twice, never filed and shredded, and no request answers 500. A share form sent several
+times at once (a double click, a reload) issues one link.
 """
 
 from __future__ import annotations
 
+import re
 from concurrent.futures import ThreadPoolExecutor
 from threading import Barrier
 
@@ -63,3 +65,30 @@ class UploadDecisionsParallelTestCase(SimpleTestCase):
         else:
             self.assertEqual((state["instances"], state["blobs_kept"]), (0, 0))
             self.assertEqual(state["declines_recorded"], 1)
+
+
+@pytest.mark.usefixtures("served_class")
+class ShareFormSentAtOnceTestCase(SimpleTestCase):
+    def test_one_form_sent_four_times_at_once_issues_one_link(self) -> None:
+        data = self.served.setup("practice_links", links=1, slug="twice")
+        study, admin = data["links"][0]["study"], data["admin"]
+        first = WebClient(self.served.base_url, address="198.51.100.80")
+        self.assertEqual(first.sign_in_staff(admin), (302, 302))
+        page = first.get(f"/studies/{study}/").text
+        key = re.search(r'name="issue_key" value="([^"]+)"', page).group(1)
+        form = {"recipient_kind": "patient", "expires_in_days": "7", "issue_key": key}
+        clients = [first] + [
+            WebClient(self.served.base_url, address=first.address, cookies=dict(first.cookies))
+            for _ in range(3)
+        ]
+        barrier = Barrier(len(clients))
+
+        def send(client: WebClient) -> int:
+            barrier.wait()
+            return client.post(f"/studies/{study}/share/", form).status
+
+        with ThreadPoolExecutor(len(clients)) as pool:
+            statuses = sorted(pool.map(send, clients))
+        self.assertEqual(statuses, [200, 409, 409, 409])
+        # The scenario's link, and this one.
+        self.assertEqual(self.served.setup("study_links", study=study), 2)
