@@ -125,6 +125,11 @@ def build_demo(*, cbct_slices: int = 300) -> DemoResult:
     frontdesk = User.objects.get(username="demo-frontdesk")
     lines: list[str] = []
 
+    # The sample files first: the CBCT, filed last, leads the front desk's recent studies.
+    if not Patient.objects.filter(
+        practice=practice, patient_id=SAMPLE_PATIENT["patient_id"]
+    ).exists():
+        lines += ingest_files(_sample_files(), practice=practice, user=frontdesk).lines()
     cbct_patient = Patient.objects.filter(practice=practice, patient_id=CBCT_PATIENT["patient_id"])
     if not cbct_patient.filter(studies__series__modality="CT").exists():
         report = ingest_files(_cbct_files(cbct_slices), practice=practice, user=frontdesk)
@@ -150,10 +155,6 @@ def build_demo(*, cbct_slices: int = 300) -> DemoResult:
         report = ingest_files(extras, practice=practice, user=frontdesk, patient=cbct_patient)
         lines += report.lines()
         cbct_patient.attachments.update(study=cbct_study)
-    if not Patient.objects.filter(
-        practice=practice, patient_id=SAMPLE_PATIENT["patient_id"]
-    ).exists():
-        lines += ingest_files(_sample_files(), practice=practice, user=frontdesk).lines()
     Patient.objects.filter(practice=practice, patient_id=CBCT_PATIENT["patient_id"]).update(
         last_visit=date(2026, 10, 5), email="maria.demo@example.org"
     )

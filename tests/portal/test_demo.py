@@ -105,6 +105,19 @@ class DemoTestCase(TestCase):
         self.assertEqual(patient.name, "José Álvarez-Demo")
         self.assertIn(fold("alvarez"), patient.name_folded)
 
+    def test_the_front_desk_sees_the_demo_cbct_first_among_recent_studies(self) -> None:
+        from django.contrib.auth.models import User
+        from django_otp import DEVICE_ID_SESSION_KEY
+        from django_otp.plugins.otp_totp.models import TOTPDevice
+
+        self.client.force_login(User.objects.get(username="demo-frontdesk"))
+        session = self.client.session
+        device = TOTPDevice.objects.get(user__username="demo-frontdesk")
+        session[DEVICE_ID_SESSION_KEY] = device.persistent_id
+        session.save()
+        page = self.client.get("/")
+        self.assertEqual(page.context["page"][0], self.result.cbct_study)
+
     def test_it_includes_compressed_sample_files(self) -> None:
         syntaxes = set(Instance.objects.values_list("transfer_syntax_uid", flat=True))
         self.assertIn("1.2.840.10008.1.2.5", syntaxes)  # RLE
