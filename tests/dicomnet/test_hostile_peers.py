@@ -36,6 +36,14 @@ from tests.dicomnet.test_receiver import phantom, scu
 A_ASSOCIATE_RQ = 0x01
 
 
+def assert_device_gets_through(test, port: int) -> None:  # noqa: ANN001 - a TestCase
+    """The practice's device (CBCT1 from 127.0.0.1) associates and echoes."""
+    assoc = scu().associate("127.0.0.1", port, ae_title="SMILEPACS")
+    test.assertTrue(assoc.is_established, "the practice's device was locked out")
+    test.assertEqual(assoc.send_c_echo().Status, 0x0000)
+    assoc.release()
+
+
 class DeclaredLengthTestCase(SimpleTestCase):
     def test_a_huge_declared_pdu_length_allocates_only_what_arrives(self) -> None:
         ours, theirs = socket.socketpair()
@@ -139,10 +147,7 @@ class IdleConnectionsTestCase(TransactionTestCase):
                 # One over the address's share is closed at once: it reads end of file.
                 idle[-1].settimeout(10)
                 self.assertEqual(idle[-1].recv(1), b"")
-                assoc = scu().associate("127.0.0.1", port, ae_title="SMILEPACS")
-                self.assertTrue(assoc.is_established, "the practice's device was locked out")
-                self.assertEqual(assoc.send_c_echo().Status, 0x0000)
-                assoc.release()
+                assert_device_gets_through(self, port)
             finally:
                 for s in idle:
                     s.close()
@@ -200,10 +205,7 @@ class StrangersTestCase(TransactionTestCase):
                     except OSError:
                         break
                 time.sleep(0.5)
-                assoc = scu().associate("127.0.0.1", port, ae_title="SMILEPACS")
-                self.assertTrue(assoc.is_established, "the practice's device was locked out")
-                self.assertEqual(assoc.send_c_echo().Status, 0x0000)
-                assoc.release()
+                assert_device_gets_through(self, port)
             finally:
                 for s in idle:
                     s.close()
