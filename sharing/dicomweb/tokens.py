@@ -108,8 +108,17 @@ def count_download_once(token: SoftwareToken, share: ShareLink) -> Counted:
 
 
 def downloads_left(token: SoftwareToken, share: ShareLink) -> bool:
-    """Whether this token may still have originals, judged on rows read by this request."""
+    """Whether this token may still have originals, judged on rows read by this request.
+
+    A "no" is checked against the token's row again: a parallel request of the same token
+    (a viewer's first frames) may have counted the link's last download for it meanwhile.
+    """
     if token.download_counted:
         return True
     limit = share.max_downloads
-    return share.allow_download and (limit is None or share.download_count < limit)
+    if share.allow_download and (limit is None or share.download_count < limit):
+        return True
+    token.download_counted = SoftwareToken.objects.filter(
+        pk=token.pk, download_counted=True
+    ).exists()
+    return share.allow_download and token.download_counted

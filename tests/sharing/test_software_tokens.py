@@ -243,6 +243,21 @@ class SoftwareTokenTestCase(ShareTestCase):
         issued.share.refresh_from_db()
         self.assertEqual(issued.share.download_count, 1)
 
+    def test_a_request_read_before_its_tokens_download_was_counted_still_may_read(self) -> None:
+        # The viewer's parallel first frames: this request read the token before another
+        # counted the link's one download, and the link after. The download is the token's.
+        from django.db import transaction
+
+        from sharing.dicomweb.tokens import count_download_once, downloads_left, find_token
+
+        issued = self.issue(max_downloads=1)
+        _, raw = create_token(issued.share)
+        stale, counting = find_token(raw), find_token(raw)
+        with transaction.atomic():
+            self.assertTrue(count_download_once(counting, issued.share))
+        issued.share.refresh_from_db()
+        self.assertTrue(downloads_left(stale, issued.share))
+
     def test_the_download_frames_count_is_in_the_access_history(self) -> None:
         issued = self.issue(max_downloads=1)
         token, raw = create_token(issued.share)
