@@ -25,7 +25,7 @@ from typing import Any
 from django.conf import settings
 
 from portal.bench import orthanc
-from portal.dicomnet.receiver import Receiver
+from portal.dicomnet.receiver import Receiver, freeze_startup_heap
 from portal.models import DicomNode, DicomPeer, Instance, Practice
 
 MB = 1_000_000
@@ -125,6 +125,7 @@ def run(ctx: Any) -> None:
     files = sorted(folder.glob("*.dcm"))
     size = sum(f.stat().st_size for f in files)
     with_orthanc = orthanc.binary() is not None
+    freeze_startup_heap()  # as manage.py dicom_receiver does
     times: dict[tuple[str, int], list[Round]] = {}
     for round_no in range(ROUNDS):
         for associations in (1, 4):

@@ -8,6 +8,7 @@ its own DICOM TLS listener. Each association runs in its own thread.
 
 from __future__ import annotations
 
+import gc
 import ipaddress
 import logging
 import ssl
@@ -231,6 +232,17 @@ class Receiver:
             server.shutdown()
         self.refusals.stop()
         self.servers = []
+
+
+def freeze_startup_heap() -> None:
+    """Hide what is alive now (Django, pynetdicom, pydicom) from the garbage collector.
+
+    A receiver lives for weeks and allocates thousands of objects per instance: every full
+    collection would walk the few hundred thousand objects of the loaded apps again (in the
+    benchmark, a sixth of the receiver's CPU went to the collector). Call once, at start.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 def received_file(event: evt.Event) -> bytes:

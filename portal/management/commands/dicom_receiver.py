@@ -9,7 +9,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 
 from portal.dicomnet import recovery
-from portal.dicomnet.receiver import Receiver
+from portal.dicomnet.receiver import Receiver, freeze_startup_heap
 from portal.models import DicomNode
 
 
@@ -31,6 +31,7 @@ class Command(BaseCommand):
         filed = recovery.recover(at_start=True)
         if filed:
             self.stdout.write(f"Filed {filed} instances received before an interruption")
+        freeze_startup_heap()
         receiver = Receiver()
         receiver.start(host, port, tls_nodes)
         titles = ", ".join(DicomNode.objects.values_list("ae_title", flat=True)) or "none yet"
