@@ -25,6 +25,18 @@ def has_control_characters(text: str) -> bool:
     return any(unicodedata.category(c) in ("Cc", "Zl", "Zp") or c in _BIDI_CONTROLS for c in text)
 
 
+def without_control_characters(text: str) -> str:
+    """Return text with each such character made a space: for texts a device wrote, where
+    an odd byte is no reason to refuse an image."""
+    if not has_control_characters(text):
+        return text
+    cleaned = "".join(
+        " " if unicodedata.category(c) in ("Cc", "Zl", "Zp") or c in _BIDI_CONTROLS else c
+        for c in text
+    )
+    return " ".join(cleaned.split())
+
+
 def refuse_control_characters(value: str) -> None:
     """Validator for form fields and model fields holding names and short texts."""
     if value and has_control_characters(value):

@@ -24,6 +24,7 @@ from portal.ingest.groups import (
     frame_value,
     is_enhanced,
 )
+from portal.textchecks import without_control_characters
 
 JPEG_EXTENDED = "1.2.840.10008.1.2.4.51"
 UID_PATTERN = re.compile(r"^[0-9]+(\.[0-9]+)*$")
@@ -196,7 +197,8 @@ def _uid(v: RawValues | DatasetValues, keyword: str, what: str) -> str:
 
 def _text(v: RawValues | DatasetValues, keyword: str, limit: int) -> str:
     raw = v.raw(keyword)
-    return v.text(keyword, raw)[:limit] if raw else ""
+    # Pages, logs and PostgreSQL (which refuses NUL) get no control characters.
+    return without_control_characters(v.text(keyword, raw))[:limit] if raw else ""
 
 
 def _date(v: RawValues | DatasetValues, keyword: str) -> date | None:

@@ -110,6 +110,26 @@ def receive(link: UploadLink, files: Iterable[tuple[str, BinaryIO]], request=Non
         elif out.status == "ok":
             room -= size
         rows.append(_row(link, out, size))
+    try:
+        _save(link, rows, request)
+    except BaseException:
+        # Nothing was recorded: the sealed files go (their keys were never saved) and the
+        # link's allowance gets back what they were charged.
+        sealed = [r.blob for r in rows if r.blob is not None]
+        for blob in sealed:
+            blob.pk = None  # a rolled-back row's number may be reused by another
+        discard(sealed)
+        _give_back_room(link, sum(r.size or 0 for r in rows if r.blob is not None))
+        raise
+    return rows
+
+
+def _give_back_room(link: UploadLink, size: int) -> None:
+    if size:
+        UploadLink.objects.filter(pk=link.pk).update(received_bytes=F("received_bytes") - size)
+
+
+def _save(link: UploadLink, rows: list[ReceivedFile], request) -> None:  # noqa: ANN001
     with transaction.atomic():
         StoredObject.objects.bulk_create([r.blob for r in rows if r.blob is not None])
         ReceivedFile.objects.bulk_create(rows)
@@ -125,7 +145,6 @@ def receive(link: UploadLink, files: Iterable[tuple[str, BinaryIO]], request=Non
                 "refused": sum(1 for r in rows if r.state == ReceivedFile.State.REFUSED),
             },
         )
-    return rows
 
 
 def _row(link: UploadLink, out: Outcome, size: int) -> ReceivedFile:

@@ -222,16 +222,18 @@ def send_files(request: HttpRequest) -> HttpResponse:
         link = _pending_link(request)
         context = {"practice": link.practice if link else None}
         return render(request, "sharing/upload_too_big.html", context, status=413)
-    # Set before the body is read: CSRF is checked by the inner view, after this.
-    request.upload_handlers = [BoundedMemoryUploadHandler(request)]
-    return _send_files(request)
-
-
-@csrf_protect
-def _send_files(request: HttpRequest) -> HttpResponse:
+    # Looked at before the body is read (CSRF reads the form): a stranger's post is refused
+    # without holding its files in memory.
     link = _verified_link(request)
     if link is None:
         raise access.deny(request, None, "upload_link", reason="not_verified")
+    # Set before the body is read: CSRF is checked by the inner view, after this.
+    request.upload_handlers = [BoundedMemoryUploadHandler(request)]
+    return _send_files(request, link)
+
+
+@csrf_protect
+def _send_files(request: HttpRequest, link: UploadLink) -> HttpResponse:
     files = [(f.name, f.file) for f in request.FILES.getlist("files")]
     if not files:
         return _page(request, link, "upload_send.html", files=link.files.all(), status=400,

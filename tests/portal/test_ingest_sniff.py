@@ -14,7 +14,8 @@ from portal.ingest import sniff
 from portal.ingest.errors import NeedMore, Rejected
 from portal.ingest.header import DatasetValues, NotSimple, read_header
 from portal.ingest.scanner import scan
-from tests.portal.ingest_helpers import dicom_bytes, jpeg_bytes, pdf_bytes, png_bytes
+from portal.textchecks import has_control_characters
+from tests.portal.ingest_helpers import dicom_bytes, edited_dicom, jpeg_bytes, pdf_bytes, png_bytes
 
 SAMPLES = os.path.dirname(get_testdata_file("CT_small.dcm"))
 
@@ -152,3 +153,24 @@ def test_a_pdf_needs_its_end_marker() -> None:
     sniff.check_pdf_tail(pdf_bytes()[-2000:])
     with pytest.raises(Rejected, match="truncated"):
         sniff.check_pdf_tail(pdf_bytes()[:-40])
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["Evil\x00Name^X", "Evil\x07Name^X", "\x1b[31mEvil^Name", "Evil\u202eName^X"],
+    ids=["nul", "bell", "escape", "bidi"],
+)
+def test_control_characters_in_header_texts_are_taken_out(name: str) -> None:
+    """A device's odd byte in a name is no reason to refuse the file, and it must not reach
+    a page, a log line or PostgreSQL (which refuses NUL in text)."""
+
+    def edit(ds):  # noqa: ANN001, ANN202
+        ds.SpecificCharacterSet = "ISO_IR 192"
+        ds.PatientName = name
+        ds.StudyDescription = "CBCT\x00\x1b[2J maxilla"
+
+    header = sniff.parse_dicom(edited_dicom(edit), at_eof=True)
+    for text in (header.patient_name, header.study["description"]):
+        assert text and not has_control_characters(text), repr(text)
+    assert "Evil" in header.patient_name and "Name" in header.patient_name
+    assert header.study["description"] == "CBCT [2J maxilla"

@@ -10,7 +10,7 @@ from pathlib import Path
 from unittest import mock
 
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.test import override_settings
+from django.test import Client, override_settings
 from django.utils import timezone
 
 from audit.models import AccessEvent, Action
@@ -165,6 +165,52 @@ class UploadLinkTestCase(BaseTestCase):
         self.assertEqual(report.patient, self.pat)
         self.assertIsNone(report.study)  # not filed in the other patient's study
         self.assertFalse(other.attachments.exists())
+
+    def test_a_send_without_a_verified_link_is_refused_before_its_body_is_read(self) -> None:
+        # It was parsed into memory (CSRF reads the form) before the link was looked at:
+        # three strangers' 500 MiB posts held 1 GiB.
+        client = Client(enforce_csrf_checks=True)
+        client.get(self.issued.path)  # not verified
+        token = client.get("/u/").context["csrf_token"]
+        body = SimpleUploadedFile("IM1.dcm", b"x" * 300_000)
+        r = client.post("/u/files/", {"files": [body], "csrfmiddlewaretoken": str(token)})
+        self.assertEqual(r.status_code, 404)
+        self.assertFalse(r.wsgi_request._read_started, "the body was read")
+
+    def test_a_nul_byte_in_a_sent_name_loses_no_file(self) -> None:
+        # PostgreSQL refuses NUL in text: the whole send failed and left files in the vault.
+        import pydicom
+
+        first, second, _ = scans()
+        ds = pydicom.dcmread(io.BytesIO(second))
+        ds.PatientName = "Evil\x00Name^X"
+        ds.StudyDescription = "CBCT\x1b[31m from Dr Other"
+        odd = io.BytesIO()
+        ds.save_as(odd, enforce_file_format=True)
+        self.verify()
+        r = self.send(("IM1.dcm", first), ("IM2.dcm", odd.getvalue()))
+        self.assertEqual(r.status_code, 200)
+        received = {f.name: f for f in ReceivedFile.objects.all()}
+        self.assertEqual({n: f.state for n, f in received.items()},
+                         {"IM1.dcm": "pending", "IM2.dcm": "pending"})  # fmt: skip
+        self.assertEqual(received["IM2.dcm"].patient_name, "X Evil Name")
+        self.assertNotIn("\x1b", received["IM2.dcm"].study_description)
+
+    def test_a_send_that_cannot_be_recorded_leaves_no_file_and_no_charge(self) -> None:
+        from django.db import DatabaseError
+
+        from tests.portal.test_ingest import vault_files
+
+        self.verify()
+        before = len(vault_files())
+        # The database fails as the send is recorded (it did for a NUL byte, on PostgreSQL).
+        with mock.patch("sharing.uploads.intake.audit.record", side_effect=DatabaseError):
+            with self.assertRaises(DatabaseError):
+                self.send(("IM1.dcm", scans()[0]), ("report.pdf", pdf_bytes()))
+        self.assertEqual(len(vault_files()), before)
+        self.link.refresh_from_db()
+        self.assertEqual(self.link.received_bytes, 0)
+        self.assertFalse(ReceivedFile.objects.exists())
 
     def test_declined_files_are_shredded(self) -> None:
         self.verify()
