@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 
 from django.contrib import admin
+from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.auth import get_user_model
 from django.http import HttpRequest, HttpResponseRedirect
 from django.urls import path, reverse
@@ -31,7 +32,12 @@ class StaffFilter(admin.SimpleListFilter):
         return [(str(u.pk), u.get_username()) for u in users.order_by("username")]
 
     def queryset(self, request: HttpRequest, queryset):
-        return queryset.filter(user_id=self.value()) if self.value() else queryset
+        value = self.value()
+        if not value:
+            return queryset
+        if not value.isdigit() or int(value) >= 2**63:
+            raise IncorrectLookupParameters("staff")  # the list says so (?e=1), no error page
+        return queryset.filter(user_id=int(value))
 
 
 @admin.register(AccessEvent)

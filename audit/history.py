@@ -7,9 +7,16 @@ import json
 from collections.abc import Iterable, Iterator
 from uuid import UUID
 
+from django.contrib.admin.options import IncorrectLookupParameters
 from django.db import transaction
 from django.db.models import Count
-from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseBadRequest,
+    StreamingHttpResponse,
+)
 from django.template.response import TemplateResponse
 from django.utils import timezone
 from django.utils.http import content_disposition_header
@@ -53,8 +60,15 @@ def csv_lines(events: Iterable[AccessEvent]) -> Iterator[str]:
 
 def export(model_admin, request: HttpRequest) -> HttpResponse:
     """Stream the filtered list as CSV, after recording the export for each patient in it."""
-    changelist = model_admin.get_changelist_instance(request)
-    events = changelist.get_queryset(request)
+    try:
+        changelist = model_admin.get_changelist_instance(request)
+        events = changelist.get_queryset(request)
+    except IncorrectLookupParameters:
+        return HttpResponseBadRequest(
+            "A filter of this export is not valid: go back to the access history, choose the "
+            "filters again and export from there.",
+            content_type="text/plain; charset=utf-8",
+        )
     filters = sorted(k for k in request.GET if k not in ("q", "o", "p"))
     per_patient = list(
         events.exclude(patient=None).order_by().values("patient").annotate(rows=Count("id"))

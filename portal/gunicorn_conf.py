@@ -29,8 +29,8 @@ control_socket_disable = True
 # The TLS proxy in front adds X-Forwarded-For and -Proto; only it may (FORWARDED_ALLOW_IPS).
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 
-# Access log on stdout: address, request line (share tokens masked by sharing.logfilter in
-# each worker), status, size, milliseconds and user agent.
+# Access log on stdout: address, request line (share tokens and query strings masked by
+# sharing.logfilter in each worker), status, size, milliseconds and user agent.
 accesslog = os.environ.get("PORTAL_ACCESS_LOG", "-") or None
 access_log_format = '%(h)s "%(r)s" %(s)s %(B)s %(M)sms "%(a)s"'
 errorlog = "-"

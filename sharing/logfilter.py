@@ -1,4 +1,8 @@
-"""Mask share tokens in any log line that prints a request path."""
+"""Mask share tokens, and query strings, in any log line that prints a request path.
+
+A query string can say who was looked for (the back office's searches and pickers ask by
+GET: ?q=<a patient's name>), so a request line keeps only that it had one.
+"""
 
 from __future__ import annotations
 
@@ -32,6 +36,11 @@ _ROUTE_SEGMENT = re.compile(
 _UPLOAD_SEGMENT = re.compile(r"|<token>|files", re.IGNORECASE)
 
 
+# A request line as access logs print it: "GET /path?query HTTP/1.1".
+_QUERY_IN_REQUEST_LINE = re.compile(r'("[A-Z]{3,7} [^\s?"]*)\?[^\s"]*(?= HTTP/)')
+QUERY_MASK = "?<query>"
+
+
 def _decoded(text: str) -> str:
     for _ in range(3):
         text, before = unquote(text), text
@@ -57,7 +66,10 @@ def _mask_run(match: re.Match) -> str:
 
 
 def mask_tokens(text: str) -> str:
-    """Return text with every share token or invitation token replaced by a placeholder."""
+    """Return text with every share token or invitation token replaced by a placeholder,
+    and the query string of a request line too."""
+    if "?" in text:
+        text = _QUERY_IN_REQUEST_LINE.sub(rf"\1{QUERY_MASK}", text)
     if _MAYBE_SHARE.search(text):
         text = _RUN.sub(_mask_run, text)
     return _UNLOCK_PATH.sub(UNLOCK_MASK, _INVITE_PATH.sub(INVITE_MASK, text))

@@ -56,6 +56,19 @@ class HistoryTestCase(BaseTestCase):
         )
         self.assertRedirects(r, "/admin/audit/accessevent/?created_at__date__gte=2020-01-01")
 
+    def test_a_malformed_filter_is_a_clear_answer_not_an_error(self) -> None:
+        # These answered 500 (int() of the staff filter; the export's lookup errors).
+        self.login(self.alice)
+        base = "/admin/audit/accessevent/"
+        for query in ("staff=abc", "staff=99999999999999999999999"):
+            with self.subTest(query=query):
+                r = self.client.get(f"{base}?{query}")
+                self.assertRedirects(r, f"{base}?e=1", fetch_redirect_response=False)
+        for query in ("share_code=zzz", "created_at__date__gte=notadate", "staff=abc"):
+            with self.subTest(export=query):
+                r = self.client.get(f"{base}export/?{query}")
+                self.assertContains(r, "filter", status_code=400)
+
     def test_a_practice_admin_sees_only_their_practice(self) -> None:
         self.login(self.alice)
         r = self.client.get("/admin/audit/accessevent/")

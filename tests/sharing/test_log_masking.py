@@ -49,6 +49,20 @@ class LogMaskingTestCase(SimpleTestCase):
         self.assertIn("/s/<token>", log)
         self.assertFalse(_leaks(token, log), log[-3000:])
 
+    def test_no_query_string_reaches_the_access_log(self) -> None:
+        # The back office's searches and pickers ask by GET: ?q=<a patient's name or ID>.
+        client = WebClient(self.served.base_url, address="198.51.100.78")
+        for path in (
+            "/admin/portal/patient/?q=Demo-Garcia",
+            "/admin/autocomplete/?app_label=portal&model_name=study&term=Maria",
+            "/admin/audit/accessevent/?patient__birth_date=1984-07-12",
+        ):
+            client.get(path)
+        log = self.served.log()
+        self.assertIn("/admin/portal/patient/?<query>", log)
+        for said in ("Demo-Garcia", "Maria", "1984-07-12"):
+            self.assertNotIn(said, log)
+
     def test_mask_tokens_catches_every_spelling(self) -> None:
         token = "2cCL9xQv0Jr_b-7mZk3TnWpYhG5uE1aSdFqLoRiVtBw"
         for path in _spellings(token):
