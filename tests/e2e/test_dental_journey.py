@@ -238,3 +238,23 @@ def test_the_three_view_layout_draws_no_reference_lines_on_dental_panes(demo_ser
         assert page.evaluate(pixels) == single
     finally:
         context.close()
+
+
+def test_the_panoramic_button_shows_when_the_dental_script_loads_late(demo_server, browser):
+    """On a slow first visit the CBCT's image list could arrive before the dental module
+    listened for it: the button never showed."""
+    context = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True)
+    page = context.new_page()
+    page.set_default_timeout(30_000)
+
+    def late(route) -> None:  # noqa: ANN001
+        page.wait_for_timeout(1500)
+        route.continue_()
+
+    try:
+        page.route(re.compile(r".*/viewer/dental-paint\.js.*"), late)
+        _open_panoramic(demo_server, page)
+        page.wait_for_selector("#dental-toggle", state="visible", timeout=10_000)
+        _open_panoramic_view(page)
+    finally:
+        context.close()

@@ -2,7 +2,7 @@
    axial image, its dots dragged with a mouse or a finger; the panoramic along it; cross-sections
    that follow a tap on the panoramic or the curve; measuring on the cross-sections; tracing the
    nerve canal on the panoramic. State and images: dental-view.js; marks: dental-paint.js. */
-import { $, $$, root } from "./core.js";
+import { $, $$, root, state } from "./core.js";
 import { draw, resize, toImage, zoomAt } from "./draw.js";
 import { addMeasure, newMeasure } from "./measure.js";
 import { relayout, setStatusError } from "./series.js";
@@ -20,14 +20,17 @@ var REFRESH_MS = 250;   // while a dot moves, the panoramic follows this often
 
 // A scan whose stored volume showed teeth gets the button at once; one not yet stored gets it
 // too, and the arch (found on the first click) decides.
-document.addEventListener("viewer:series", function (e) {
-  var m = e.detail;
+function offer(m) {
   toggle.hidden = true;
   if (m.kind !== "volume" || m.colour || !m.urls || !m.urls.dental || m.teeth === false) return;
   d.code = m.code;
   d.base = m.urls.dental;
   toggle.hidden = false;
-});
+}
+
+document.addEventListener("viewer:series", function (e) { offer(e.detail); });
+// On a slow first visit the series may have opened before this module ran.
+if (state.manifest) offer(state.manifest);
 
 function fetchArch() {
   var gen = d.gen;
