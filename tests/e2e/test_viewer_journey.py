@@ -9,8 +9,8 @@ import pytest
 from PIL import Image, ImageStat
 
 from portal.demo.phantom import PhantomGeometry
-from tests.e2e.conftest import fresh_totp
-from tests.e2e.recipients import fill_birth_date
+from tests.e2e.conftest import fresh_totp, run_manage
+from tests.e2e.recipients import fill_birth_date, issue, verify_patient
 
 
 def _open_share(demo_server: dict, page) -> None:
@@ -176,5 +176,31 @@ def test_measurements_stay_for_the_tab_through_a_reload_and_nowhere_else(demo_se
             "Object.keys(sessionStorage).filter(k => /^(measures|dental-canal):/.test(k))"
         )
         assert kept == [], kept
+    finally:
+        context.close()
+
+
+def test_a_link_withdrawn_while_viewing_leads_to_the_page_that_says_so(demo_server, browser):
+    """The viewer said only "This image could not be loaded (404)" once the link was revoked
+    (or expired, or the session idled out): the recipient had no way back."""
+    link = issue(demo_server, recipient_kind="patient", recipient_name="Maria (viewing)")
+    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True,
+                                  has_touch=True)  # fmt: skip
+    page = context.new_page()
+    page.set_default_timeout(30_000)
+    try:
+        verify_patient(page, demo_server, link["path"])
+        page.click("text=View the images")
+        _wait_ready(page, "axial")
+        script = (
+            "from django.utils import timezone; from sharing.models import ShareLink; "
+            f"ShareLink.objects.filter(code='{link['code']}').update(revoked_at=timezone.now())"
+        )
+        run_manage(demo_server, "shell", "-c", script)
+        page.eval_on_selector(
+            "#slice-slider", "el => { el.value = '250'; el.dispatchEvent(new Event('input')); }"
+        )
+        page.wait_for_url(demo_server["base_url"] + "/s/")
+        page.wait_for_selector("text=This link has been withdrawn")
     finally:
         context.close()

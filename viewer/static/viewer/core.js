@@ -58,6 +58,19 @@ function progress(delta) {
   loadingEl.value = batch ? (batch - inflight) / batch : 0;
 }
 
+// A refused image may mean the session ended (the link was withdrawn or expired, or it idled
+// out): the page behind the back link then redirects, and the viewer follows it there, where
+// the reason is said, instead of showing "could not be loaded".
+var sessionCheck = null;
+function checkSession() {
+  var back = document.querySelector("a.back");
+  if (!back || sessionCheck) return;
+  sessionCheck = fetch(back.href, { credentials: "same-origin", redirect: "manual" }).then(function (r) {
+    if (r.type === "opaqueredirect" || r.status === 401 || r.status === 403) location.assign(back.href);
+    else sessionCheck = null;
+  }, function () { sessionCheck = null; });
+}
+
 function fetchBlob(url) {
   var p = blobs.get(url);
   if (p) { blobs.delete(url); blobs.set(url, p); return p; }
@@ -68,6 +81,7 @@ function fetchBlob(url) {
         var err = new Error("HTTP " + r.status);
         err.status = r.status;
         err.text = r.headers.get("Content-Type") === "text/plain" ? text : "";
+        if (r.status === 404 || r.status === 403 || r.status === 401) checkSession();
         throw err;
       });
     }
@@ -159,4 +173,4 @@ function cap(s) { return s.charAt(0).toUpperCase() + s.slice(1); }
 // rather than an import keeps the modules free of import circles, which hashed names need.
 var painters = [];
 
-export { otherPanes, $, $$, COLOURS, FRICTION, MAX_BITMAPS, MAX_BLOBS, OPPOSITE, PLANES, PX_PER_SLICE, SCALE_STEPS, batch, bitmaps, blobs, direction, drawer, edgeLabels, errorEl, fetchBlob, getBitmap, inflight, isShown, loadingEl, num, opposite, painters, panes, presetEl, progress, root, sliceUrl, slider, state, viewportEl, cap, visiblePanes };
+export { otherPanes, $, $$, checkSession, COLOURS, FRICTION, MAX_BITMAPS, MAX_BLOBS, OPPOSITE, PLANES, PX_PER_SLICE, SCALE_STEPS, batch, bitmaps, blobs, direction, drawer, edgeLabels, errorEl, fetchBlob, getBitmap, inflight, isShown, loadingEl, num, opposite, painters, panes, presetEl, progress, root, sliceUrl, slider, state, viewportEl, cap, visiblePanes };
