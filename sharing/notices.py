@@ -60,7 +60,9 @@ def send_notices(share_pk: int, event: str) -> int:
     for who, address, template in targets:
         if not address:
             continue
-        send_templated(template, address, context)
+        # Rendered in a task, whose zone is the server's: times are told in the practice's.
+        with timezone.override(practice.zone):
+            send_templated(template, address, context)
         audit.record(
             Action.SHARE_EMAIL, share=share, detail={"email": f"{event}_notice", "to": who}
         )

@@ -45,8 +45,10 @@ class IssueShareTestCase(BaseTestCase):
         self.login(self.bob)
         r = self._post()
         local = timezone.localtime(ShareLink.objects.get().expires_at, ZoneInfo("Pacific/Auckland"))
-        self.assertContains(r, f"Expires {local:%Y-%m-%d %H:%M} ({local:%Z})")
-        self.assertContains(r, f"works until <strong>{local.day} {local:%B %Y}</strong>")
+        # A date alone read as the whole day: a dentist opening it that morning found it ended.
+        said = f"{local.day} {local:%B %Y, %H:%M}"
+        self.assertContains(r, f"Expires {said} ({local:%Z})")
+        self.assertContains(r, f"works until <strong>{said}</strong> ({local:%Z})")
 
     def test_a_referrers_handout_speaks_to_the_referrer_and_names_every_step(self) -> None:
         self.login(self.bob)

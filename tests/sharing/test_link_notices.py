@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from zoneinfo import ZoneInfo
+
 from django.core import mail
+from django.utils import timezone
 
 from audit.models import AccessEvent, Action
 from tests.sharing.helpers import ShareTestCase
@@ -25,6 +28,17 @@ class LinkNoticesTestCase(ShareTestCase):
             self.assertNotIn(private, message.subject + message.body)
         event = AccessEvent.objects.get(action=Action.SHARE_EMAIL)
         self.assertEqual(event.detail, {"email": "opened_notice", "to": "issuer"})
+
+    def test_times_are_told_in_the_practices_zone(self) -> None:
+        # The task rendered them in the server's zone: "10:08 (UTC)" for a New York practice.
+        self.practice.time_zone = "America/New_York"
+        self.practice.save(update_fields=["time_zone"])
+        with self.captureOnCommitCallbacks(execute=True):
+            self.sign_in()
+        body = mail.outbox[0].body
+        local = timezone.localtime(timezone.now(), ZoneInfo("America/New_York"))
+        self.assertIn(f"at {local:%H}:", body)
+        self.assertIn(f"({local:%Z})", body)  # EST or EDT
 
     def test_later_opens_send_nothing(self) -> None:
         with self.captureOnCommitCallbacks(execute=True):
