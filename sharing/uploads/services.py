@@ -131,3 +131,21 @@ def revoke_upload_link(link: UploadLink, *, by, request=None) -> bool:
             detail={"upload_link": str(link.code)},
         )
     return bool(updated)
+
+
+def unlock_upload_link(link: UploadLink, *, by, request=None) -> bool:
+    """Lift a lock after wrong answers; return False if it was not locked."""
+    updated = UploadLink.objects.filter(pk=link.pk, locked_at__isnull=False).update(
+        locked_at=None, failed_attempts=0
+    )
+    if updated:
+        audit.record(
+            Action.SHARE_UNLOCK,
+            request=request,
+            user=by,
+            practice=link.practice,
+            patient=link.patient,
+            obj=link,
+            detail={"upload_link": str(link.code)},
+        )
+    return bool(updated)

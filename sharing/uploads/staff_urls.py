@@ -10,4 +10,5 @@ urlpatterns = [
     path("links/<uuid:code>/accept/", staff_views.accept_files, name="accept"),
     path("links/<uuid:code>/decline/", staff_views.decline_files, name="decline"),
     path("links/<uuid:code>/revoke/", staff_views.revoke_upload_link, name="revoke"),
+    path("links/<uuid:code>/unlock/", staff_views.unlock_upload_link, name="unlock"),
 ]

@@ -8,6 +8,7 @@ from django.db import transaction
 from django.db.models import Count, Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 import audit
@@ -17,6 +18,8 @@ from portal.workspace import once
 from portal.workspace.decorators import staff_required
 from sharing.models import ReceivedFile, UploadLink
 from sharing.uploads import intake, services
+
+OPEN_LINKS_SHOWN = 100
 
 
 def _links(request: HttpRequest):
@@ -73,10 +76,19 @@ def received_list(request: HttpRequest) -> HttpResponse:
         .order_by("-created_at")
     )
     groups = [(link, list(link.files.filter(state="pending").order_by("pk"))) for link in links]
+    # Links a sender may still use: one issued by mistake is revoked here, one locked after
+    # wrong answers unlocked.
+    still_open = (
+        _links(request)
+        .filter(revoked_at__isnull=True, expires_at__gt=timezone.now())
+        .select_related("patient")
+        .order_by("-created_at")[:OPEN_LINKS_SHOWN]
+    )
     audit.record(
         Action.SEARCH, request=request, detail={"page": "received"}, **scope.audit_kwargs()
     )
-    return render(request, "sharing/received.html", {"groups": groups, "scope": scope})
+    context = {"groups": groups, "still_open": still_open, "scope": scope}
+    return render(request, "sharing/received.html", context)
 
 
 def _decide(request: HttpRequest, code, accept: bool) -> HttpResponse:
@@ -114,4 +126,12 @@ def decline_files(request: HttpRequest, code) -> HttpResponse:
 def revoke_upload_link(request: HttpRequest, code) -> HttpResponse:
     link = fetch_or_404(request, request.scope, _links(request), code=code)
     services.revoke_upload_link(link, by=request.user, request=request)
+    return redirect("/received/")
+
+
+@require_POST
+@staff_required
+def unlock_upload_link(request: HttpRequest, code) -> HttpResponse:
+    link = fetch_or_404(request, request.scope, _links(request), code=code)
+    services.unlock_upload_link(link, by=request.user, request=request)
     return redirect("/received/")

@@ -114,3 +114,26 @@ def test_clinician_uploads_a_folder(demo_server, page, tmp_path) -> None:
     page.wait_for_selector("text=1 result")
     assert page.locator("ul.results li.result").count() == 1
     assert "E2E-UP-1" not in page.url  # the search was posted, not put in the address
+
+
+def test_front_desk_sees_open_upload_links_and_revokes_one(demo_server, page) -> None:
+    """An upload link issued by mistake is found under Received and revoked there."""
+    _sign_in(page, demo_server, "Front desk")
+    page.fill("#id_q", "maria")
+    page.click("button:has-text('Search')")
+    page.click("a.strong:has-text('Maria Demo-Garcia')")
+    page.click("a:has-text('Maria Demo-Garcia')")
+    page.fill("#id_sender_name", "Dr Wrong Address")
+    page.click("button:has-text('Make an upload link')")
+    page.wait_for_selector("text=works until")
+    page.goto(demo_server["base_url"] + "/received/")
+    row = page.locator(".upload-links li", has_text="Dr Wrong Address")
+    row.wait_for()
+    for name, size in (("phone", {"width": 390, "height": 844}), ("desktop", DESKTOP)):
+        page.set_viewport_size(size)
+        page.screenshot(path=str(SHOTS / f"received-open-links-{name}.png"), full_page=True)
+        assert page.evaluate("() => document.documentElement.scrollWidth") <= size["width"]
+    row.locator("summary:has-text('Revoke')").click()
+    row.locator("button:has-text('Revoke the link')").click()
+    page.wait_for_url(demo_server["base_url"] + "/received/")
+    assert page.locator(".upload-links li", has_text="Dr Wrong Address").count() == 0

@@ -114,6 +114,42 @@ class UploadLinkTestCase(BaseTestCase):
         r = self.client.post("/u/", {"password": PASSWORD, "birth_date": "1980-05-17"})
         self.assertEqual(r.status_code, 423)
 
+    def test_staff_see_open_upload_links_and_revoke_one(self) -> None:
+        # A link issued by mistake stayed live until it expired: no page listed it.
+        self.login(self.bob)
+        page = self.client.get("/received/")
+        self.assertContains(page, "Upload links still open")
+        self.assertContains(page, "Dr Other")
+        self.assertContains(page, f'action="/received/links/{self.link.code}/revoke/"')
+        r = self.client.post(f"/received/links/{self.link.code}/revoke/")
+        self.assertEqual(r.status_code, 302)
+        self.assertNotContains(self.client.get("/received/"), "Dr Other")
+        self.assertEqual(self.client_class().get(self.issued.path).status_code, 410)
+
+    def test_staff_unlock_a_link_locked_by_wrong_answers(self) -> None:
+        # The locked page said the practice could unlock it; nothing could.
+        UploadLink.objects.filter(pk=self.link.pk).update(
+            locked_at=timezone.now(), failed_attempts=5
+        )
+        self.login(self.charlie)  # another practice
+        self.assertEqual(
+            self.client.post(f"/received/links/{self.link.code}/unlock/").status_code, 404
+        )
+        self.login(self.bob)
+        page = self.client.get("/received/")
+        self.assertContains(page, "locked after wrong answers")
+        self.assertContains(page, f'action="/received/links/{self.link.code}/unlock/"')
+        self.assertEqual(
+            self.client.post(f"/received/links/{self.link.code}/unlock/").status_code, 302
+        )
+        self.link.refresh_from_db()
+        self.assertEqual((self.link.locked_at, self.link.failed_attempts), (None, 0))
+        self.assertTrue(
+            AccessEvent.objects.filter(action=Action.SHARE_UNLOCK, user=self.bob).exists()
+        )
+        self.client = self.client_class()
+        self.assertEqual(self.verify().status_code, 303)  # the sender gets in again
+
     def test_an_expired_link_says_so(self) -> None:
         UploadLink.objects.filter(pk=self.link.pk).update(expires_at=timezone.now())
         self.assertEqual(self.client.get(self.issued.path).status_code, 410)
