@@ -301,8 +301,28 @@ class ReceivedFile(models.Model):
         ordering = ["created_at", "pk"]
         indexes = [models.Index(fields=["link", "state"])]
 
+    # A copy of an image the practice holds already: nothing for staff to decide.
+    ALREADY_HELD = "already in the practice's records"
+
     def __str__(self) -> str:
         return f"received file {self.pk}"
+
+    @property
+    def counts_as_received(self) -> bool:
+        """Whether the sender is told it arrived: a copy of what the practice holds reads
+        as received, since saying otherwise would tell a sender holding one patient's link
+        what the practice holds of any patient."""
+        return self.state == self.State.PENDING or self.reason == self.ALREADY_HELD
+
+    @property
+    def told_to_sender(self) -> str:
+        if self.reason == self.ALREADY_HELD:
+            return self.State.PENDING.label
+        return (
+            f"{self.get_state_display()}: {self.reason}"
+            if self.reason
+            else (self.get_state_display())
+        )
 
 
 class LinkRequest(models.Model):

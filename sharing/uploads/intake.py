@@ -150,7 +150,7 @@ def _save(link: UploadLink, rows: list[ReceivedFile], request) -> None:  # noqa:
 def _row(link: UploadLink, out: Outcome, size: int) -> ReceivedFile:
     if out.status == "duplicate":
         return ReceivedFile(link=link, name=out.name, kind=out.kind, state="refused",
-                            reason="already in the practice's records")  # fmt: skip
+                            reason=ReceivedFile.ALREADY_HELD)  # fmt: skip
     if out.status != "ok":
         return ReceivedFile(link=link, name=out.name, kind=out.kind, state="refused",
                             reason=out.reason[:200])  # fmt: skip

@@ -19,7 +19,7 @@ from audit.models import Action, Outcome
 from audit.services import client_ip
 from portal import access
 from sharing import throttle, verification
-from sharing.models import ReceivedFile, ShareLink, UploadLink
+from sharing.models import ShareLink, UploadLink
 from sharing.uploads import intake, services
 from sharing.views import unavailable
 
@@ -239,6 +239,6 @@ def _send_files(request: HttpRequest, link: UploadLink) -> HttpResponse:
         return _page(request, link, "upload_send.html", files=link.files.all(), status=400,
                      error="Choose at least one file.")  # fmt: skip
     rows = intake.receive(link, files, request=request)
-    sent = [r for r in rows if r.state == ReceivedFile.State.PENDING]
+    sent = [r for r in rows if r.counts_as_received]
     return _page(request, link, "upload_send.html", files=link.files.order_by("-created_at")[:200],
                  just_sent=rows, sent=len(sent))  # fmt: skip

@@ -248,6 +248,23 @@ class UploadLinkTestCase(BaseTestCase):
         self.assertEqual(self.link.received_bytes, 0)
         self.assertFalse(ReceivedFile.objects.exists())
 
+    def test_a_sender_is_not_told_what_the_practice_already_holds(self) -> None:
+        # "Already in the practice's records" told a sender holding one patient's link
+        # whether the practice held an image of any patient.
+        first, second, _ = scans("OTHER-77")
+        folder = Path(tempfile.mkdtemp(prefix="upload-link-held-"))
+        (folder / "IM1.dcm").write_bytes(first)
+        ingest_path(folder, practice=self.practice)
+        self.verify()
+        r = self.send(("IM1.dcm", first), ("IM2.dcm", second))
+        self.assertContains(r, "2 files received")
+        self.assertNotContains(r, "already")
+        self.assertNotContains(r, "Refused")
+        self.assertEqual(
+            dict(ReceivedFile.objects.values_list("name", "state")),
+            {"IM1.dcm": "refused", "IM2.dcm": "pending"},  # staff have nothing to decide
+        )
+
     def test_declined_files_are_shredded(self) -> None:
         self.verify()
         self.send(("IM1.dcm", scans()[0]))
