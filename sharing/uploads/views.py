@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from django.conf import settings
 from django.core.files.uploadhandler import MemoryFileUploadHandler
 from django.http import Http404, HttpRequest, HttpResponse
+from django.http.multipartparser import MultiPartParserError
 from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
@@ -25,6 +26,10 @@ from sharing.views import unavailable
 
 LINK_KEY, VERIFIED_KEY, SEEN_KEY = "upload_link", "upload_verified", "upload_seen"
 GENERIC_FAILURE = "Those details do not match. Check them and try again."
+UNREADABLE_SEND = (
+    "The files could not be read, so nothing was received. A file name may be too long: give "
+    "the file a shorter name (under 200 characters) and send again."
+)
 
 
 class BoundedMemoryUploadHandler(MemoryFileUploadHandler):
@@ -229,6 +234,11 @@ def send_files(request: HttpRequest) -> HttpResponse:
         raise access.deny(request, None, "upload_link", reason="not_verified")
     # Set before the body is read: CSRF is checked by the inner view, after this.
     request.upload_handlers = [BoundedMemoryUploadHandler(request)]
+    try:
+        request.POST  # noqa: B018 - read here, so that a send that cannot be read is told why
+    except MultiPartParserError:
+        return _page(request, link, "upload_send.html", status=400, error=UNREADABLE_SEND,
+                     files=link.files.order_by("-created_at")[:200])  # fmt: skip
     return _send_files(request, link)
 
 

@@ -265,6 +265,25 @@ class UploadLinkTestCase(BaseTestCase):
             {"IM1.dcm": "refused", "IM2.dcm": "pending"},  # staff have nothing to decide
         )
 
+    def test_a_send_that_cannot_be_read_says_why(self) -> None:
+        # A file name of a thousand characters overran the form's part headers: a bare 400.
+        self.verify()
+        name = "IM" + "x" * 1100 + ".dcm"  # a browser sends it whole (Django's client cuts it)
+        body = (
+            (
+                f'--B\r\nContent-Disposition: form-data; name="files"; filename="{name}"\r\n'
+                "Content-Type: application/dicom\r\n\r\n"
+            ).encode()
+            + scans()[0]
+            + b"\r\n--B--\r\n"
+        )
+        r = self.client.generic(
+            "POST", "/u/files/", body, content_type="multipart/form-data; boundary=B"
+        )
+        self.assertContains(r, "could not be read", status_code=400)
+        self.assertContains(r, "shorter name", status_code=400)
+        self.assertContains(r, 'name="files"', status_code=400)  # the form, to send again
+
     def test_declined_files_are_shredded(self) -> None:
         self.verify()
         self.send(("IM1.dcm", scans()[0]))
