@@ -109,6 +109,16 @@ class DeidentifiedShareTestCase(BaseTestCase):
         return got
 
     # -- staff side -----------------------------------------------------------------------
+    def test_a_referrer_is_told_whose_images_these_are(self) -> None:
+        # The page said only "Images shared by <practice>": a dentist with several
+        # referrals open could not tell which patient's scan this was.
+        self.sign_in(self.issue(deidentified=False))
+        page = self.body("/s/home/").decode()
+        self.assertIn(self.patient.name, page)
+        self.assertIn("born 1 January 1970", page)
+        self.assertIn("Original files for your imaging software", page)
+        self.assertNotIn("your dentist", page)
+
     def test_the_share_form_offers_a_deidentified_copy_and_flags_burned_in_text(self) -> None:
         self.login(self.alice)
         page = self.client.get(f"/studies/{self.source.code}/").content.decode()
