@@ -204,3 +204,18 @@ def test_a_link_withdrawn_while_viewing_leads_to_the_page_that_says_so(demo_serv
         page.wait_for_selector("text=This link has been withdrawn")
     finally:
         context.close()
+
+
+def test_the_chosen_tool_and_plane_are_told_to_a_screen_reader(demo_server, page):
+    """Which tool or plane was chosen showed only as a colour."""
+    _open_share(demo_server, page)
+    _wait_ready(page, "axial")
+    pressed = "sel => [...document.querySelectorAll(sel)].map(b => b.getAttribute('aria-pressed'))"
+    assert page.evaluate(pressed, "[data-tool='scroll'], [data-tool='pan']") == ["true", "false"]
+    page.click("[data-tool='pan']")
+    assert page.evaluate(pressed, "[data-tool='scroll'], [data-tool='pan']") == ["false", "true"]
+    page.click("#mode-toggle")  # the planes are among "More tools"
+    page.click(".planes [data-plane='coronal']")
+    assert page.evaluate(pressed, ".planes [data-plane]") == ["false", "true", "false"]
+    # Scrolling does not read out every slice number; a failure is still said.
+    assert page.get_attribute("#slice-label", "aria-live") == "off"

@@ -71,6 +71,15 @@ function checkSession() {
   }, function () { sessionCheck = null; });
 }
 
+// A chosen tool or plane is marked for the eye and for a screen reader alike.
+function choose(buttons, isChosen) {
+  buttons.forEach(function (b) {
+    var on = isChosen(b);
+    b.classList.toggle("active", on);
+    b.setAttribute("aria-pressed", String(on));
+  });
+}
+
 function fetchBlob(url) {
   var p = blobs.get(url);
   if (p) { blobs.delete(url); blobs.set(url, p); return p; }
@@ -173,4 +182,4 @@ function cap(s) { return s.charAt(0).toUpperCase() + s.slice(1); }
 // rather than an import keeps the modules free of import circles, which hashed names need.
 var painters = [];
 
-export { otherPanes, $, $$, checkSession, COLOURS, FRICTION, MAX_BITMAPS, MAX_BLOBS, OPPOSITE, PLANES, PX_PER_SLICE, SCALE_STEPS, batch, bitmaps, blobs, direction, drawer, edgeLabels, errorEl, fetchBlob, getBitmap, inflight, isShown, loadingEl, num, opposite, painters, panes, presetEl, progress, root, sliceUrl, slider, state, viewportEl, cap, visiblePanes };
+export { otherPanes, $, $$, checkSession, choose, COLOURS, FRICTION, MAX_BITMAPS, MAX_BLOBS, OPPOSITE, PLANES, PX_PER_SLICE, SCALE_STEPS, batch, bitmaps, blobs, direction, drawer, edgeLabels, errorEl, fetchBlob, getBitmap, inflight, isShown, loadingEl, num, opposite, painters, panes, presetEl, progress, root, sliceUrl, slider, state, viewportEl, cap, visiblePanes };

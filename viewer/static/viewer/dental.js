@@ -2,7 +2,7 @@
    axial image, its dots dragged with a mouse or a finger; the panoramic along it; cross-sections
    that follow a tap on the panoramic or the curve; measuring on the cross-sections; tracing the
    nerve canal on the panoramic. State and images: dental-view.js; marks: dental-paint.js. */
-import { $, $$, checkSession, root, state } from "./core.js";
+import { $, $$, checkSession, choose, root, state } from "./core.js";
 import { draw, resize, toImage, zoomAt } from "./draw.js";
 import { addMeasure, newMeasure } from "./measure.js";
 import { relayout, setStatusError } from "./series.js";
@@ -118,7 +118,7 @@ toggle.addEventListener("click", function () {
 
 function setDentalTool(tool) {
   d.tool = tool;
-  $$("[data-dtool]").forEach(function (b) { b.classList.toggle("active", b.dataset.dtool === tool); });
+  choose($$("[data-dtool]"), function (b) { return b.dataset.dtool === tool; });
   sections.forEach(function (p) { p.draft = null; });
   box.dataset.tool = tool;
   say({

@@ -1,6 +1,6 @@
 /* What an item opens as (VIEW_KINDS: series, photo, pdf; a new kind registers itself with
    addViewKind), and resetting the panes between items. */
-import { $, $$, PLANES, edgeLabels, errorEl, getBitmap, num, panes, presetEl, root, slider, state, viewportEl } from "./core.js";
+import { $, $$, PLANES, choose, edgeLabels, errorEl, getBitmap, num, panes, presetEl, root, slider, state, viewportEl } from "./core.js";
 import { draw, fit, resize } from "./draw.js";
 import { renderMeasures } from "./measure.js";
 import { relayout, resetTags, setActive, setIndex, setTool, showError, stopCine } from "./series.js";
@@ -30,7 +30,7 @@ function resetPanes() {
   state.layout = "single";
   $("#layout-toggle").setAttribute("aria-pressed", "false");
   PLANES.forEach(function (p) { panes[p].el.classList.toggle("active", p === "axial"); });
-  $$(".planes [data-plane]").forEach(function (b) { b.classList.toggle("active", b.dataset.plane === "axial"); });
+  choose($$(".planes [data-plane]"), function (b) { return b.dataset.plane === "axial"; });
   viewportEl.dataset.sliceIndex = "";
   viewportEl.dataset.state = "loading";
   resetTags();

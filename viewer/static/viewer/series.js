@@ -1,6 +1,6 @@
 /* Slices of a series: showing, prefetching, status, window, active plane, tools, cine
    and the DICOM tag panel. */
-import { $, $$, PLANES, cap, visiblePanes, errorEl, fetchBlob, getBitmap, num, panes, root, sliceUrl, slider, state, viewportEl } from "./core.js";
+import { $, $$, PLANES, cap, choose, visiblePanes, errorEl, fetchBlob, getBitmap, num, panes, root, sliceUrl, slider, state, viewportEl } from "./core.js";
 import { draw, fit, previewWindow, resize } from "./draw.js";
 
 // ------------------------------------------------------------ slices
@@ -103,7 +103,10 @@ function status() {
 }
 
 
-function setStatusError(text) { $("#slice-label").textContent = text; }
+function setStatusError(text) {
+  $("#slice-label").textContent = text;
+  $("#viewer-say").textContent = text;  // the counter is not read out; a failure is
+}
 
 function showError(text) {
   stopCine();
@@ -126,7 +129,7 @@ function setActive(plane) {
   if (!panes[plane].count) return;
   state.active = plane;
   PLANES.forEach(function (p) { panes[p].el.classList.toggle("active", p === plane); });
-  $$(".planes [data-plane]").forEach(function (b) { b.classList.toggle("active", b.dataset.plane === plane); });
+  choose($$(".planes [data-plane]"), function (b) { return b.dataset.plane === plane; });
   var pane = panes[plane];
   viewportEl.dataset.sliceIndex = pane.shown >= 0 ? String(pane.shown) : "";
   relayout();
@@ -148,7 +151,7 @@ function relayout() {
 
 function setTool(tool) {
   state.tool = tool;
-  $$("[data-tool]").forEach(function (b) { b.classList.toggle("active", b.dataset.tool === tool); });
+  choose($$("[data-tool]"), function (b) { return b.dataset.tool === tool; });
   PLANES.forEach(function (p) { panes[p].draft = null; });
 }
 
