@@ -30,3 +30,38 @@
     }, 1000);
   }
 })();
+
+/* "Email me a code" sends it without leaving the page, so a password already typed stays
+   typed (the page it led to started empty). Without scripts the form posts as before. */
+(function () {
+  "use strict";
+  var form = document.querySelector("form.code-form");
+  var said = document.getElementById("code-status");
+  if (!form || !said || !window.fetch || !window.DOMParser) return;
+  form.addEventListener("submit", function (event) {
+    event.preventDefault();
+    var button = form.querySelector("button[type=submit]");
+    button.disabled = true;
+    fetch(form.action, { method: "POST", body: new FormData(form), credentials: "same-origin" })
+      .then(function (r) { return r.text().then(function (html) { return { r: r, html: html }; }); })
+      .then(function (got) {
+        var page = new DOMParser().parseFromString(got.html, "text/html");
+        var messages = page.querySelector(".messages");
+        if (!messages || !got.r.redirected) {
+          window.location.assign(got.r.url);  // the link ended meanwhile: its page says so
+          return;
+        }
+        var old = document.querySelector("main .messages");
+        if (old) old.remove();  // what an earlier request said is out of date
+        said.textContent = messages.textContent.trim();  // read out: a live region
+        said.hidden = false;
+        var code = document.getElementById("id_code");
+        if (code) code.focus();  // where the code goes next
+      })
+      .catch(function () {
+        said.textContent = "The code could not be asked for just now. Check your connection and try again.";
+        said.hidden = false;
+      })
+      .then(function () { button.disabled = false; });
+  });
+})();

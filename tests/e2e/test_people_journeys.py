@@ -202,14 +202,21 @@ def test_a_referrer_signs_in_with_an_emailed_code_and_measures(demo_server, desk
                  recipient_name="Dr Lee (oral surgeon)")  # fmt: skip
     page.goto(base + link["path"])
     axe.check(page, "referrer verify")
+    # The password first, as people do: asking for the code keeps it (it was wiped).
+    page.fill("#id_password", LINK_PASSWORD)
     page.click("text=Email me a code")
     page.wait_for_selector("text=A code is on its way")
+    assert page.input_value("#id_password") == LINK_PASSWORD
+    page.set_viewport_size(PHONE)
+    page.screenshot(path=str(SHOTS / "referrer-code-sent-phone.png"), full_page=True)
+    page.set_viewport_size(DESKTOP)
+    page.screenshot(path=str(SHOTS / "referrer-code-sent-desktop.png"), full_page=True)
     first = _last_code(demo_server["mail_dir"], "dr.lee@example.org")
     page.click("text=Email me a code")  # again at once: nothing is sent, and it says so
     page.wait_for_selector("text=No new code was sent")
     assert "on its way" not in page.inner_text("main")
     assert _last_code(demo_server["mail_dir"], "dr.lee@example.org") == first
-    page.fill("#id_password", LINK_PASSWORD)
+    assert page.input_value("#id_password") == LINK_PASSWORD
     page.fill("#id_code", first)
     page.click("form[action='/s/'] button[type=submit]")
     page.wait_for_url(base + "/s/home/")
