@@ -1,5 +1,6 @@
-// A new link's page: print only the handout (print CSS hides the rest), copy the link with one
-// tap, select a field's text when it is focused. No inline script under the CSP.
+// A new link's page, and a new access token's: print only the handout (print CSS hides the
+// rest), copy a value with one tap, select a field's text when it is focused. No inline script
+// under the CSP.
 "use strict";
 document.addEventListener("DOMContentLoaded", function () {
   var button = document.getElementById("print-handout");

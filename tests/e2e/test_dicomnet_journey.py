@@ -47,7 +47,12 @@ def test_recipient_makes_a_token_for_their_own_viewer(
         assert p.get_attribute("a:has-text('Open in Weasis')", "href").startswith("weasis://?")
         pasteable = p.input_value("#dicomweb-paste")
         assert re.match(r"^http://token:pst_[A-Za-z0-9_\-]+@127\.0\.0\.1:\d+/dicomweb$", pasteable)
-        p.screenshot(path=str(tmp_path / f"token-{name}.png"), full_page=True)
+        _shot(p, f"software-token-{name}")
+        p.context.grant_permissions(["clipboard-read", "clipboard-write"])
+        p.click("button[data-copy='dicomweb-paste']")  # one tap, on a phone too
+        p.wait_for_selector("button[data-copy='dicomweb-paste']:has-text('Copied')")
+        assert p.evaluate("() => navigator.clipboard.readText()") == pasteable
+        assert p.evaluate("() => document.documentElement.scrollWidth") <= p.viewport_size["width"]
         token = p.input_value("#dicomweb-header").split("Bearer ", 1)[1]
         request = urllib.request.Request(  # noqa: S310 - the e2e server on loopback
             base + "/dicomweb/studies", headers={"Authorization": f"Bearer {token}"}

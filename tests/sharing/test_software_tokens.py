@@ -32,6 +32,16 @@ class SoftwareTokenTestCase(ShareTestCase):
         self.assertNotContains(self.client.get("/s/software/"), raw)
         self.assertEqual(token.expires_at, self.share.expires_at)
 
+    def test_a_new_token_comes_with_copy_buttons_and_plain_words(self) -> None:
+        # It said "copy it now" with no way to copy on a phone, and offered to make another.
+        self.sign_in()
+        r = self.client.post("/s/software/tokens/", {"label": "Weasis"})
+        for field in ("dicomweb-paste", "dicomweb-base", "dicomweb-header"):
+            self.assertContains(r, f'data-copy="{field}"')
+        self.assertContains(r, "Weasis installed")
+        self.assertNotContains(r, "Make an access token</button>")
+        self.assertContains(self.client.get("/s/software/"), "Make an access token</button>")
+
     def test_it_needs_a_verified_session(self) -> None:
         self.open_link()
         r = self.client.post("/s/software/tokens/", {"label": "x"})
