@@ -29,6 +29,8 @@ def unavailable(request: HttpRequest, share: ShareLink) -> HttpResponse:
     status = share.status
     code = 423 if status == ShareLink.Status.LOCKED else 410
     context = {"practice": share.practice, "status": status}
+    if status == ShareLink.Status.EXPIRED:
+        context["ended"] = share.expires_at
     return render(request, "sharing/unavailable.html", context, status=code)
 
 

@@ -49,6 +49,9 @@ class OpenShareTestCase(ShareTestCase):
         self.assertNotContains(r, "CBCT", status_code=410)
         self.assertContains(r, 'action="/s/request/"', status_code=410)
         self.assertNotIn(VERIFIED_KEY, self.client.session)
+        ended = timezone.localtime(self.share.expires_at, self.practice.zone)
+        said = f"It ended on {ended.day} {ended:%B %Y, %H:%M} ({ended:%Z})"
+        self.assertContains(r, said, status_code=410)  # when, not only that
 
     def test_revoked_link_is_410(self) -> None:
         self.share.revoked_at = timezone.now()
