@@ -309,20 +309,18 @@ class ReceivedFile(models.Model):
 
     @property
     def counts_as_received(self) -> bool:
-        """Whether the sender is told it arrived: a copy of what the practice holds reads
-        as received, since saying otherwise would tell a sender holding one patient's link
-        what the practice holds of any patient."""
-        return self.state == self.State.PENDING or self.reason == self.ALREADY_HELD
+        """Whether the sender is told it arrived: every file that passed the checks, a copy of
+        what the practice holds included (saying otherwise would tell a sender holding one
+        patient's link what the practice holds of any patient)."""
+        return self.state != self.State.REFUSED or self.reason == self.ALREADY_HELD
 
     @property
     def told_to_sender(self) -> str:
-        if self.reason == self.ALREADY_HELD:
-            return self.State.PENDING.label
-        return (
-            f"{self.get_state_display()}: {self.reason}"
-            if self.reason
-            else (self.get_state_display())
-        )
+        """What the sender's list says of it: received, or refused and why. Staff decisions
+        are not told (a copy already held is never decided, so the two would differ)."""
+        if self.counts_as_received:
+            return "Received"
+        return f"Refused on arrival: {self.reason}" if self.reason else "Refused on arrival"
 
 
 class LinkRequest(models.Model):

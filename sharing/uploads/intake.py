@@ -9,6 +9,7 @@ any upload, under the link's patient; declining shreds the sealed files.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from typing import BinaryIO
 
 from django.conf import settings
@@ -79,12 +80,36 @@ def receive(link: UploadLink, files: Iterable[tuple[str, BinaryIO]], request=Non
     (a ZIP member's from the archive's directory), or reading it stops at that room. A small
     archive holding large files costs no decompression and no encryption once the link is full.
     """
+    rows: list[ReceivedFile] = []
+    sealed = _Sealed()
+    try:
+        _check_and_seal(link, files, rows, sealed)
+        _save(link, rows, request)
+    except BaseException:
+        # Nothing was recorded: the sealed files go (their keys were never saved) and the
+        # link's allowance gets back what they were charged.
+        for blob in sealed.blobs:
+            blob.pk = None  # a rolled-back row's number may be reused by another
+        discard(sealed.blobs)
+        _give_back_room(link, sealed.charged)
+        raise
+    return rows
+
+
+@dataclass
+class _Sealed:
+    """The files of a send sealed so far, and what the link was charged for them."""
+
+    blobs: list = field(default_factory=list)
+    charged: int = 0
+
+
+def _check_and_seal(link: UploadLink, files, rows: list, sealed: _Sealed) -> None:  # noqa: ANN001
     ctx = Context(link.practice, None)
     max_file_bytes = ctx.max_file_bytes
     # Read once; each kept file's charge below keeps it current (another send to the same
     # link at once can only make it smaller, and _take_room has the last word).
     room = _room_left(link)
-    rows: list[ReceivedFile] = []
     for index, item in enumerate(_entries(files)):
         if isinstance(item, Refused):
             rows.append(
@@ -100,28 +125,20 @@ def receive(link: UploadLink, files: Iterable[tuple[str, BinaryIO]], request=Non
             continue
         ctx.max_file_bytes = min(max_file_bytes, room)
         out = process(index, item, ctx)
+        if out.blob is not None:
+            sealed.blobs.append(out.blob)
         too_large_anyway = item.size is not None and item.size > max_file_bytes
         if out.reason == TOO_LARGE and room < max_file_bytes and not too_large_anyway:
             out.reason = REFUSED_OVER_LIMIT  # too large for the room left, not for the portal
         size = out.blob.plain_size if out.blob is not None else 0
         if out.status == "ok" and not _take_room(link, size):
+            sealed.blobs.remove(out.blob)
             discard([out.blob])
             out.status, out.reason, out.blob = "rejected", REFUSED_OVER_LIMIT, None
         elif out.status == "ok":
+            sealed.charged += size
             room -= size
         rows.append(_row(link, out, size))
-    try:
-        _save(link, rows, request)
-    except BaseException:
-        # Nothing was recorded: the sealed files go (their keys were never saved) and the
-        # link's allowance gets back what they were charged.
-        sealed = [r.blob for r in rows if r.blob is not None]
-        for blob in sealed:
-            blob.pk = None  # a rolled-back row's number may be reused by another
-        discard(sealed)
-        _give_back_room(link, sum(r.size or 0 for r in rows if r.blob is not None))
-        raise
-    return rows
 
 
 def _give_back_room(link: UploadLink, size: int) -> None:

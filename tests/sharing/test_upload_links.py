@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import tempfile
 import zipfile
 from datetime import date, timedelta
@@ -264,6 +265,14 @@ class UploadLinkTestCase(BaseTestCase):
             dict(ReceivedFile.objects.values_list("name", "state")),
             {"IM1.dcm": "refused", "IM2.dcm": "pending"},  # staff have nothing to decide
         )
+        # Nor once staff decide on the rest: the sender's list told the two apart.
+        sender = self.client
+        self.client = self.client_class()
+        self.login(self.bob)
+        self.client.post(f"/received/links/{self.link.code}/decline/")
+        page = sender.get("/u/").content.decode()
+        told = re.findall(r"<li>(IM\d\.dcm) <span class=\"muted\">· ([^<]*)</span>", page)
+        self.assertEqual(sorted(told), [("IM1.dcm", "Received"), ("IM2.dcm", "Received")])
 
     def test_a_send_that_cannot_be_read_says_why(self) -> None:
         # A file name of a thousand characters overran the form's part headers: a bare 400.
@@ -283,6 +292,30 @@ class UploadLinkTestCase(BaseTestCase):
         self.assertContains(r, "could not be read", status_code=400)
         self.assertContains(r, "shorter name", status_code=400)
         self.assertContains(r, 'name="files"', status_code=400)  # the form, to send again
+
+    def test_a_send_that_fails_midway_leaves_no_file_and_no_charge(self) -> None:
+        from django.db import DatabaseError
+
+        from sharing.uploads import intake
+        from tests.portal.test_ingest import vault_files
+
+        self.verify()
+        before = len(vault_files())
+        real = intake.process
+        calls = []
+
+        def second_fails(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+            calls.append(1)
+            if len(calls) == 2:
+                raise DatabaseError("the database went away")
+            return real(*args, **kwargs)
+
+        with mock.patch.object(intake, "process", side_effect=second_fails):
+            with self.assertRaises(DatabaseError):
+                self.send(("IM1.dcm", scans()[0]), ("IM2.dcm", scans()[1]))
+        self.assertEqual(len(vault_files()), before)
+        self.link.refresh_from_db()
+        self.assertEqual(self.link.received_bytes, 0)
 
     def test_declined_files_are_shredded(self) -> None:
         self.verify()
