@@ -35,7 +35,7 @@ class StaffFilter(admin.SimpleListFilter):
         value = self.value()
         if not value:
             return queryset
-        if not value.isdigit() or int(value) >= 2**63:
+        if not (value.isascii() and value.isdigit()) or int(value) >= 2**63:
             raise IncorrectLookupParameters("staff")  # the list says so (?e=1), no error page
         return queryset.filter(user_id=int(value))
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
+from django.core.exceptions import TooManyFilesSent
 from django.core.files.uploadhandler import MemoryFileUploadHandler
 from django.http import Http404, HttpRequest, HttpResponse
 from django.http.multipartparser import MultiPartParserError
@@ -26,6 +27,11 @@ from sharing.views import unavailable
 
 LINK_KEY, VERIFIED_KEY, SEEN_KEY = "upload_link", "upload_verified", "upload_seen"
 GENERIC_FAILURE = "Those details do not match. Check them and try again."
+TOO_MANY_FILES = (
+    f"At most {settings.DATA_UPLOAD_MAX_NUMBER_FILES} files can be sent at once, so nothing "
+    "was received. Put the files in a ZIP (a CD's contents, for one) and send that, or send "
+    "them in smaller groups."
+)
 UNREADABLE_SEND = (
     "The files could not be read, so nothing was received. A file name may be too long: give "
     "the file a shorter name (under 200 characters) and send again."
@@ -234,10 +240,13 @@ def send_files(request: HttpRequest) -> HttpResponse:
         raise access.deny(request, None, "upload_link", reason="not_verified")
     # Set before the body is read: CSRF is checked by the inner view, after this.
     request.upload_handlers = [BoundedMemoryUploadHandler(request)]
+    # Read here, before the CSRF check (which would read it too and answer a bare 400), so
+    # that a send that cannot be read is told why; the session already named a verified link.
     try:
-        request.POST  # noqa: B018 - read here, so that a send that cannot be read is told why
-    except MultiPartParserError:
-        return _page(request, link, "upload_send.html", status=400, error=UNREADABLE_SEND,
+        request.POST  # noqa: B018
+    except (MultiPartParserError, TooManyFilesSent) as exc:
+        error = TOO_MANY_FILES if isinstance(exc, TooManyFilesSent) else UNREADABLE_SEND
+        return _page(request, link, "upload_send.html", status=400, error=error,
                      files=link.files.order_by("-created_at")[:200])  # fmt: skip
     return _send_files(request, link)
 

@@ -60,7 +60,7 @@ class HistoryTestCase(BaseTestCase):
         # These answered 500 (int() of the staff filter; the export's lookup errors).
         self.login(self.alice)
         base = "/admin/audit/accessevent/"
-        for query in ("staff=abc", "staff=99999999999999999999999"):
+        for query in ("staff=abc", "staff=99999999999999999999999", "staff=%C2%B2"):
             with self.subTest(query=query):
                 r = self.client.get(f"{base}?{query}")
                 self.assertRedirects(r, f"{base}?e=1", fetch_redirect_response=False)

@@ -317,6 +317,14 @@ class UploadLinkTestCase(BaseTestCase):
         self.link.refresh_from_db()
         self.assertEqual(self.link.received_bytes, 0)
 
+    def test_a_send_of_too_many_files_says_what_to_do(self) -> None:
+        # Over Django's 100 files a send was a bare 400: a CD's contents often are more.
+        self.verify()
+        r = self.send(*[(f"IM{n}.dcm", b"x") for n in range(101)])
+        self.assertContains(r, "At most 100 files", status_code=400)
+        self.assertContains(r, "ZIP", status_code=400)
+        self.assertFalse(ReceivedFile.objects.exists())
+
     def test_declined_files_are_shredded(self) -> None:
         self.verify()
         self.send(("IM1.dcm", scans()[0]))
