@@ -1,10 +1,11 @@
 from django.urls import path
 
-from viewer import dental_views, views
+from viewer import dental_views, session_views, views
 
 app_name = "viewer"
 
 urlpatterns = [
+    path("session/", session_views.session_state, name="session"),
     path("studies/<uuid:code>/", views.view_study, name="study"),
     path("series/<uuid:code>/manifest.json", views.series_manifest, name="manifest"),
     path("series/<uuid:code>/document", views.series_document, name="series-document"),

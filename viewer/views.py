@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 from typing import Any
+from urllib.parse import quote
 from uuid import UUID
 
 from csp.decorators import csp_replace
@@ -171,6 +172,8 @@ def view_study(request: HttpRequest, code: UUID) -> HttpResponse:
         # Patients start with the simple tools; dentists (referrers, staff) with all of them.
         "mode": "simple" if share is not None and share.recipient_kind == "patient" else "full",
         "back_url": "/s/home/" if share is not None else f"/studies/{study.code}/",
+        # Where a viewer whose sign-in ended goes: the link's page says why, or staff sign in.
+        "sign_in_url": "/s/" if share is not None else f"/login/?next={quote(request.path)}",
         "planes": mpr.PLANES,
         "can_download": scope.can_download,
     }

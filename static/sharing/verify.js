@@ -48,7 +48,7 @@
         var page = new DOMParser().parseFromString(got.html, "text/html");
         var messages = page.querySelector(".messages");
         if (!messages || !got.r.redirected) {
-          window.location.assign(got.r.url);  // the link ended meanwhile: its page says so
+          window.location.assign("/s/");  // the link ended meanwhile: this page says so
           return;
         }
         var old = document.querySelector("main .messages");

@@ -18,7 +18,7 @@ import pytest
 
 from portal.demo.phantom import PhantomGeometry
 from tests.e2e import axe
-from tests.e2e.conftest import ROOT
+from tests.e2e.conftest import ROOT, run_manage
 from tests.e2e.recipients import LINK_PASSWORD, fill_birth_date, issue
 from tests.e2e.test_staff_journey import _sign_in
 
@@ -193,6 +193,23 @@ def test_a_patient_on_a_phone_verifies_views_and_downloads(demo_server, phone, t
     page.wait_for_selector("text=You have closed the shared images")
     assert "paper from the practice" in page.inner_text("main")
     axe.check(page, "closed")
+
+
+def test_asking_for_a_code_on_a_link_withdrawn_meanwhile_says_so(demo_server, desktop):
+    """The page asked for its code by script: a link ended meanwhile led to a bare 405."""
+    page = desktop
+    link = issue(demo_server, recipient_kind="referrer", recipient_email="dr.ng@example.org",
+                 recipient_name="Dr Ng")  # fmt: skip
+    page.goto(demo_server["base_url"] + link["path"])
+    page.wait_for_selector("text=Email me a code")
+    script = (
+        "from django.utils import timezone; from sharing.models import ShareLink; "
+        f"ShareLink.objects.filter(code='{link['code']}').update(revoked_at=timezone.now())"
+    )
+    run_manage(demo_server, "shell", "-c", script)
+    page.click("text=Email me a code")
+    page.wait_for_selector("text=This link has been withdrawn")
+    assert page.url == demo_server["base_url"] + "/s/"
 
 
 def test_a_referrer_signs_in_with_an_emailed_code_and_measures(demo_server, desktop, tmp_path):

@@ -35,6 +35,17 @@ class RecipientSessionTestCase(ShareTestCase):
         self.assertNotContains(page, "Pat Example", status_code=status)
         return page
 
+    def test_the_viewer_asks_whether_the_session_holds_without_a_view_recorded(self) -> None:
+        # It asked the recipient's page, which recorded a view of the study each time.
+        from audit.models import AccessEvent
+
+        before = AccessEvent.objects.count()
+        self.assertEqual(self.client.get("/viewer/session/").status_code, 204)
+        self.assertEqual(AccessEvent.objects.count(), before)
+        revoke_link(self.share, by=self.alice)
+        self.assertEqual(self.client.get("/viewer/session/").status_code, 401)
+        self.assertEqual(self.client.get("/s/").status_code, 410)  # where the viewer goes
+
     def test_revoke_ends_an_open_session_at_its_next_request(self) -> None:
         revoke_link(self.share, by=self.alice)
         r = self.client.get("/s/download/share.zip")

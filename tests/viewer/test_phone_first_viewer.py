@@ -23,12 +23,15 @@ class ViewerPageTestCase(ShareTestCase):
         self.assertContains(r, 'data-mode="simple"')
         self.assertContains(r, 'id="drawer"')
         self.assertContains(r, 'class="scrubber series-only"')
+        self.assertContains(r, 'data-sign-in="/s/"')  # where a withdrawn link is explained
 
     def test_staff_get_the_full_tools_and_a_way_back_to_the_study(self) -> None:
         self.login(self.alice)
         r = self.client.get(self.url)
         self.assertContains(r, 'data-mode="full"')
         self.assertContains(r, f'<a class="back" href="/studies/{self.study.code}/">')
+        # A staff member whose sign-in ended signs in again and comes back here.
+        self.assertContains(r, f'data-sign-in="/login/?next=/viewer/studies/{self.study.code}/"')
 
     def test_tools_that_do_not_apply_to_a_report_are_marked(self) -> None:
         make_pdf(self.study)

@@ -59,14 +59,14 @@ function progress(delta) {
 }
 
 // A refused image may mean the session ended (the link was withdrawn or expired, or it idled
-// out): the page behind the back link then redirects, and the viewer follows it there, where
-// the reason is said, instead of showing "could not be loaded".
+// out): the viewer asks (an answer that reads no patient data and records nothing) and, if
+// so, goes where the reason is said, instead of showing "could not be loaded".
 var sessionCheck = null;
 function checkSession() {
-  var back = document.querySelector("a.back");
-  if (!back || sessionCheck) return;
-  sessionCheck = fetch(back.href, { credentials: "same-origin", redirect: "manual" }).then(function (r) {
-    if (r.type === "opaqueredirect" || r.status === 401 || r.status === 403) location.assign(back.href);
+  var signIn = root.dataset.signIn;
+  if (!signIn || sessionCheck) return;
+  sessionCheck = fetch("/viewer/session/", { credentials: "same-origin" }).then(function (r) {
+    if (r.status === 401) location.assign(signIn);
     else sessionCheck = null;
   }, function () { sessionCheck = null; });
 }
