@@ -20,9 +20,13 @@ _BIDI_CONTROLS = frozenset(
 )
 
 
+def _is_control(c: str) -> bool:
+    return unicodedata.category(c) in ("Cc", "Zl", "Zp") or c in _BIDI_CONTROLS
+
+
 def has_control_characters(text: str) -> bool:
     """Return whether text holds a control, line or paragraph separator, or bidi character."""
-    return any(unicodedata.category(c) in ("Cc", "Zl", "Zp") or c in _BIDI_CONTROLS for c in text)
+    return any(_is_control(c) for c in text)
 
 
 def without_control_characters(text: str) -> str:
@@ -30,11 +34,7 @@ def without_control_characters(text: str) -> str:
     an odd byte is no reason to refuse an image."""
     if not has_control_characters(text):
         return text
-    cleaned = "".join(
-        " " if unicodedata.category(c) in ("Cc", "Zl", "Zp") or c in _BIDI_CONTROLS else c
-        for c in text
-    )
-    return " ".join(cleaned.split())
+    return " ".join("".join(" " if _is_control(c) else c for c in text).split())
 
 
 def refuse_control_characters(value: str) -> None:

@@ -36,8 +36,10 @@ _ROUTE_SEGMENT = re.compile(
 _UPLOAD_SEGMENT = re.compile(r"|<token>|files", re.IGNORECASE)
 
 
-# A request line as access logs print it: "GET /path?query HTTP/1.1".
-_QUERY_IN_REQUEST_LINE = re.compile(r'("[A-Z]{3,7} [^\s?"]*)\?[^\s"]*(?= HTTP/)')
+# A request line as access logs print it: "GET /path?query HTTP/1.1". Everything from the
+# "?" to the protocol (or to the closing quote of a line without one) goes, whatever it
+# holds: a quote or a space in a malformed request.
+_QUERY_IN_REQUEST_LINE = re.compile(r'("[A-Z]+ [^\s?"]*)\?.*?(?= HTTP/\d|"(?:\s|$))')
 QUERY_MASK = "?<query>"
 
 

@@ -132,6 +132,7 @@ def revoke_upload_link(request: HttpRequest, code) -> HttpResponse:
 @require_POST
 @staff_required
 def unlock_upload_link(request: HttpRequest, code) -> HttpResponse:
+    """Lift the lock wrong answers put on a link; the sender may try again at once."""
     link = fetch_or_404(request, request.scope, _links(request), code=code)
     services.unlock_upload_link(link, by=request.user, request=request)
     return redirect("/received/")

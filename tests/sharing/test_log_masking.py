@@ -63,6 +63,20 @@ class LogMaskingTestCase(SimpleTestCase):
         for said in ("Demo-Garcia", "Maria", "1984-07-12"):
             self.assertNotIn(said, log)
 
+    def test_a_query_is_masked_however_it_is_spelled(self) -> None:
+        # A quote inside the query or a method of other length let it through.
+        for line in (
+            '1.2.3.4 "GET /admin/portal/patient/?q=Demo"Garcia HTTP/1.1" 200 5',
+            '1.2.3.4 "PROPFIND /x/?q=Maria HTTP/1.1" 405 0',
+            '1.2.3.4 "GET /x/?q=Maria Garcia HTTP/1.1" 400 0',
+        ):
+            with self.subTest(line=line):
+                masked = mask_tokens(line)
+                self.assertNotIn("Garcia", masked)
+                self.assertNotIn("Maria", masked)
+                self.assertIn("?<query> HTTP/1.1", masked)
+        self.assertEqual(mask_tokens('"GET /x/?q=Maria" 400 0'), '"GET /x/?<query>" 400 0')
+
     def test_mask_tokens_catches_every_spelling(self) -> None:
         token = "2cCL9xQv0Jr_b-7mZk3TnWpYhG5uE1aSdFqLoRiVtBw"
         for path in _spellings(token):

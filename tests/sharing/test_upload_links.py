@@ -132,10 +132,15 @@ class UploadLinkTestCase(BaseTestCase):
         UploadLink.objects.filter(pk=self.link.pk).update(
             locked_at=timezone.now(), failed_attempts=5
         )
+        unlock = f"/received/links/{self.link.code}/unlock/"
+        r = self.client.post(unlock)  # nobody signed in
+        self.assertEqual((r.status_code, r["Location"].split("?")[0]), (302, "/login/"))
         self.login(self.charlie)  # another practice
-        self.assertEqual(
-            self.client.post(f"/received/links/{self.link.code}/unlock/").status_code, 404
-        )
+        self.assertEqual(self.client.post(unlock).status_code, 404)
+        self.login(self.bob)
+        self.assertEqual(self.client.get(unlock).status_code, 405)
+        self.link.refresh_from_db()
+        self.assertIsNotNone(self.link.locked_at)
         self.login(self.bob)
         page = self.client.get("/received/")
         self.assertContains(page, "locked after wrong answers")
