@@ -250,6 +250,17 @@ MATRIX: dict[str, Row] = {
         lambda t: f"/viewer/series/{t.series.code}/axial/1.png",
         _for(404, 404, 200, 404, 404),
     ),
+    # A saved picture of one image: the slice rules, and a download.
+    "viewer:slice-picture": Row(
+        "get",
+        lambda t: f"/viewer/series/{t.series.code}/axial/0/picture.jpg",
+        _for(404, 404, 200, 404, 404),
+    ),
+    "viewer:slice-picture-png": Row(
+        "get",
+        lambda t: f"/viewer/series/{t.series.code}/axial/1/picture.png",
+        _for(404, 404, 200, 404, 404),
+    ),
     # The dental views: pixels, so the slice rules (a volume without teeth has no arch).
     "viewer:dental-arch": Row(
         "get",

@@ -12,19 +12,16 @@ from typing import Any
 from uuid import UUID
 
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
-from django.utils.http import content_disposition_header
-from django.utils.text import slugify
 from django.views.decorators.http import require_GET
 
-import audit
 from audit.models import Action
 from portal.access import Scope
 from portal.slots import Slots
-from sharing.downloads import send_picture
 from viewer import arches, dental, layouts, mpr
 from viewer import render as rendering
 from viewer.dental_params import BadParameter, parse_curve, parse_panoramic, parse_section
 from viewer.layouts import Layout
+from viewer.pictures import deliver_picture
 from viewer.views import (
     FORMATS,
     _audit_once,
@@ -36,7 +33,6 @@ from viewer.views import (
 )
 
 PATH_STEP_MM = 1.0
-EXTENSIONS = {"jpeg": "jpg", "png": "png"}
 # Renders one browser session may run at once in this process (gunicorn runs 4 threads): a
 # script firing requests in parallel gets 429 instead of holding every thread. The viewer
 # keeps one request per pane in flight and retries a 429 a moment later (a cross-section
@@ -212,16 +208,6 @@ def dental_image(request: HttpRequest, code: UUID, kind: str, fmt: str = "jpeg")
     return _no_store(HttpResponse(data, content_type=FORMATS[fmt]))
 
 
-def picture_name(series: Any, kind: str, fmt: str, at_mm: str = "") -> str:
-    """Return a download's name from the practice, the study, its date and the view."""
-    study = series.study
-    when = study.study_date.isoformat() if study.study_date else ""
-    what = "panoramic" if kind == "panoramic" else f"cross-section-{at_mm}mm"
-    bits = [study.practice.name, study.description or "scan", when, what]
-    name = "-".join(filter(None, (slugify(b) for b in bits)))[:150]
-    return f"{name}.{EXTENSIONS[fmt]}"
-
-
 @require_GET
 def export_dental_picture(request: HttpRequest, code: UUID, kind: str, fmt: str) -> HttpResponse:
     """Download the panoramic or a cross-section as a JPEG or PNG picture (a download)."""
@@ -233,20 +219,5 @@ def export_dental_picture(request: HttpRequest, code: UUID, kind: str, fmt: str)
         return data
     series = _load_series(owner)
     at = f"{float(request.GET['at']):.1f}".replace(".", "-") if kind == "section" else ""
-    filename = picture_name(series, kind, fmt, at)
-    detail = {"kind": f"{kind}-{fmt}", "bytes": len(data)}
-    if scope.share is not None:
-        return _no_store(
-            send_picture(request, scope, data, filename, FORMATS[fmt], series, detail["kind"])
-        )
-    audit.record(
-        Action.DOWNLOAD,
-        request=request,
-        patient=series.study.patient,
-        obj=series,
-        detail=detail,
-        **scope.audit_kwargs(),
-    )
-    response = HttpResponse(data, content_type=FORMATS[fmt])
-    response["Content-Disposition"] = content_disposition_header(True, filename)
-    return _no_store(response)
+    what = "panoramic" if kind == "panoramic" else f"cross-section-{at}mm"
+    return deliver_picture(request, scope, series, data, what, fmt, kind=f"{kind}-{fmt}")

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from viewer import dental_views, session_views, views
+from viewer import dental_views, pictures, session_views, views
 
 app_name = "viewer"
 
@@ -18,6 +18,18 @@ urlpatterns = [
         views.series_slice,
         {"fmt": "png"},
         name="slice-png",
+    ),
+    path(
+        "series/<uuid:code>/<str:plane>/<int:index>/picture.jpg",
+        pictures.export_slice_picture,
+        {"fmt": "jpeg"},
+        name="slice-picture",
+    ),
+    path(
+        "series/<uuid:code>/<str:plane>/<int:index>/picture.png",
+        pictures.export_slice_picture,
+        {"fmt": "png"},
+        name="slice-picture-png",
     ),
     path("series/<uuid:code>/dental/arch.json", dental_views.dental_arch, name="dental-arch"),
     path("series/<uuid:code>/dental/path.json", dental_views.dental_path, name="dental-path"),

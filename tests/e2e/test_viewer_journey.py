@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import io
 import re
+from pathlib import Path
 
 import pytest
 from PIL import Image, ImageStat
 
 from portal.demo.phantom import PhantomGeometry
-from tests.e2e.conftest import fresh_totp, run_manage
+from tests.e2e.conftest import ROOT, fresh_totp, run_manage
 from tests.e2e.recipients import fill_birth_date, issue, verify_patient
+
+SHOTS = ROOT / "docs" / "screenshots"
 
 
 def _open_share(demo_server: dict, page) -> None:
@@ -219,3 +222,29 @@ def test_the_chosen_tool_and_plane_are_told_to_a_screen_reader(demo_server, page
     assert page.evaluate(pressed, ".planes [data-plane]") == ["false", "true", "false"]
     # Scrolling does not read out every slice number; a failure is still said.
     assert page.get_attribute("#slice-label", "aria-live") == "off"
+
+
+def test_a_patient_saves_the_picture_on_the_screen_from_a_phone(demo_server, browser):
+    """Only ZIPs of every image were offered: one picture could not be kept."""
+    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True,
+                                  has_touch=True, accept_downloads=True)  # fmt: skip
+    page = context.new_page()
+    page.set_default_timeout(30_000)
+    try:
+        _open_share(demo_server, page)
+        _wait_ready(page, "axial")
+        page.eval_on_selector(
+            "#slice-slider", "el => { el.value = '100'; el.dispatchEvent(new Event('input')); }"
+        )
+        _wait_ready(page, "axial", 100)
+        page.screenshot(path=str(SHOTS / "viewer-save-picture-phone.png"))
+        with page.expect_download() as download:
+            page.click("#save-picture")
+        saved = download.value
+        assert saved.suggested_filename.endswith("-axial-101.jpg"), saved.suggested_filename
+        data = Path(saved.path()).read_bytes()
+        assert Image.open(io.BytesIO(data)).format == "JPEG"
+        page.set_viewport_size({"width": 1366, "height": 900})
+        page.screenshot(path=str(SHOTS / "viewer-save-picture-desktop.png"))
+    finally:
+        context.close()

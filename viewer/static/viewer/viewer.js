@@ -2,7 +2,7 @@
    No framework, no build step. Data comes from data-* attributes and the series manifest.
    Modules: core (state, fetching), draw, measure, series, kinds (view kinds), input, and
    dental (panoramic and cross-sections). This one wires the buttons and keys and starts. */
-import { $, $$, drawer, visiblePanes, panes, presetEl, slider, state } from "./core.js";
+import { $, $$, drawer, visiblePanes, panes, presetEl, sliceUrl, slider, state } from "./core.js";
 import { draw, fit, oneToOne, previewWindow, resize } from "./draw.js";
 import { clearMeasures, copyCsv, downloadCsv } from "./measure.js";
 import { filterTags, loadTags, refreshAll, relayout, setActive, setIndex, setMode, setTool, setWindow, step, toggleCine } from "./series.js";
@@ -60,6 +60,13 @@ $("#fit").addEventListener("click", function () {
 $("#one-to-one").addEventListener("click", function () { oneToOne(panes[state.active]); });
 $("#cine").addEventListener("click", toggleCine);
 $("#clear-measure").addEventListener("click", clearMeasures);
+// The image on the screen (plane, number, window), saved as a picture: a download.
+var savePicture = $("#save-picture");
+if (savePicture) savePicture.addEventListener("click", function (event) {
+  var pane = panes[state.active];
+  if (!state.manifest || !pane.count) { event.preventDefault(); return; }
+  savePicture.href = sliceUrl(pane.plane, pane.index).replace(/\.(jpg|png)\?/, "/picture.$1?");
+});
 $("#measure-copy").addEventListener("click", copyCsv);
 $("#measure-csv").addEventListener("click", downloadCsv);
 $("#tags-load").addEventListener("click", loadTags);

@@ -1,0 +1,68 @@
+"""One image of a scan saved as a picture: named, audited, counted for a share, as the
+panoramic is. A patient on a phone had only ZIPs of every image."""
+
+from __future__ import annotations
+
+import io
+
+from PIL import Image
+
+from audit.models import AccessEvent, Action, Outcome
+from tests.sharing.helpers import ShareTestCase
+from viewer import mpr
+
+
+class ExportSlicePictureTestCase(ShareTestCase):
+    def setUp(self) -> None:
+        super().setUp()
+        mpr.clear_caches()
+        self.series = self.study.series.get()
+        base = f"/viewer/series/{self.series.code}/axial/0/picture"
+        self.jpeg = f"{base}.jpg?c=40&w=400&invert=0"
+        self.png = f"{base}.png?c=40&w=400&invert=1"
+
+    def test_staff_save_a_named_picture_audited_as_a_download(self) -> None:
+        self.login(self.alice)
+        r = self.client.get(self.png)
+        self.assertEqual((r.status_code, r["Content-Type"]), (200, "image/png"))
+        self.assertEqual(
+            r["Content-Disposition"],
+            'attachment; filename="smile-dental-cbct-maxilla-2026-03-04-axial-1.png"',
+        )
+        self.assertEqual(Image.open(io.BytesIO(r.content)).format, "PNG")
+        event = AccessEvent.objects.get(action=Action.DOWNLOAD)
+        self.assertEqual((event.user, event.patient), (self.alice, self.pat))
+        self.assertEqual(event.detail["kind"], "axial-png")
+
+    def test_a_recipient_saves_one_counted_against_the_link(self) -> None:
+        self.sign_in()
+        r = self.client.get(self.jpeg)
+        self.assertEqual(r.status_code, 200)
+        self.assertEqual(Image.open(io.BytesIO(b"".join(r.streaming_content))).format, "JPEG")
+        self.share.refresh_from_db()
+        self.assertEqual(self.share.download_count, 1)
+
+    def test_a_view_only_link_refuses_and_the_viewer_offers_nothing(self) -> None:
+        self.share.allow_download = False
+        self.share.save()
+        self.sign_in()
+        self.assertEqual(self.client.get(self.jpeg).status_code, 403)
+        self.assertTrue(
+            AccessEvent.objects.filter(action=Action.DOWNLOAD, outcome=Outcome.DENIED).exists()
+        )
+        page = self.client.get(f"/viewer/studies/{self.study.code}/")
+        self.assertNotContains(page, 'id="save-picture"')
+
+    def test_the_viewer_offers_it_where_downloads_are_allowed(self) -> None:
+        self.sign_in()
+        page = self.client.get(f"/viewer/studies/{self.study.code}/")
+        self.assertContains(page, 'id="save-picture"')
+
+    def test_it_checks_practice_range_and_window(self) -> None:
+        self.assertEqual(self.client.get(self.jpeg).status_code, 404)  # nobody signed in
+        self.login(self.charlie)
+        self.assertEqual(self.client.get(self.jpeg).status_code, 404)
+        self.login(self.alice)
+        self.assertEqual(self.client.get(self.jpeg.replace("/0/", "/999/")).status_code, 404)
+        self.assertEqual(self.client.get(self.jpeg.replace("c=40", "c=x")).status_code, 400)
+        self.assertFalse(AccessEvent.objects.filter(action=Action.DOWNLOAD).exists())

@@ -1,0 +1,86 @@
+"""Pictures saved from the viewer: one image of a scan, the panoramic, a cross-section.
+
+The views that draw the screen's images are display, never downloads (a view-only link gets
+them); a saved picture is the same rendering with a name, allowed, counted and audited by
+the share's download rules, or audited as a staff member's download.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
+from django.utils.http import content_disposition_header
+from django.utils.text import slugify
+from django.views.decorators.http import require_GET
+
+import audit
+from audit.models import Action
+from portal.access import Scope
+from sharing.downloads import send_picture
+from viewer import layouts, mpr
+from viewer import render as rendering
+from viewer.views import FORMATS, _load_series, _no_store, _series_owner, _window
+
+EXTENSIONS = {"jpeg": "jpg", "png": "png"}
+
+
+def picture_name(series: Any, what: str, fmt: str) -> str:
+    """Return a download's name from the practice, the study, its date and what it shows."""
+    study = series.study
+    when = study.study_date.isoformat() if study.study_date else ""
+    bits = [study.practice.name, study.description or "scan", when, what]
+    name = "-".join(filter(None, (slugify(b) for b in bits)))[:150]
+    return f"{name}.{EXTENSIONS[fmt]}"
+
+
+def deliver_picture(
+    request: HttpRequest, scope: Scope, series: Any, data: bytes, what: str, fmt: str, kind: str
+) -> HttpResponse:
+    """Send a rendered picture as a download named for what it shows."""
+    filename = picture_name(series, what, fmt)
+    if scope.share is not None:
+        return _no_store(send_picture(request, scope, data, filename, FORMATS[fmt], series, kind))
+    audit.record(
+        Action.DOWNLOAD,
+        request=request,
+        patient=series.study.patient,
+        obj=series,
+        detail={"kind": kind, "bytes": len(data)},
+        **scope.audit_kwargs(),
+    )
+    response = HttpResponse(data, content_type=FORMATS[fmt])
+    response["Content-Disposition"] = content_disposition_header(True, filename)
+    return _no_store(response)
+
+
+@require_GET
+def export_slice_picture(
+    request: HttpRequest, code: UUID, plane: str, index: int, fmt: str
+) -> HttpResponse:
+    """Save the image on screen (its plane, number and window) as a JPEG or PNG picture."""
+    scope, owner = _series_owner(request, code)
+    series = _load_series(owner)
+    layout = layouts.cached_layout(code) or layouts.layout_for(series)
+    if plane not in mpr.PLANES or not 0 <= index < layout.plane_count(plane):
+        raise Http404
+    try:
+        center, width, invert = _window(request)
+    except ValueError:
+        return HttpResponseBadRequest("Bad window parameters.", content_type="text/plain")
+    if center is None or width is None:
+        window = mpr.default_window(layout)
+        center = window["center"] if center is None else center
+        width = window["width"] if width is None else width
+    overlay = request.GET.get("overlay", "1") not in ("0", "false")
+    lut = request.GET.get("lut") == "1"
+    try:
+        data = mpr.render_plane(layout, plane, index, center, width, invert, fmt, overlay, lut)
+    except mpr.VolumeTooLarge as exc:
+        return _no_store(HttpResponse(str(exc), status=413, content_type="text/plain"))
+    except rendering.DecodeError as exc:
+        return _no_store(HttpResponse(str(exc)[:200], status=422, content_type="text/plain"))
+    return deliver_picture(
+        request, scope, series, data, f"{plane}-{index + 1}", fmt, kind=f"{plane}-{fmt}"
+    )
