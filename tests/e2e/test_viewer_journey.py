@@ -125,6 +125,10 @@ def test_viewer_works_on_a_phone(demo_server, browser):
         _wait_ready(page, "axial", start + 1)
         assert page.evaluate("document.documentElement.scrollWidth") <= 375
         _not_blank(_pane(page, "axial").screenshot())
+        page.click("#mode-toggle")  # More tools: every one within the screen, wrapped
+        page.wait_for_selector("#mode-toggle[aria-pressed='true']")
+        assert page.evaluate("document.documentElement.scrollWidth") <= 375
+        page.screenshot(path=str(SHOTS / "viewer-more-tools-phone.png"))
     finally:
         context.close()
 
