@@ -210,7 +210,9 @@ MATRIX: dict[str, Row] = {
     # The viewer serves staff and share recipients; here, the staff side. Front desk (bob)
     # may not open pixel data unless the practice allows it.
     # Whether the sign-in still holds, for a viewer whose image was refused: no patient data.
-    "viewer:session": Row("get", lambda t: "/viewer/session/", _for(401, 204, 204, 204, 204)),
+    "viewer:session": Row(
+        "get", lambda t: "/viewer/session/?as=staff", _for(401, 204, 204, 204, 204)
+    ),
     "viewer:study": Row(
         "get", lambda t: f"/viewer/studies/{t.study.code}/", _for(302, 404, 200, 404, 404)
     ),

@@ -5,7 +5,7 @@ from viewer import dental_views, pictures, session_views, views
 app_name = "viewer"
 
 urlpatterns = [
-    path("session/", session_views.session_state, name="session"),
+    path("session/", session_views.check_session, name="session"),
     path("studies/<uuid:code>/", views.view_study, name="study"),
     path("series/<uuid:code>/manifest.json", views.series_manifest, name="manifest"),
     path("series/<uuid:code>/document", views.series_document, name="series-document"),

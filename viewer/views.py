@@ -174,6 +174,7 @@ def view_study(request: HttpRequest, code: UUID) -> HttpResponse:
         "back_url": "/s/home/" if share is not None else f"/studies/{study.code}/",
         # Where a viewer whose sign-in ended goes: the link's page says why, or staff sign in.
         "sign_in_url": "/s/" if share is not None else f"/login/?next={quote(request.path)}",
+        "signed_in_as": "share" if share is not None else "staff",
         "planes": mpr.PLANES,
         "can_download": scope.can_download,
     }

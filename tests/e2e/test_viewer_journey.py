@@ -252,3 +252,30 @@ def test_a_patient_saves_the_picture_on_the_screen_from_a_phone(demo_server, bro
         page.screenshot(path=str(SHOTS / "viewer-save-picture-desktop.png"))
     finally:
         context.close()
+
+
+def test_a_staff_member_whose_session_idled_out_is_sent_to_sign_in(demo_server, browser):
+    """The first image after the idle sign-out came back as the sign-in page: the viewer
+    said only that it could not be loaded."""
+    context = browser.new_context(viewport={"width": 1366, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(30_000)
+    try:
+        _open_as_clinician(demo_server, page)
+        _wait_ready(page, "axial")
+        key = next(c["value"] for c in context.cookies() if c["name"].endswith("portal_session"))
+        script = (
+            "from importlib import import_module; from django.conf import settings; "
+            "from portal.workspace.sessions import SEEN_AT; "
+            "s = import_module(settings.SESSION_ENGINE).SessionStore(session_key="
+            + repr(key)
+            + "); "
+            "s[SEEN_AT] = s[SEEN_AT] - 7200; s.save()"
+        )
+        run_manage(demo_server, "shell", "-c", script)
+        page.eval_on_selector(
+            "#slice-slider", "el => { el.value = '250'; el.dispatchEvent(new Event('input')); }"
+        )
+        page.wait_for_url(re.compile(r".*/login/\?next=/viewer/studies/"))
+    finally:
+        context.close()

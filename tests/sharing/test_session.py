@@ -40,10 +40,12 @@ class RecipientSessionTestCase(ShareTestCase):
         from audit.models import AccessEvent
 
         before = AccessEvent.objects.count()
-        self.assertEqual(self.client.get("/viewer/session/").status_code, 204)
+        self.assertEqual(self.client.get("/viewer/session/?as=share").status_code, 204)
         self.assertEqual(AccessEvent.objects.count(), before)
+        self.login(self.alice)  # staff in the same browser answer for themselves only
+        self.assertEqual(self.client.get("/viewer/session/?as=staff").status_code, 204)
         revoke_link(self.share, by=self.alice)
-        self.assertEqual(self.client.get("/viewer/session/").status_code, 401)
+        self.assertEqual(self.client.get("/viewer/session/?as=share").status_code, 401)
         self.assertEqual(self.client.get("/s/").status_code, 410)  # where the viewer goes
 
     def test_revoke_ends_an_open_session_at_its_next_request(self) -> None:

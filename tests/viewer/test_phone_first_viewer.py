@@ -23,7 +23,7 @@ class ViewerPageTestCase(ShareTestCase):
         self.assertContains(r, 'data-mode="simple"')
         self.assertContains(r, 'id="drawer"')
         self.assertContains(r, 'class="scrubber series-only"')
-        self.assertContains(r, 'data-sign-in="/s/"')  # where a withdrawn link is explained
+        self.assertContains(r, 'data-sign-in="/s/" data-signed-in-as="share"')
 
     def test_staff_get_the_full_tools_and_a_way_back_to_the_study(self) -> None:
         self.login(self.alice)
@@ -32,6 +32,7 @@ class ViewerPageTestCase(ShareTestCase):
         self.assertContains(r, f'<a class="back" href="/studies/{self.study.code}/">')
         # A staff member whose sign-in ended signs in again and comes back here.
         self.assertContains(r, f'data-sign-in="/login/?next=/viewer/studies/{self.study.code}/"')
+        self.assertContains(r, 'data-signed-in-as="staff"')
 
     def test_tools_that_do_not_apply_to_a_report_are_marked(self) -> None:
         make_pdf(self.study)

@@ -65,10 +65,18 @@ var sessionCheck = null;
 function checkSession() {
   var signIn = root.dataset.signIn;
   if (!signIn || sessionCheck) return;
-  sessionCheck = fetch("/viewer/session/", { credentials: "same-origin" }).then(function (r) {
-    if (r.status === 401) location.assign(signIn);
+  var url = "/viewer/session/?as=" + encodeURIComponent(root.dataset.signedInAs || "share");
+  // A staff session that idled out is answered with a redirect to sign in: not followed.
+  sessionCheck = fetch(url, { credentials: "same-origin", redirect: "manual" }).then(function (r) {
+    if (r.status === 401 || r.type === "opaqueredirect") location.assign(signIn);
     else sessionCheck = null;
   }, function () { sessionCheck = null; });
+}
+
+// An image answered with a redirect (to the sign-in page) or refused may mean the sign-in
+// ended: the viewer asks.
+function refusedImage(r) {
+  return r.redirected || r.status === 404 || r.status === 403 || r.status === 401;
 }
 
 // A chosen tool or plane is marked for the eye and for a screen reader alike.
@@ -85,12 +93,12 @@ function fetchBlob(url) {
   if (p) { blobs.delete(url); blobs.set(url, p); return p; }
   progress(1);
   p = fetch(url, { credentials: "same-origin" }).then(function (r) {
-    if (!r.ok) {
+    if (!r.ok || r.redirected) {
       return r.text().then(function (text) {
         var err = new Error("HTTP " + r.status);
-        err.status = r.status;
+        err.status = r.redirected ? 401 : r.status;
         err.text = r.headers.get("Content-Type") === "text/plain" ? text : "";
-        if (r.status === 404 || r.status === 403 || r.status === 401) checkSession();
+        if (refusedImage(r)) checkSession();
         throw err;
       });
     }
@@ -182,4 +190,4 @@ function cap(s) { return s.charAt(0).toUpperCase() + s.slice(1); }
 // rather than an import keeps the modules free of import circles, which hashed names need.
 var painters = [];
 
-export { otherPanes, $, $$, checkSession, choose, COLOURS, FRICTION, MAX_BITMAPS, MAX_BLOBS, OPPOSITE, PLANES, PX_PER_SLICE, SCALE_STEPS, batch, bitmaps, blobs, direction, drawer, edgeLabels, errorEl, fetchBlob, getBitmap, inflight, isShown, loadingEl, num, opposite, painters, panes, presetEl, progress, root, sliceUrl, slider, state, viewportEl, cap, visiblePanes };
+export { otherPanes, $, $$, checkSession, choose, refusedImage, COLOURS, FRICTION, MAX_BITMAPS, MAX_BLOBS, OPPOSITE, PLANES, PX_PER_SLICE, SCALE_STEPS, batch, bitmaps, blobs, direction, drawer, edgeLabels, errorEl, fetchBlob, getBitmap, inflight, isShown, loadingEl, num, opposite, painters, panes, presetEl, progress, root, sliceUrl, slider, state, viewportEl, cap, visiblePanes };

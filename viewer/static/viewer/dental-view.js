@@ -1,7 +1,7 @@
 /* The dental view's state and images: the curve and its sampled path, the panoramic, the row of
    cross-sections around the chosen position, picture downloads, and the traced canal, kept in
    this browser tab only (sessionStorage): nothing is written to the patient's record. */
-import { $, checkSession, edgeLabels, getBitmap, num, otherPanes, progress, state } from "./core.js";
+import { $, checkSession, edgeLabels, refusedImage, getBitmap, num, otherPanes, progress, state } from "./core.js";
 import { draw, resize } from "./draw.js";
 import { fitAround, makePane, paintAxial, paintPanoramic, paintSection, pointAt } from "./dental-paint.js";
 
@@ -80,15 +80,15 @@ function fetchImage(pane, url, tries) {
         return fetchImage(pane, url, tries - 1);
       });
     }
-    if (!r.ok) {
+    if (!r.ok || r.redirected) {
       return r.text().then(function (text) {
         var err = new Error("HTTP " + r.status);
-        err.status = r.status;
+        err.status = r.redirected ? 401 : r.status;
         err.text = r.headers.get("Content-Type") === "text/plain" ? text : "";
         if (r.headers.get("Content-Type") === "application/json") {
           try { err.text = JSON.parse(text).error || ""; } catch (e) { err.text = ""; }
         }
-        if (r.status === 404 || r.status === 403 || r.status === 401) checkSession();
+        if (refusedImage(r)) checkSession();
         throw err;
       });
     }

@@ -2,7 +2,7 @@
    axial image, its dots dragged with a mouse or a finger; the panoramic along it; cross-sections
    that follow a tap on the panoramic or the curve; measuring on the cross-sections; tracing the
    nerve canal on the panoramic. State and images: dental-view.js; marks: dental-paint.js. */
-import { $, $$, checkSession, choose, root, state } from "./core.js";
+import { $, $$, checkSession, choose, refusedImage, root, state } from "./core.js";
 import { draw, resize, toImage, zoomAt } from "./draw.js";
 import { addMeasure, newMeasure } from "./measure.js";
 import { relayout, setStatusError } from "./series.js";
@@ -36,7 +36,7 @@ function fetchArch() {
   var gen = d.gen;
   toggle.disabled = true;
   return fetch(d.base + "arch.json", { credentials: "same-origin" }).then(function (r) {
-    if (r.status === 404 || r.status === 403 || r.status === 401) checkSession();
+    if (refusedImage(r)) checkSession();
     return r.json().catch(function () { return { error: "The panoramic could not be made (" + r.status + ")." }; });
   }).then(function (arch) {
     if (gen !== d.gen) return;
