@@ -40,7 +40,8 @@ def _scope(request: HttpRequest) -> Scope:
     return recipient_scope(request)
 
 
-def _refused(request: HttpRequest, scope: Scope) -> HttpResponse:
+def refuse_download(request: HttpRequest, scope: Scope) -> HttpResponse:
+    """Answer 403 to a download the link does not allow (or has none left of), audited."""
     audit.record(
         Action.DOWNLOAD,
         request=request,
@@ -77,7 +78,7 @@ def _stream_response(
             size=file_size or 0, start=start, stop=start + (length or 0),
         )  # fmt: skip
         if claim is None:
-            return _refused(request, scope)
+            return refuse_download(request, scope)
         first = claim.counted and scope.share.download_count == 1
         audit.record(
             Action.DOWNLOAD,
@@ -121,7 +122,7 @@ def download_share(request: HttpRequest) -> HttpResponse:
     """Stream the whole share as a ZIP of originals with DICOMDIR and README."""
     scope = _scope(request)
     if not scope.can_download:
-        return _refused(request, scope)
+        return refuse_download(request, scope)
     share = scope.share
     zs, length = plans.share_zip(scope)
     return _stream_response(
@@ -136,7 +137,7 @@ def download_series(request: HttpRequest, code) -> HttpResponse:
     scope = _scope(request)
     series = fetch_or_404(request, scope, scope.series(), code=code)
     if not scope.can_download:
-        return _refused(request, scope)
+        return refuse_download(request, scope)
     zs, length = plans.series_zip(scope, series)
     return _stream_response(
         request, scope, Prefetched(zs), length, kind="series", obj=series,
@@ -196,7 +197,7 @@ def export_share(request: HttpRequest) -> HttpResponse:
     """Stream JPEG or PNG pictures of every shared series, plus the photos as they are."""
     scope = _scope(request)
     if not scope.can_download:
-        return _refused(request, scope)
+        return refuse_download(request, scope)
     series_list = list(scope.series().order_by("number", "created_at"))
     return _export(request, scope, series_list, photos=True, obj=scope.share.study)
 
@@ -207,7 +208,7 @@ def export_series(request: HttpRequest, code) -> HttpResponse:
     scope = _scope(request)
     series = fetch_or_404(request, scope, scope.series(), code=code)
     if not scope.can_download:
-        return _refused(request, scope)
+        return refuse_download(request, scope)
     suffix = (f"series-{series.number or 1}",)
     return _export(request, scope, [series], photos=False, obj=series, suffix=suffix)
 
@@ -227,7 +228,7 @@ def _single_file(
         return response
     start, stop = wanted if wanted else (0, size)
     if not scope.share.allow_download:
-        return _refused(request, scope)
+        return refuse_download(request, scope)
     response = _stream_response(
         request, scope, vault.iter_range(blob, start, stop), stop - start, kind=kind, obj=obj,
         filename=filename, content_type=content_type, status=206 if wanted else 200,
@@ -274,13 +275,14 @@ def send_picture(
     obj: Any,
     kind: str,
 ) -> HttpResponse:
-    """Send one rendered picture (a panoramic, a cross-section) as a download of the share.
+    """Send one rendered picture (an image on the screen, a panoramic, a cross-section) as a
+    download of the share.
 
     Allowed, counted and audited as the other picture exports are; 403 when the link does
     not allow downloads or has none left.
     """
     if not scope.can_download:
-        return _refused(request, scope)
+        return refuse_download(request, scope)
     return _stream_response(
         request, scope, [data], len(data), kind=kind, obj=obj, filename=filename,
         content_type=content_type,

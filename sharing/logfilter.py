@@ -37,9 +37,10 @@ _UPLOAD_SEGMENT = re.compile(r"|<token>|files", re.IGNORECASE)
 
 
 # A request line as access logs print it: "GET /path?query HTTP/1.1". Everything from the
-# "?" to the protocol (or to the closing quote of a line without one) goes, whatever it
-# holds: a quote or a space in a malformed request.
-_QUERY_IN_REQUEST_LINE = re.compile(r'("[A-Z]+ [^\s?"]*)\?.*?(?= HTTP/\d|"(?:\s|$))')
+# "?" to the last protocol mark of the line goes, whatever it holds (a quote or a space in a
+# malformed request); a line without one loses everything to its closing quote.
+_QUERY_TO_PROTOCOL = re.compile(r'("[^\s"]+ [^?"]*)\?.*(?= HTTP/\d)')
+_QUERY_TO_QUOTE = re.compile(r'("[^\s"]+ [^?"]*)\?[^"]*')
 QUERY_MASK = "?<query>"
 
 
@@ -71,7 +72,9 @@ def mask_tokens(text: str) -> str:
     """Return text with every share token or invitation token replaced by a placeholder,
     and the query string of a request line too."""
     if "?" in text:
-        text = _QUERY_IN_REQUEST_LINE.sub(rf"\1{QUERY_MASK}", text)
+        text, masked = _QUERY_TO_PROTOCOL.subn(rf"\1{QUERY_MASK}", text)
+        if not masked:
+            text = _QUERY_TO_QUOTE.sub(rf"\1{QUERY_MASK}", text)
     if _MAYBE_SHARE.search(text):
         text = _RUN.sub(_mask_run, text)
     return _UNLOCK_PATH.sub(UNLOCK_MASK, _INVITE_PATH.sub(INVITE_MASK, text))

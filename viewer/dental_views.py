@@ -17,11 +17,12 @@ from django.views.decorators.http import require_GET
 from audit.models import Action
 from portal.access import Scope
 from portal.slots import Slots
+from sharing.downloads import refuse_download
 from viewer import arches, dental, layouts, mpr
 from viewer import render as rendering
 from viewer.dental_params import BadParameter, parse_curve, parse_panoramic, parse_section
 from viewer.layouts import Layout
-from viewer.pictures import deliver_picture
+from viewer.picture_downloads import send_picture_download
 from viewer.views import (
     FORMATS,
     _audit_once,
@@ -214,10 +215,12 @@ def export_dental_picture(request: HttpRequest, code: UUID, kind: str, fmt: str)
     if kind not in ("panoramic", "section") or fmt not in FORMATS:
         raise Http404
     scope, owner, layout = _dental_layout(request, code)
+    if scope.share is not None and not scope.can_download:
+        return refuse_download(request, scope)  # before any rendering; the claim decides too
     data = _image(request, layout, kind, fmt)
     if isinstance(data, HttpResponse):
         return data
     series = _load_series(owner)
     at = f"{float(request.GET['at']):.1f}".replace(".", "-") if kind == "section" else ""
     what = "panoramic" if kind == "panoramic" else f"cross-section-{at}mm"
-    return deliver_picture(request, scope, series, data, what, fmt, kind=f"{kind}-{fmt}")
+    return send_picture_download(request, scope, series, data, what, fmt, kind=f"{kind}-{fmt}")

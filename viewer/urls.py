@@ -1,6 +1,6 @@
 from django.urls import path
 
-from viewer import dental_views, pictures, session_views, views
+from viewer import dental_views, picture_downloads, session_views, views
 
 app_name = "viewer"
 
@@ -21,13 +21,13 @@ urlpatterns = [
     ),
     path(
         "series/<uuid:code>/<str:plane>/<int:index>/picture.jpg",
-        pictures.export_slice_picture,
+        picture_downloads.export_slice_picture,
         {"fmt": "jpeg"},
         name="slice-picture",
     ),
     path(
         "series/<uuid:code>/<str:plane>/<int:index>/picture.png",
-        pictures.export_slice_picture,
+        picture_downloads.export_slice_picture,
         {"fmt": "png"},
         name="slice-picture-png",
     ),

@@ -317,20 +317,31 @@ def series_slice(
     if not _seen(request, scope, key):
         series = series or _load_series(owner)
         _audit_once(request, scope, Action.VIEW_SERIES, series, key)
+    data = render_slice(request, layout, plane, index, (center, width, invert), fmt)
+    if isinstance(data, HttpResponse):
+        return data
+    return _no_store(HttpResponse(data, content_type=FORMATS[fmt]))
+
+
+def render_slice(
+    request: HttpRequest, layout: layouts.Layout, plane: str, index: int, window: tuple, fmt: str
+) -> bytes | HttpResponse:
+    """Render one image as the request asks (window, overlays, LUT), or the answer saying why
+    not: the viewer's slice and a saved picture of it are drawn alike."""
+    center, width, invert = window
     try:
         if center is None or width is None:
-            window = mpr.default_window(layout)
-            center = window["center"] if center is None else center
-            width = window["width"] if width is None else width
+            default = mpr.default_window(layout)
+            center = default["center"] if center is None else center
+            width = default["width"] if width is None else width
         overlay = request.GET.get("overlay", "1") not in ("0", "false")
         lut = request.GET.get("lut") == "1"
-        data = mpr.render_plane(layout, plane, index, center, width, invert, fmt, overlay, lut)
+        return mpr.render_plane(layout, plane, index, center, width, invert, fmt, overlay, lut)
     except mpr.VolumeTooLarge as exc:
         return _no_store(HttpResponse(str(exc), status=413, content_type="text/plain"))
     except rendering.DecodeError as exc:
         # This image only: the rest of the series may be fine, and the manifest decides that.
         return _no_store(HttpResponse(str(exc)[:200], status=422, content_type="text/plain"))
-    return _no_store(HttpResponse(data, content_type=FORMATS[fmt]))
 
 
 @require_GET

@@ -69,6 +69,8 @@ class LogMaskingTestCase(SimpleTestCase):
             '1.2.3.4 "GET /admin/portal/patient/?q=Demo"Garcia HTTP/1.1" 200 5',
             '1.2.3.4 "PROPFIND /x/?q=Maria HTTP/1.1" 405 0',
             '1.2.3.4 "GET /x/?q=Maria Garcia HTTP/1.1" 400 0',
+            '1.2.3.4 "M-SEARCH /x/?q=Maria HTTP/1.1" 400 0',
+            '1.2.3.4 "GET /x/?q=Maria" Garcia HTTP/1.1" 400 0',
         ):
             with self.subTest(line=line):
                 masked = mask_tokens(line)

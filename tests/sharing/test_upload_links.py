@@ -141,7 +141,6 @@ class UploadLinkTestCase(BaseTestCase):
         self.assertEqual(self.client.get(unlock).status_code, 405)
         self.link.refresh_from_db()
         self.assertIsNotNone(self.link.locked_at)
-        self.login(self.bob)
         page = self.client.get("/received/")
         self.assertContains(page, "locked after wrong answers")
         self.assertContains(page, f'action="/received/links/{self.link.code}/unlock/"')

@@ -66,3 +66,20 @@ class ExportSlicePictureTestCase(ShareTestCase):
         self.assertEqual(self.client.get(self.jpeg.replace("/0/", "/999/")).status_code, 404)
         self.assertEqual(self.client.get(self.jpeg.replace("c=40", "c=x")).status_code, 400)
         self.assertFalse(AccessEvent.objects.filter(action=Action.DOWNLOAD).exists())
+
+    def test_a_link_whose_downloads_are_used_up_refuses(self) -> None:
+        self.share.max_downloads = 1
+        self.share.save()
+        self.sign_in()
+        self.assertEqual(self.client.get(self.jpeg).status_code, 200)
+        self.assertEqual(self.client.get(self.png).status_code, 403)
+        self.share.refresh_from_db()
+        self.assertEqual(self.share.download_count, 1)
+        self.assertTrue(
+            AccessEvent.objects.filter(action=Action.DOWNLOAD, outcome=Outcome.DENIED).exists()
+        )
+
+    def test_only_a_get_saves_one(self) -> None:
+        self.login(self.alice)
+        self.assertEqual(self.client.post(self.jpeg).status_code, 405)
+        self.assertFalse(AccessEvent.objects.filter(action=Action.DOWNLOAD).exists())

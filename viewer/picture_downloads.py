@@ -18,10 +18,9 @@ from django.views.decorators.http import require_GET
 import audit
 from audit.models import Action
 from portal.access import Scope
-from sharing.downloads import send_picture
+from sharing.downloads import refuse_download, send_picture
 from viewer import layouts, mpr
-from viewer import render as rendering
-from viewer.views import FORMATS, _load_series, _no_store, _series_owner, _window
+from viewer.views import FORMATS, _load_series, _no_store, _series_owner, _window, render_slice
 
 EXTENSIONS = {"jpeg": "jpg", "png": "png"}
 
@@ -35,7 +34,7 @@ def picture_name(series: Any, what: str, fmt: str) -> str:
     return f"{name}.{EXTENSIONS[fmt]}"
 
 
-def deliver_picture(
+def send_picture_download(
     request: HttpRequest, scope: Scope, series: Any, data: bytes, what: str, fmt: str, kind: str
 ) -> HttpResponse:
     """Send a rendered picture as a download named for what it shows."""
@@ -61,26 +60,19 @@ def export_slice_picture(
 ) -> HttpResponse:
     """Save the image on screen (its plane, number and window) as a JPEG or PNG picture."""
     scope, owner = _series_owner(request, code)
+    if scope.share is not None and not scope.can_download:
+        return refuse_download(request, scope)  # before any rendering; the claim decides too
     series = _load_series(owner)
     layout = layouts.cached_layout(code) or layouts.layout_for(series)
     if plane not in mpr.PLANES or not 0 <= index < layout.plane_count(plane):
         raise Http404
     try:
-        center, width, invert = _window(request)
+        window = _window(request)
     except ValueError:
         return HttpResponseBadRequest("Bad window parameters.", content_type="text/plain")
-    if center is None or width is None:
-        window = mpr.default_window(layout)
-        center = window["center"] if center is None else center
-        width = window["width"] if width is None else width
-    overlay = request.GET.get("overlay", "1") not in ("0", "false")
-    lut = request.GET.get("lut") == "1"
-    try:
-        data = mpr.render_plane(layout, plane, index, center, width, invert, fmt, overlay, lut)
-    except mpr.VolumeTooLarge as exc:
-        return _no_store(HttpResponse(str(exc), status=413, content_type="text/plain"))
-    except rendering.DecodeError as exc:
-        return _no_store(HttpResponse(str(exc)[:200], status=422, content_type="text/plain"))
-    return deliver_picture(
+    data = render_slice(request, layout, plane, index, window, fmt)
+    if isinstance(data, HttpResponse):
+        return data
+    return send_picture_download(
         request, scope, series, data, f"{plane}-{index + 1}", fmt, kind=f"{plane}-{fmt}"
     )
