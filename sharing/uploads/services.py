@@ -117,19 +117,12 @@ def record_link_failure(link: UploadLink, request=None) -> bool:
 
 
 def revoke_upload_link(link: UploadLink, *, by, request=None) -> bool:
+    """Stop a link at once; return False if it was revoked already."""
     updated = UploadLink.objects.filter(pk=link.pk, revoked_at__isnull=True).update(
         revoked_at=timezone.now()
     )
     if updated:
-        audit.record(
-            Action.SHARE_REVOKE,
-            request=request,
-            user=by,
-            practice=link.practice,
-            patient=link.patient,
-            obj=link,
-            detail={"upload_link": str(link.code)},
-        )
+        _record_staff_action(Action.SHARE_REVOKE, link, by, request)
     return bool(updated)
 
 
@@ -139,13 +132,17 @@ def unlock_upload_link(link: UploadLink, *, by, request=None) -> bool:
         locked_at=None, failed_attempts=0
     )
     if updated:
-        audit.record(
-            Action.SHARE_UNLOCK,
-            request=request,
-            user=by,
-            practice=link.practice,
-            patient=link.patient,
-            obj=link,
-            detail={"upload_link": str(link.code)},
-        )
+        _record_staff_action(Action.SHARE_UNLOCK, link, by, request)
     return bool(updated)
+
+
+def _record_staff_action(action: str, link: UploadLink, by, request) -> None:  # noqa: ANN001
+    audit.record(
+        action,
+        request=request,
+        user=by,
+        practice=link.practice,
+        patient=link.patient,
+        obj=link,
+        detail={"upload_link": str(link.code)},
+    )
