@@ -20,7 +20,8 @@ from audit.models import Action
 from portal.access import Scope
 from sharing.downloads import refuse_download, send_picture
 from viewer import layouts, mpr
-from viewer.views import FORMATS, _load_series, _no_store, _series_owner, _window, render_slice
+from viewer.slice_views import render_requested_slice
+from viewer.views import FORMATS, _load_series, _no_store, _series_owner, _window
 
 EXTENSIONS = {"jpeg": "jpg", "png": "png"}
 
@@ -70,7 +71,7 @@ def export_slice_picture(
         window = _window(request)
     except ValueError:
         return HttpResponseBadRequest("Bad window parameters.", content_type="text/plain")
-    data = render_slice(request, layout, plane, index, window, fmt)
+    data = render_requested_slice(request, layout, plane, index, window, fmt)
     if isinstance(data, HttpResponse):
         return data
     return send_picture_download(

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from viewer import dental_views, picture_downloads, session_views, views
+from viewer import dental_views, picture_downloads, session_views, slice_views, views
 
 app_name = "viewer"
 
@@ -12,10 +12,10 @@ urlpatterns = [
     path("series/<uuid:code>/video.mp4", views.series_video, name="series-video"),
     path("series/<uuid:code>/thumbnail.jpg", views.series_thumbnail, name="series-thumbnail"),
     path("series/<uuid:code>/tags/<int:index>.json", views.series_tags, name="tags"),
-    path("series/<uuid:code>/<str:plane>/<int:index>.jpg", views.series_slice, name="slice"),
+    path("series/<uuid:code>/<str:plane>/<int:index>.jpg", slice_views.series_slice, name="slice"),
     path(
         "series/<uuid:code>/<str:plane>/<int:index>.png",
-        views.series_slice,
+        slice_views.series_slice,
         {"fmt": "png"},
         name="slice-png",
     ),
