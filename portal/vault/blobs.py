@@ -22,7 +22,7 @@ from django.core.files.storage import FileSystemStorage, storages
 from django.utils import timezone
 
 from portal.models import StoredObject
-from portal.vault import crypto
+from portal.vault import crypto, filewrite
 from portal.vault.crypto import VaultIntegrityError
 
 __all__ = [  # the public names, re-exported by portal.vault
@@ -56,17 +56,6 @@ def _data_key(obj: StoredObject) -> bytes:
     if obj.wrapped_key is None:
         raise VaultIntegrityError(f"object {obj.code} was shredded")
     return crypto.unwrap_key(_kek(obj.key_id), obj.key_id, str(obj.code), bytes(obj.wrapped_key))
-
-
-def _fd_writer(fd: int) -> Callable[[bytes | memoryview], None]:
-    """Return a write() that retries short writes, without a file object per object."""
-
-    def write(data: bytes | memoryview) -> None:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-
-    return write
 
 
 def _fsync_folder(path: str) -> None:
@@ -146,15 +135,17 @@ def seal(src: BinaryIO, durable: bool = True) -> StoredObject:
     if isinstance(storage, FileSystemStorage):
         path = storage.path(name)
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            fd = filewrite.open_new(path)
         except FileNotFoundError:
             # Only the first object of each of the 256 folders creates it.
             os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
             _fsync_folder(storage.location)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            fd = filewrite.open_new(path)
         try:
+            writer = filewrite.NewFileWriter(fd)
             try:
-                result = crypto.encrypt_stream(dek, src, _fd_writer(fd))
+                result = crypto.encrypt_stream(dek, src, writer.write)
+                writer.finish()
                 # On disk, name included, before any row can point at it: after a power cut
                 # a row never outlives its file.
                 if durable:
@@ -162,6 +153,7 @@ def seal(src: BinaryIO, durable: bool = True) -> StoredObject:
                 elif _sync_file_range is not None:
                     _sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE)
             finally:
+                writer.release()
                 os.close(fd)
             if durable:
                 _fsync_folder(os.path.dirname(path))
