@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from functools import wraps
 
 from django.db import transaction
@@ -72,22 +71,13 @@ def _json(items) -> HttpResponse:
     return HttpResponse(json.dumps(items), content_type=DICOM_JSON)
 
 
-# A viewer pulls a series frame by frame; like the web viewer, its viewing is recorded once
-# per series and token, again after this many seconds, not once per frame.
-VIEWING_RECORD_SECONDS = 600
-_viewing_recorded: dict[tuple[str, str], float] = {}
-
-
 def _record_viewing(request: HttpRequest, caller: Caller, series_uid: str, **detail) -> None:
-    key = (str(caller.token.code), series_uid)
-    now = time.monotonic()
-    last = _viewing_recorded.get(key)
-    if last is not None and now - last < VIEWING_RECORD_SECONDS:
-        return
+    """Record one request for pixels: every use of a token is in the access history.
+
+    A viewer pulls a series frame by frame, so a series viewed is many events, each naming
+    the instance and the frames read.
+    """
     _record(request, caller, Action.VIEW_SERIES, series=series_uid, **detail)
-    if len(_viewing_recorded) > 10000:
-        _viewing_recorded.clear()
-    _viewing_recorded[key] = now
 
 
 def _record(request: HttpRequest, caller: Caller, action: str, obj=None, **detail) -> None:
@@ -281,7 +271,7 @@ def retrieve_frames(
             if counted == Counted.NOW:  # recorded once, with the count it made
                 _record(request, caller, Action.DOWNLOAD, obj=caller.share.study,
                         phase="start", what="frames", series=series)  # fmt: skip
-    _record_viewing(request, caller, series, what="frames")
+    _record_viewing(request, caller, series, what="frames", instance=instance, frames=wanted)
     mark = wado.boundary()
     body, length = wado.multipart([(ctype, size, source) for size, source in parts], mark)
     response = StreamingHttpResponse(
@@ -312,5 +302,6 @@ def retrieve_rendered(
             image = wado.rendered(found, wanted[0], fmt)
         except wado.FrameError:
             return _not_found(request, caller, "frame")
-    _record_viewing(request, caller, series, what="rendered")
+    _record_viewing(request, caller, series, what="rendered", instance=instance,
+                    frames=wanted)  # fmt: skip
     return HttpResponse(image, content_type=f"image/{fmt}")

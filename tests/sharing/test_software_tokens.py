@@ -171,20 +171,29 @@ class SoftwareTokenTestCase(ShareTestCase):
         _, second = create_token(issued.share)
         self.assertEqual(self.qido(second, f"/dicomweb/studies/{uid}").status_code, 403)
 
-    def test_it_records_a_viewer_pulling_frames_once_per_series(self) -> None:
+    def test_it_records_every_frame_request_of_a_viewer(self) -> None:
+        # Every use of a token is audited like a download: a viewer pulling the same series
+        # three times in a minute is three events, each naming what it read.
         token, raw = create_token(self.share)
         instance = self.study.series.get().instances.first()
         path = (
             f"/dicomweb/studies/{self.study.study_uid}/series/{instance.series.series_uid}"
-            f"/instances/{instance.sop_instance_uid}/frames/1"
+            f"/instances/{instance.sop_instance_uid}"
         )
-        for _ in range(3):
-            self.assertEqual(self.qido(raw, path).status_code, 200)
+        for ending in ("/frames/1", "/frames/1", "/rendered"):
+            self.assertEqual(self.qido(raw, path + ending).status_code, 200)
         viewing = AccessEvent.objects.filter(
             action=Action.VIEW_SERIES, detail__software_token=str(token.code)
+        ).order_by("pk")
+        self.assertEqual(
+            [(e.detail["what"], e.detail["instance"], e.detail["frames"]) for e in viewing],
+            [
+                ("frames", instance.sop_instance_uid, [1]),
+                ("frames", instance.sop_instance_uid, [1]),
+                ("rendered", instance.sop_instance_uid, [1]),
+            ],
         )
-        self.assertEqual(viewing.count(), 1)
-        self.assertEqual(viewing.get().share_code, self.share.code)
+        self.assertEqual({e.share_code for e in viewing}, {self.share.code})
 
     def frames_path(self, numbers: str = "1") -> str:
         instance = self.study.series.get().instances.first()
