@@ -122,7 +122,9 @@ def window_presets(ds: Dataset) -> list[dict[str, Any]]:
     for i, (center, width) in enumerate(zip(centers, widths, strict=False)):
         if width < 1:
             continue
-        name = names[i] if i < len(names) and names[i].strip() else f"File window {i + 1}"
+        # An unnamed window is the one the scanner saved with the images.
+        unnamed = "Scanner's window" if i == 0 else f"Scanner's window {i + 1}"
+        name = names[i] if i < len(names) and names[i].strip() else unnamed
         presets.append({"name": name, "center": center, "width": width})
     if str(ds.get("Modality", "")).upper() == "CT":
         seen = {(p["center"], p["width"]) for p in presets}

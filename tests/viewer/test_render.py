@@ -206,7 +206,7 @@ class TestWindowPresets:
 
     def test_single_valued_window_without_ct_presets(self) -> None:
         presets = window_presets(_load("MR_small.dcm"))
-        assert presets == [{"name": "File window 1", "center": 600.0, "width": 1600.0}]
+        assert presets == [{"name": "Scanner's window", "center": 600.0, "width": 1600.0}]
 
     def test_ct_without_file_window(self) -> None:
         presets = window_presets(_load("CT_small.dcm"))
