@@ -12,18 +12,20 @@ from urllib.parse import unquote
 
 MASK = "/s/<token>"
 # A staff invitation's set-password address carries a token the same way.
-_INVITE_PATH = re.compile(r"/login/set-password/[A-Za-z0-9_\-]+/(?!choose/)[A-Za-z0-9_\-]{8,}")
+_INVITE_PATH = re.compile(
+    r"/login/set-password/[A-Za-z0-9_\-]+/(?!choose/)[A-Za-z0-9_\-]{8,}", re.IGNORECASE
+)
 INVITE_MASK = "/login/set-password/<token>"
 # So does an emailed link that lets a browser sign in despite a lockout.
-_UNLOCK_PATH = re.compile(r"/login/unlock/[A-Za-z0-9_\-:.]{8,}")
+_UNLOCK_PATH = re.compile(r"/login/unlock/[A-Za-z0-9_\-:.]{8,}", re.IGNORECASE)
 UNLOCK_MASK = "/login/unlock/<token>"
-# A share path may be spelled with percent-encoded characters, %2F for its slashes or
-# encoded twice (Django decodes the path, so /s/2c%43L9... opens the link): each run of
-# non-blank characters is decoded before it is looked at.
+# Any address may be spelled with percent-encoded characters (Django decodes the path, so
+# /%73/<token> or /s/2c%43L9... opens the link), %2F for its slashes, encoded twice, or in
+# capitals (a 404, but the token is as secret): each run of non-blank characters holding a
+# slash or a percent sign is decoded, and masked in that form if it holds a token.
 # An upload link's /u/<token> is masked the same way.
-_MAYBE_SHARE = re.compile(r"[su](?:/|%2f|%252f)", re.IGNORECASE)
 _RUN = re.compile(r"[^\s\"'<>]+")
-_SHARE_REST = re.compile(r"/([su])/([^?&#]*)")
+_SHARE_REST = re.compile(r"/([su])/([^?&#]*)", re.IGNORECASE)
 _UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 # The recipient pages' own path segments (sharing/urls.py); any other segment may hold a
 # token or part of one, and is masked whole.
@@ -54,7 +56,7 @@ def _decoded(text: str) -> str:
 
 def _mask_rest(match: re.Match) -> str:
     prefix, segments = match[1], match[2].split("/")
-    allowed = _ROUTE_SEGMENT if prefix == "s" else _UPLOAD_SEGMENT
+    allowed = _ROUTE_SEGMENT if prefix.lower() == "s" else _UPLOAD_SEGMENT
     kept = [s if allowed.fullmatch(s) else "<token>" for s in segments]
     return f"/{prefix}/" + "/".join(kept)
 
@@ -62,9 +64,8 @@ def _mask_rest(match: re.Match) -> str:
 def _mask_run(match: re.Match) -> str:
     run = match[0]
     decoded = _decoded(run)
-    if "/s/" not in decoded and "/u/" not in decoded:
-        return run
     masked = _SHARE_REST.sub(_mask_rest, decoded)
+    masked = _UNLOCK_PATH.sub(UNLOCK_MASK, _INVITE_PATH.sub(INVITE_MASK, masked))
     return masked if masked != decoded else run
 
 
@@ -75,9 +76,9 @@ def mask_tokens(text: str) -> str:
         text, masked = _QUERY_TO_PROTOCOL.subn(rf"\1{QUERY_MASK}", text)
         if not masked:
             text = _QUERY_TO_QUOTE.sub(rf"\1{QUERY_MASK}", text)
-    if _MAYBE_SHARE.search(text):
+    if "/" in text or "%" in text:
         text = _RUN.sub(_mask_run, text)
-    return _UNLOCK_PATH.sub(UNLOCK_MASK, _INVITE_PATH.sub(INVITE_MASK, text))
+    return text
 
 
 class MaskShareTokens(logging.Filter):

@@ -25,6 +25,13 @@ def _spellings(token: str) -> list[str]:
         f"/s/download/{token}",
         f"/login/?next=/s/{token}",
         f"/login/?next={quote(f'/s/{token}', safe='')}",
+        # The route's own letter encoded (Django decodes it: the link opens), or capitalised
+        # (a 404, but the token is as secret).
+        f"/%73/{token}",
+        f"/%2573/{token}",
+        f"/S/{token}",
+        f"/%75/{token}",
+        f"/U/{token}",
     ]
 
 
@@ -87,5 +94,13 @@ class LogMaskingTestCase(SimpleTestCase):
         for kept in ("/s/home/", "/s/download/share.zip", "/s/", "/s/code/"):
             with self.subTest(kept=kept):
                 self.assertEqual(mask_tokens(f"GET {kept} 200"), f"GET {kept} 200")
+        for path in (
+            f"/login/set-password/Mg/%{ord(token[0]):02x}{token[1:]}/",
+            f"/login/%73et-password/Mg/{token}/",
+            f"/login/%75nlock/{token}",
+            f"/LOGIN/UNLOCK/{token}",
+        ):
+            with self.subTest(path=path):
+                self.assertFalse(_leaks(token, mask_tokens(f'"GET {path} HTTP/1.1" 404 9')))
         series = "/s/download/series/0b5e7f3c-8a4d-4c59-9f1e-2a6b7c8d9e0f.zip"
         self.assertEqual(mask_tokens(series), series)
