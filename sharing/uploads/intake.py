@@ -37,6 +37,14 @@ from portal.models import StoredObject
 from sharing.models import ReceivedFile, UploadLink
 
 REFUSED_OVER_LIMIT = "not kept: this link has no room left for it"
+NAME_MAX = ReceivedFile._meta.get_field("name").max_length
+REASON_MAX = ReceivedFile._meta.get_field("reason").max_length
+
+
+def _fit_name(name: str) -> str:
+    """A ZIP's name and its member's path may be longer than a row holds: keep the end,
+    which names the file."""
+    return name[-NAME_MAX:]
 
 
 def _entries(files: Iterable[tuple[str, BinaryIO]]) -> Iterator[Entry | Refused]:
@@ -113,13 +121,18 @@ def _check_and_seal(link: UploadLink, files, rows: list, sealed: _Sealed) -> Non
     for index, item in enumerate(_entries(files)):
         if isinstance(item, Refused):
             rows.append(
-                ReceivedFile(link=link, name=item.name, state="refused", reason=item.reason)
+                ReceivedFile(
+                    link=link,
+                    name=_fit_name(item.name),
+                    state="refused",
+                    reason=item.reason[:REASON_MAX],
+                )  # fmt: skip
             )
             continue
         if item.size is not None and room < item.size <= max_file_bytes:
             rows.append(
                 ReceivedFile(
-                    link=link, name=item.name[-255:], state="refused", reason=REFUSED_OVER_LIMIT
+                    link=link, name=_fit_name(item.name), state="refused", reason=REFUSED_OVER_LIMIT
                 )
             )
             continue
@@ -166,12 +179,12 @@ def _save(link: UploadLink, rows: list[ReceivedFile], request) -> None:  # noqa:
 
 def _row(link: UploadLink, out: Outcome, size: int) -> ReceivedFile:
     if out.status == "duplicate":
-        return ReceivedFile(link=link, name=out.name, kind=out.kind, state="refused",
+        return ReceivedFile(link=link, name=_fit_name(out.name), kind=out.kind, state="refused",
                             reason=ReceivedFile.ALREADY_HELD)  # fmt: skip
     if out.status != "ok":
-        return ReceivedFile(link=link, name=out.name, kind=out.kind, state="refused",
-                            reason=out.reason[:200])  # fmt: skip
-    row = ReceivedFile(link=link, blob=out.blob, name=out.name[-255:], kind=out.kind, size=size)
+        return ReceivedFile(link=link, name=_fit_name(out.name), kind=out.kind, state="refused",
+                            reason=out.reason[:REASON_MAX])  # fmt: skip
+    row = ReceivedFile(link=link, blob=out.blob, name=_fit_name(out.name), kind=out.kind, size=size)
     if out.header is not None:
         h = out.header
         row.study_uid = h.study_uid

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from django.conf import settings
 from django.core.exceptions import TooManyFilesSent
 from django.core.files.uploadhandler import MemoryFileUploadHandler
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.http.multipartparser import MultiPartParserError
 from django.shortcuts import render
 from django.utils import timezone
@@ -228,7 +228,12 @@ def _attempt(request: HttpRequest, link: UploadLink, outcome: str, reason: str) 
 @require_POST
 def send_files(request: HttpRequest) -> HttpResponse:
     """Receive files (in memory, size-limited), check and seal them, say what became of each."""
-    length = int(request.META.get("CONTENT_LENGTH") or 0)
+    try:
+        length = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        return HttpResponseBadRequest(
+            "The send's length could not be read: send the files again.", content_type="text/plain"
+        )
     if length > settings.PORTAL_UPLOAD_LINK_MAX_REQUEST_BYTES:
         link = _pending_link(request)
         context = {"practice": link.practice if link else None}

@@ -23,44 +23,12 @@ from sharing.logfilter import mask_tokens
 from sharing.models import ReceivedFile, UploadLink, VerificationFailure
 from sharing.services import hash_token
 from sharing.uploads.intake import REFUSED_OVER_LIMIT
-from sharing.uploads.services import issue_upload_link
 from tests.base import BaseTestCase
 from tests.portal.ingest_helpers import pdf_bytes
-
-PASSWORD = "amber-anchor-apple-arrow-12"
-GEOMETRY = PhantomGeometry(slices=3, rows=32, columns=32, pixel_spacing_mm=2.0, marker_slice=1)
+from tests.sharing.upload_helpers import PASSWORD, UploadLinkMixin, scans
 
 
-def scans(patient_id: str = "OTHER-77") -> list[bytes]:
-    folder = Path(tempfile.mkdtemp(prefix="upload-link-"))
-    files = write_cbct(
-        folder,
-        GEOMETRY,
-        patient_name="Example^Pat",
-        patient_id=patient_id,  # another practice numbers its patients its own way
-        birth_date=date(1980, 5, 17),
-        study_date=date(2025, 11, 3),
-        description="CBCT from Dr Other",
-    )
-    return [f.read_bytes() for f in files]
-
-
-class UploadLinkTestCase(BaseTestCase):
-    def setUp(self) -> None:
-        super().setUp()
-        self.issued = issue_upload_link(
-            patient=self.pat, created_by=self.alice, password=PASSWORD, sender_name="Dr Other"
-        )
-        self.link = self.issued.link
-
-    def verify(self, password: str = PASSWORD, birth_date: str = "1980-05-17"):
-        self.client.get(self.issued.path)
-        return self.client.post("/u/", {"password": password, "birth_date": birth_date})
-
-    def send(self, *files: tuple[str, bytes]):
-        uploads = [SimpleUploadedFile(name, data) for name, data in files]
-        return self.client.post("/u/files/", {"files": uploads})
-
+class UploadLinkTestCase(UploadLinkMixin, BaseTestCase):
     def test_staff_ask_for_images_and_see_the_link_once(self) -> None:
         self.login(self.bob)
         r = self.client.post(f"/received/patients/{self.pat.code}/ask/", {"sender_name": "Dr X"})

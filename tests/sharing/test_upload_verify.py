@@ -8,8 +8,8 @@ from sharing import throttle
 from sharing.models import UploadLink, VerificationFailure
 from sharing.uploads.services import issue_upload_link
 from tests.base import BaseTestCase
-from tests.sharing.test_upload_links import PASSWORD
 from tests.sharing.test_verify_recipient import Clock
+from tests.sharing.upload_helpers import PASSWORD
 
 RIGHT_DATE = {"birth_day": "17", "birth_month": "5", "birth_year": "1980"}
 
