@@ -13,6 +13,7 @@ from django.utils import timezone
 import audit
 from audit.models import Action
 from portal.rows import fetch_row
+from portal.textchecks import refuse_control_characters
 from sharing.models import ShareLink, SoftwareToken
 from sharing.services import hash_token, lock_link
 
@@ -25,6 +26,7 @@ def create_token(share: ShareLink, *, label: str = "", days: int | None = None, 
     """Return (SoftwareToken, the token): the token is shown once and never stored."""
     if share.status != ShareLink.Status.ACTIVE:
         raise ValidationError("This link can no longer be used.")
+    refuse_control_characters(label)
     if not share.allow_download:
         raise ValidationError("This link is for viewing only; software needs the originals.")
     live = share.tokens.filter(revoked_at__isnull=True, expires_at__gt=timezone.now()).count()

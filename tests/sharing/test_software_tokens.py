@@ -42,6 +42,15 @@ class SoftwareTokenTestCase(ShareTestCase):
         self.assertNotContains(r, "Make an access token</button>")
         self.assertContains(self.client.get("/s/software/"), "Make an access token</button>")
 
+    def test_a_name_with_control_characters_is_refused_with_a_reason(self) -> None:
+        # An escape sequence in the name went into the row, and on to any terminal that
+        # printed the access history.
+        self.sign_in()
+        r = self.client.post("/s/software/tokens/", {"label": "lab\x1b[31mel"})
+        self.assertEqual(r.status_code, 400)
+        self.assertContains(r, "control characters", status_code=400)
+        self.assertFalse(SoftwareToken.objects.filter(share=self.share).exists())
+
     def test_it_needs_a_verified_session(self) -> None:
         self.open_link()
         r = self.client.post("/s/software/tokens/", {"label": "x"})
