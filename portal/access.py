@@ -229,6 +229,14 @@ class Scope:
         return self.can_view_pixels
 
     @property
+    def can_save_pictures(self) -> bool:
+        """One rendered image saved from the viewer: what a screenshot gives, so a link that
+        allows downloads allows it even once its downloads are used up (never counted)."""
+        if self.share is not None:
+            return self.share.allow_download
+        return self.can_view_pixels
+
+    @property
     def can_manage_practice(self) -> bool:
         """Practice admins manage staff and the practice's settings."""
         return self.share is None and self.staff.role == Role.ADMIN

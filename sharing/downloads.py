@@ -276,14 +276,20 @@ def send_picture(
     kind: str,
 ) -> HttpResponse:
     """Send one rendered picture (an image on the screen, a panoramic, a cross-section) as a
-    download of the share.
-
-    Allowed, counted and audited as the other picture exports are; 403 when the link does
-    not allow downloads or has none left.
+    download of the share: audited as one, never counted against the link's limit (it is
+    what a screenshot of the viewer gives; counting it used up the download a referrer was
+    sent for the originals). 403 when the link does not allow downloads.
     """
-    if not scope.can_download:
+    if not scope.can_save_pictures:
         return refuse_download(request, scope)
-    return _stream_response(
-        request, scope, [data], len(data), kind=kind, obj=obj, filename=filename,
-        content_type=content_type,
-    )  # fmt: skip
+    audit.record(
+        Action.DOWNLOAD,
+        request=request,
+        obj=obj,
+        detail={"kind": kind, "bytes": len(data), "counted": False},
+        **scope.audit_kwargs(),
+    )
+    response = HttpResponse(data, content_type=content_type)
+    response["Content-Disposition"] = content_disposition(filename)
+    response["Content-Length"] = str(len(data))
+    return response

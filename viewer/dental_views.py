@@ -3,7 +3,7 @@
 Access, audit and caching are those of the slice views (viewer.views): the series' owner row
 decides who may see it, the first image of a series is audited once per session, and encoded
 images live in the bounded in-memory image cache. Picture exports are downloads: audited as
-such and, for a share, allowed and counted by the link's download rules.
+such, allowed where the share allows downloads, never counted (sharing.downloads.send_picture).
 """
 
 from __future__ import annotations
@@ -215,8 +215,8 @@ def export_dental_picture(request: HttpRequest, code: UUID, kind: str, fmt: str)
     if kind not in ("panoramic", "section") or fmt not in FORMATS:
         raise Http404
     scope, owner, layout = _dental_layout(request, code)
-    if scope.share is not None and not scope.can_download:
-        return refuse_download(request, scope)  # before any rendering; the claim decides too
+    if not scope.can_save_pictures:
+        return refuse_download(request, scope)  # before any rendering
     data = _image(request, layout, kind, fmt)
     if isinstance(data, HttpResponse):
         return data

@@ -1,8 +1,9 @@
 """Pictures saved from the viewer: one image of a scan, the panoramic, a cross-section.
 
 The views that draw the screen's images are display, never downloads (a view-only link gets
-them); a saved picture is the same rendering with a name, allowed, counted and audited by
-the share's download rules, or audited as a staff member's download.
+them); a saved picture is the same rendering with a name, allowed where the share allows
+downloads and audited as one (never counted: sharing.downloads.send_picture), or audited as
+a staff member's download.
 """
 
 from __future__ import annotations
@@ -61,8 +62,8 @@ def export_slice_picture(
 ) -> HttpResponse:
     """Save the image on screen (its plane, number and window) as a JPEG or PNG picture."""
     scope, owner = _series_owner(request, code)
-    if scope.share is not None and not scope.can_download:
-        return refuse_download(request, scope)  # before any rendering; the claim decides too
+    if not scope.can_save_pictures:
+        return refuse_download(request, scope)  # before any rendering
     series = _load_series(owner)
     layout = layouts.cached_layout(code) or layouts.layout_for(series)
     if plane not in mpr.PLANES or not 0 <= index < layout.plane_count(plane):

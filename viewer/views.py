@@ -175,7 +175,7 @@ def view_study(request: HttpRequest, code: UUID) -> HttpResponse:
         "sign_in_url": "/s/" if share is not None else f"/login/?next={quote(request.path)}",
         "signed_in_as": "share" if share is not None else "staff",
         "planes": mpr.PLANES,
-        "can_download": scope.can_download,
+        "can_save_pictures": scope.can_save_pictures,
     }
     return _no_store(render(request, "viewer/study.html", context))
 

@@ -34,13 +34,19 @@ class ExportSlicePictureTestCase(ShareTestCase):
         self.assertEqual((event.user, event.patient), (self.alice, self.pat))
         self.assertEqual(event.detail["kind"], "axial-png")
 
-    def test_a_recipient_saves_one_counted_against_the_link(self) -> None:
+    def test_a_recipient_saves_one_without_using_a_download(self) -> None:
+        # Saving one image used up a link's only download: the originals were then refused.
+        self.share.max_downloads = 1
+        self.share.save()
         self.sign_in()
         r = self.client.get(self.jpeg)
         self.assertEqual(r.status_code, 200)
-        self.assertEqual(Image.open(io.BytesIO(b"".join(r.streaming_content))).format, "JPEG")
+        self.assertEqual(Image.open(io.BytesIO(r.content)).format, "JPEG")
         self.share.refresh_from_db()
-        self.assertEqual(self.share.download_count, 1)
+        self.assertEqual(self.share.download_count, 0)
+        event = AccessEvent.objects.get(action=Action.DOWNLOAD, share_code=self.share.code)
+        self.assertEqual((event.detail["kind"], event.detail["counted"]), ("axial-jpeg", False))
+        self.assertEqual(self.client.get("/s/download/share.zip").status_code, 200)
 
     def test_a_view_only_link_refuses_and_the_viewer_offers_nothing(self) -> None:
         self.share.allow_download = False
@@ -67,16 +73,15 @@ class ExportSlicePictureTestCase(ShareTestCase):
         self.assertEqual(self.client.get(self.jpeg.replace("c=40", "c=x")).status_code, 400)
         self.assertFalse(AccessEvent.objects.filter(action=Action.DOWNLOAD).exists())
 
-    def test_a_link_whose_downloads_are_used_up_refuses(self) -> None:
+    def test_a_link_whose_downloads_are_used_up_still_saves_pictures(self) -> None:
+        # The button stayed and answered 403 once the originals had been downloaded.
         self.share.max_downloads = 1
         self.share.save()
         self.sign_in()
-        self.assertEqual(self.client.get(self.jpeg).status_code, 200)
-        self.assertEqual(self.client.get(self.png).status_code, 403)
-        self.share.refresh_from_db()
-        self.assertEqual(self.share.download_count, 1)
-        self.assertTrue(
-            AccessEvent.objects.filter(action=Action.DOWNLOAD, outcome=Outcome.DENIED).exists()
+        self.assertEqual(self.client.get("/s/download/share.zip").status_code, 200)
+        self.assertEqual(self.client.get(self.png).status_code, 200)
+        self.assertContains(
+            self.client.get(f"/viewer/studies/{self.study.code}/"), 'id="save-picture"'
         )
 
     def test_only_a_get_saves_one(self) -> None:
