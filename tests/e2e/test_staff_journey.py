@@ -33,8 +33,19 @@ def _sign_in(page, demo_server: dict, role: str) -> None:
 def test_front_desk_issues_prints_and_revokes_a_link(demo_server, page) -> None:
     """Sign in, find the demo patient, issue a link, print the handout, then revoke it."""
     _sign_in(page, demo_server, "Front desk")
-    page.fill("#id_q", "maria")
+    page.fill("#id_q", "garcia maria")  # a name's words in any order
     page.click("button:has-text('Search')")
+    page.click("a.strong:has-text('Maria Demo-Garcia')")
+    page.wait_for_selector("text=Share this study")
+    # Back from a result shows the results again, not the browser's resubmission error,
+    # and the address names no patient.
+    page.go_back()
+    page.wait_for_selector("a.strong:has-text('Maria Demo-Garcia')")
+    assert "garcia" not in page.url.lower() and "results=" in page.url
+    for name, size in (("phone", {"width": 390, "height": 844}), ("desktop", DESKTOP)):
+        page.set_viewport_size(size)
+        page.screenshot(path=str(SHOTS / f"search-results-{name}.png"), full_page=True)
+        assert page.evaluate("() => document.documentElement.scrollWidth") <= size["width"]
     page.click("a.strong:has-text('Maria Demo-Garcia')")
     page.wait_for_selector("text=Share this study")
 

@@ -1,0 +1,62 @@
+"""A search's criteria, kept for the results page it redirects to: sealed, never in a URL.
+
+Searches are POSTed so that names and birth dates never sit in a URL (the browser's history
+on a shared front-desk computer, a proxy's log). Answering the POST with the results made
+Back from a result a "Confirm Form Resubmission" error page. The POST now keeps the criteria
+in the session under a random reference and redirects to /?results=<reference>: the results,
+their pager and Back are plain GETs. Sessions are stored in the database and the cache, where
+no plaintext patient data may sit, so the criteria are sealed (AES-256-GCM) with the vault's
+key-encryption key, bound to the staff member and the reference.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import secrets
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from django.conf import settings
+from django.http import HttpRequest
+
+SESSION_KEY = "searches"
+KEEP = 10  # a staff member's latest searches stay reachable by Back
+_NONCE = 12
+
+
+def _ad(key_id: str, user_id: int, ref: str) -> bytes:
+    return f"portal-search|{key_id}|{user_id}|{ref}".encode()
+
+
+def save(request: HttpRequest, criteria: dict[str, str]) -> str:
+    """Keep criteria (field name to the text typed) sealed in the session; return its reference."""
+    ref = secrets.token_urlsafe(9)
+    key_id = settings.PORTAL_CURRENT_KEY_ID
+    nonce = secrets.token_bytes(_NONCE)
+    plain = json.dumps(criteria).encode()
+    sealed = AESGCM(settings.PORTAL_KEYS[key_id]).encrypt(
+        nonce, plain, _ad(key_id, request.user.pk, ref)
+    )
+    kept = dict(request.session.get(SESSION_KEY, {}))
+    kept[ref] = f"{key_id}:{base64.b64encode(nonce + sealed).decode()}"
+    request.session[SESSION_KEY] = dict(list(kept.items())[-KEEP:])
+    return ref
+
+
+def load(request: HttpRequest, ref: str) -> dict[str, str] | None:
+    """Return the criteria kept under ref, or None (unknown, too old, or not this user's)."""
+    value = request.session.get(SESSION_KEY, {}).get(ref)
+    if not isinstance(value, str):
+        return None
+    key_id, _, encoded = value.partition(":")
+    kek = settings.PORTAL_KEYS.get(key_id)
+    if kek is None:
+        return None
+    try:
+        raw = base64.b64decode(encoded)
+        plain = AESGCM(kek).decrypt(raw[:_NONCE], raw[_NONCE:], _ad(key_id, request.user.pk, ref))
+        criteria = json.loads(plain)
+    except (InvalidTag, ValueError):
+        return None
+    return criteria if isinstance(criteria, dict) else None
