@@ -259,6 +259,11 @@ class UploadLink(models.Model):
         return f"upload link {self.code}"
 
     @property
+    def room_left(self) -> int:
+        """Bytes the link may still take (the sender's page checks a choice against it)."""
+        return max(0, self.max_bytes - self.received_bytes)
+
+    @property
     def status(self) -> str:
         if self.revoked_at:
             return ShareLink.Status.REVOKED

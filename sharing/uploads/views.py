@@ -115,7 +115,8 @@ def open_upload(request: HttpRequest, token: str) -> HttpResponse:
 
 
 def _page(request: HttpRequest, link: UploadLink, template: str, status: int = 200, **extra):
-    context = {"link": link, "practice": link.practice, **extra}
+    context = {"link": link, "practice": link.practice,
+               "per_send": settings.PORTAL_UPLOAD_LINK_MAX_REQUEST_BYTES, **extra}  # fmt: skip
     return render(request, f"sharing/{template}", context, status=status)
 
 
@@ -236,7 +237,8 @@ def send_files(request: HttpRequest) -> HttpResponse:
         )
     if length > settings.PORTAL_UPLOAD_LINK_MAX_REQUEST_BYTES:
         link = _pending_link(request)
-        context = {"practice": link.practice if link else None}
+        context = {"practice": link.practice if link else None,
+                   "per_send": settings.PORTAL_UPLOAD_LINK_MAX_REQUEST_BYTES}  # fmt: skip
         return render(request, "sharing/upload_too_big.html", context, status=413)
     # Looked at before the body is read (CSRF reads the form): a stranger's post is refused
     # without holding its files in memory.
