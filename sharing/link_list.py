@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import math
+
 from django.db.models import Count
+from django.utils import timezone
 
 from sharing import services
 from sharing.models import ShareLink
@@ -22,10 +25,21 @@ def annotate_for_list(shares):  # noqa: ANN001, ANN201 - a ShareLink queryset
     )
 
 
+# The extend form offers to move the expiry this many days later than it is now.
+EXTEND_BY_DAYS = 7
+
+
 def with_extend_limits(shares) -> list[ShareLink]:  # noqa: ANN001
-    """Give each link the days it may still be extended by, as the extend form offers them."""
+    """Give each link the days it may still be extended by, as the extend form offers them.
+
+    The form asks for the new expiry in days from now; its first value is a week past the
+    current expiry (the practice's default length was offered, which for a new link is the
+    expiry it already has: extending it changed nothing).
+    """
     shares = list(shares)
+    now = timezone.now()
     for share in shares:
         share.extend_max = services.extend_days_left(share)
-        share.extend_default = min(share.practice.share_default_days, share.extend_max)
+        days_left = max(0, math.ceil((share.expires_at - now).total_seconds() / 86400))
+        share.extend_default = min(days_left + EXTEND_BY_DAYS, share.extend_max)
     return shares

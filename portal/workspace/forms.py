@@ -195,6 +195,18 @@ class PracticeSettingsForm(forms.ModelForm):
             "deid_clean_pixels",
             "deid_dates",
         ]
+        labels = {
+            "share_default_days": "A new link lasts (days)",
+            "share_max_days": "Longest a link may last (days)",
+            "idle_timeout_minutes": "Sign staff out after (minutes idle)",
+            "front_desk_views_images": "Front desk may open images",
+            "hygienists_see_assigned_only": "Hygienists see only their patients",
+            "time_zone": "Time zone",
+            "date_order": "Order of a birth date",
+            "notify_link_activity": "Email about link use",
+            "deid_clean_pixels": "De-identified copies: leave out images with burned-in text",
+            "deid_dates": "De-identified copies: dates",
+        }
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)

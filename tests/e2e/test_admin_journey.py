@@ -46,6 +46,11 @@ def test_practice_admin_back_office(demo_server, desktop_page, tmp_path) -> None
     phone = page.context.new_page()
     phone.set_viewport_size({"width": 390, "height": 844})
 
+    # The practice's settings are named in plain words (they read as column names).
+    page.goto(base + "/practice/settings/")
+    page.wait_for_selector("text=A new link lasts (days)")
+    _shoot(page, phone, folder, "practice-settings")
+
     # The practice list answers (it was a server error) and shows only this practice.
     page.goto(base + "/admin/portal/practice/")
     assert page.locator("#result_list tbody tr").count() == 1

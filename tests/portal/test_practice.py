@@ -32,6 +32,15 @@ class PracticeSettingsTestCase(BaseTestCase):
         )
         self.assertFalse(self.practice.notify_link_activity)  # unticked
 
+    def test_its_fields_are_named_in_plain_words(self) -> None:
+        # They read as the columns' names: "Deid clean pixels", "Share default days".
+        self.login(self.alice)
+        page = self.client.get("/practice/settings/")
+        self.assertContains(page, "A new link lasts (days)")
+        self.assertContains(page, "De-identified copies: dates")
+        for raw in ("Share default days", "Deid clean pixels", "Idle timeout minutes"):
+            self.assertNotContains(page, raw)
+
     def test_it_refuses_hostile_values(self) -> None:
         self.login(self.alice)
         cases = [

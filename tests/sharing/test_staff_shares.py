@@ -62,6 +62,22 @@ class StaffSharesTestCase(BaseTestCase):
         self.assertEqual(self.share.expires_at, limit)
         self.assertContains(self.client.get("/shares/"), "now expires on")
 
+    def test_extend_offers_a_later_expiry_than_the_link_has(self) -> None:
+        # It offered the practice's default length: for a new link, the expiry it already had,
+        # so Extend moved it by a minute.
+        days = self.practice.share_default_days
+        ShareLink.objects.filter(pk=self.share.pk).update(
+            expires_at=timezone.now() + timedelta(days=days)
+        )
+        self.share.refresh_from_db()
+        self.login(self.bob)
+        page = self.client.get("/shares/").content.decode()
+        offered = int(re.search(r'name="days" min="1" max="\d+" value="(\d+)"', page)[1])
+        self.client.post(f"/shares/{self.share.code}/extend/", {"days": offered})
+        before = self.share.expires_at
+        self.share.refresh_from_db()
+        self.assertGreaterEqual(self.share.expires_at - before, timedelta(days=6, hours=23))
+
     def test_it_lists_links_with_status(self) -> None:
         self.login(self.bob)
         ShareLink.objects.filter(pk=self.share.pk).update(open_count=3, download_count=1)
