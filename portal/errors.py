@@ -24,7 +24,17 @@ def permission_denied(request: HttpRequest, exception=None) -> HttpResponse:
     return _page(403, "Not allowed", "You are not allowed to do that.")
 
 
+# Where a recipient's visit ends up once it has ended (closed, timed out, Back after leaving).
+RECIPIENT_PATHS = ("/s/", "/u/")
+VISIT_ENDED = (
+    "If you were sent a link to your images, your visit may have ended: open the link again "
+    "from your email or the printed handout, or call the practice."
+)
+
+
 def page_not_found(request: HttpRequest, exception=None) -> HttpResponse:
+    if request.path.startswith(RECIPIENT_PATHS):
+        return _page(404, "Nothing to show here", VISIT_ENDED)
     return _page(404, "Not found", "There is nothing here. Check the address you were given.")
 
 

@@ -193,6 +193,10 @@ def test_a_patient_on_a_phone_verifies_views_and_downloads(demo_server, phone, t
     page.wait_for_selector("text=You have closed the shared images")
     assert "paper from the practice" in page.inner_text("main")
     axe.check(page, "closed")
+    # Back to the images afterwards says how to get back in, not only "not found".
+    page.go_back()
+    page.wait_for_selector("text=open the link again from your email")
+    _shot(page, "visit-ended-phone")
 
 
 def test_asking_for_a_code_on_a_link_withdrawn_meanwhile_says_so(demo_server, desktop):
