@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 from django.utils import timezone
@@ -50,6 +51,22 @@ class SoftwareTokenTestCase(ShareTestCase):
         self.assertEqual(r.status_code, 400)
         self.assertContains(r, "control characters", status_code=400)
         self.assertFalse(SoftwareToken.objects.filter(share=self.share).exists())
+
+    def test_the_same_form_sent_again_makes_no_second_token(self) -> None:
+        # Reloading the page that showed a token sent the form again and made another.
+        self.sign_in()
+        page = self.client.get("/s/software/").content.decode()
+        once = re.search(r'name="once" value="([^"]+)"', page)[1]
+        first = self.client.post("/s/software/tokens/", {"label": "Weasis", "once": once})
+        self.assertEqual(first.status_code, 200)
+        again = self.client.post("/s/software/tokens/", {"label": "Weasis", "once": once})
+        self.assertContains(again, "already sent", status_code=409)
+        self.assertNotIn("new_token", again.context)
+        self.assertEqual(SoftwareToken.objects.filter(share=self.share).count(), 1)
+        fresh = re.search(r'name="once" value="([^"]+)"', again.content.decode())[1]
+        self.assertNotEqual(fresh, once)
+        self.client.post("/s/software/tokens/", {"label": "Second", "once": fresh})
+        self.assertEqual(SoftwareToken.objects.filter(share=self.share).count(), 2)
 
     def test_it_needs_a_verified_session(self) -> None:
         self.open_link()
