@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Count, Q
@@ -72,7 +73,7 @@ def received_list(request: HttpRequest) -> HttpResponse:
         _links(request)
         .annotate(waiting=Count("files", filter=Q(files__state=ReceivedFile.State.PENDING)))
         .filter(waiting__gt=0)
-        .select_related("patient")
+        .select_related("patient", "practice")
         .order_by("-created_at")
     )
     groups = [(link, list(link.files.filter(state="pending").order_by("pk"))) for link in links]
@@ -101,10 +102,20 @@ def _decide(request: HttpRequest, code, accept: bool) -> HttpResponse:
     if chosen:
         files = [f for f in files if str(f.pk) in chosen]
     if accept:
-        intake.accept(files, by=request.user, request=request)
+        decided = intake.accept(files, by=request.user, request=request)
+        if decided:
+            messages.success(
+                request, f"Accepted {_files(len(decided))} into {link.patient.name}'s record."
+            )
     else:
         intake.decline(files, by=request.user, request=request)
+        if files:
+            messages.success(request, f"Declined {_files(len(files))}: they were shredded.")
     return redirect("/received/")
+
+
+def _files(count: int) -> str:
+    return f"{count} file{'s' if count != 1 else ''}"
 
 
 @require_POST

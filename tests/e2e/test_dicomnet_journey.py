@@ -127,6 +127,7 @@ def test_another_practice_sends_images_and_staff_accept_them(
 
     staff.goto(demo_server["base_url"] + "/received/")
     staff.wait_for_selector("text=CBCT from the oral surgeon")
-    staff.screenshot(path=str(tmp_path / "received-desktop.png"), full_page=True)
+    _shot(staff, "received-waiting-desktop")
     staff.click("button:has-text('Accept into')")
     staff.wait_for_selector("text=Nothing is waiting")
+    staff.wait_for_selector("text=Accepted 1 file into")

@@ -148,9 +148,14 @@ class UploadLinkTestCase(UploadLinkMixin, BaseTestCase):
         self.assertEqual(states["cd.zip/DICOM/IM3"], "pending")
         self.assertFalse(Study.objects.filter(description="CBCT from Dr Other").exists())
         self.login(self.bob)
-        self.assertContains(self.client.get("/received/"), "CBCT from Dr Other")
+        waiting = self.client.get("/received/")
+        self.assertContains(waiting, "CBCT from Dr Other")
+        self.assertContains(waiting, "received ")  # when, and how big, before deciding
+        self.assertContains(waiting, "KB")
         r = self.client.post(f"/received/links/{self.link.code}/accept/")
         self.assertEqual(r.status_code, 302)
+        # Staff hear what became of them (the list just emptied, with no word).
+        self.assertContains(self.client.get("/received/"), "Accepted 3 files into")
         study = Study.objects.get(description="CBCT from Dr Other")
         self.assertEqual(study.patient, self.pat)
         self.assertEqual(Instance.objects.filter(series__study=study).count(), 3)
