@@ -76,6 +76,7 @@ class PatientRecordTestCase(BaseTestCase):
         self.login(self.bob)
         page = self.client.get(f"/patients/{self.pat.code}/")
         self.assertContains(page, "Only a practice admin can correct")
+        self.assertNotContains(page, "Save record")  # nothing here this member can change
         self.client.post(self.url, {"birth_date": "1999-09-09"})
         self.pat.refresh_from_db()
         self.assertEqual(self.pat.birth_date, date(1980, 5, 17))
