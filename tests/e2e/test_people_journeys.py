@@ -168,6 +168,14 @@ def test_a_patient_on_a_phone_verifies_views_and_downloads(demo_server, phone, t
     page.click("#drawer-open")
     page.wait_for_selector("#drawer.open")
     axe.check(page, "viewer drawer")
+    # A photo is told as a photo: not "Axial", not the study's CT.
+    page.click(".series-list .item[data-kind='photo']")
+    page.wait_for_selector("#viewer[data-kind='photo']")
+    assert page.locator("#meta-modality").text_content() == "Photo"
+    assert not page.locator("#viewport .pane-label").first.is_visible()
+    _shot(page, "viewer-photo-phone")
+    page.click("#drawer-open")
+    page.wait_for_selector("#drawer.open")
     page.click(".series-list .item[data-kind='pdf']")
     page.wait_for_selector("#viewer[data-kind='pdf']")
     assert page.locator("#pdf-view").is_visible()

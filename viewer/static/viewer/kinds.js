@@ -59,6 +59,8 @@ function selectItem(btn) {
   setKind(kind === "series" ? "stack" : kind);
   $("#item-title").textContent = btn.dataset.label || "";
   $("#meta-series").textContent = btn.dataset.label || "";
+  // The item's own kind (a photo is not the study's CT).
+  $("#meta-modality").textContent = btn.dataset.modality || "—";
   $("#meta-image").textContent = "—";
   renderMeasures();
   VIEW_KINDS[kind].open(btn);

@@ -54,7 +54,8 @@ function drawMeasure(pane, m) {
 
 function newMeasure(pane, type, p) {
   return { type: type, plane: pane.plane, index: pane.shown, item: state.item, sp: pane.sp.slice(),
-    mm: pane.mm, pts: [p, p], label: state.item ? state.item.dataset.label : "" };
+    mm: pane.mm, pts: [p, p], label: state.item ? state.item.dataset.label : "",
+    where: state.kind === "photo" ? "Photo" : "" };  // a photo has no plane or image number
 }
 
 function addMeasure(m) {
