@@ -3,6 +3,7 @@ from __future__ import annotations
 import functools
 import uuid
 import zoneinfo
+from importlib import resources
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -13,6 +14,21 @@ from django.db import models
 def time_zone_names() -> tuple[str, ...]:
     """Return the IANA time zone names this machine knows, sorted."""
     return tuple(sorted(zoneinfo.available_timezones()))
+
+
+def common_time_zone_names() -> tuple[str, ...]:
+    """Return the time zones a practice picks from: one per region (IANA's zone1970.tab),
+    without the old aliases (Asia/Asmera, America/Atka) the full list repeats; UTC too."""
+    try:
+        table = resources.files("tzdata").joinpath("zoneinfo", "zone1970.tab").read_text()
+    except (ModuleNotFoundError, FileNotFoundError, OSError):
+        return time_zone_names()
+    names = {
+        line.split("\t")[2].strip()
+        for line in table.splitlines()
+        if line and not line.startswith("#") and line.count("\t") >= 2
+    }
+    return tuple(sorted((names & set(time_zone_names())) | {"UTC"}))
 
 
 def validate_time_zone(value: str) -> None:

@@ -10,7 +10,7 @@ from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 
 from portal.models import Practice, Role
-from portal.models.practices import time_zone_names
+from portal.models.practices import common_time_zone_names
 from portal.textchecks import refuse_control_characters
 from portal.workspace import once
 
@@ -210,8 +210,10 @@ class PracticeSettingsForm(forms.ModelForm):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
+        # One name per region; a practice already on an old alias keeps it offered.
+        names = set(common_time_zone_names()) | {self.instance.time_zone}
         self.fields["time_zone"].widget = forms.Select(
-            choices=[(name, name) for name in time_zone_names()]
+            choices=[(name, name) for name in sorted(names) if name]
         )
 
     # Limits on link lifetimes and the idle sign-out: Practice.clean.

@@ -41,6 +41,20 @@ class PracticeSettingsTestCase(BaseTestCase):
         for raw in ("Share default days", "Deid clean pixels", "Idle timeout minutes"):
             self.assertNotContains(page, raw)
 
+    def test_it_offers_one_time_zone_per_region_and_keeps_an_old_alias(self) -> None:
+        # About 600 names, old aliases (Asia/Asmera, America/Atka) among them.
+        self.login(self.alice)
+        page = self.client.get("/practice/settings/").content.decode()
+        self.assertIn('value="Europe/Paris"', page)
+        self.assertNotIn('value="America/Atka"', page)
+        self.assertLess(page.count("<option"), 450)
+        self.practice.time_zone = "US/Eastern"
+        self.practice.save()
+        self.assertIn(
+            'value="US/Eastern" selected', self.client.get("/practice/settings/").content.decode()
+        )
+        self.assertEqual(self._post(time_zone="US/Eastern").status_code, 302)
+
     def test_it_refuses_hostile_values(self) -> None:
         self.login(self.alice)
         cases = [
