@@ -142,7 +142,11 @@ def seal(src: BinaryIO, durable: bool = True) -> StoredObject:
             _fsync_folder(storage.location)
             fd = filewrite.open_new(path)
         try:
-            writer = filewrite.NewFileWriter(fd)
+            try:
+                writer = filewrite.NewFileWriter(fd)
+            except BaseException:
+                os.close(fd)
+                raise
             try:
                 result = crypto.encrypt_stream(dek, src, writer.write)
                 writer.finish()

@@ -36,7 +36,19 @@ def _take_buffer() -> mmap.mmap:
     with _pool_lock:
         if _pool:
             return _pool.pop()
-    return mmap.mmap(-1, BUFFER_SIZE)  # anonymous mappings are page-aligned
+    # Anonymous mappings are page-aligned; private, so a forked worker never shares one.
+    return mmap.mmap(-1, BUFFER_SIZE, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+
+
+def _forget_pool() -> None:
+    """In a forked child: start with no buffers of the parent's (nor its lock's state)."""
+    global _pool_lock
+    _pool.clear()
+    _pool_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool)
 
 
 def _give_back(buffer: mmap.mmap) -> None:
@@ -48,15 +60,20 @@ def _give_back(buffer: mmap.mmap) -> None:
 
 
 def open_new(path: str) -> int:
-    """Create path (it must not exist) for writing, with O_DIRECT if the file system has it."""
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
+    """Create path (it must not exist) for writing, with O_DIRECT if the file system has it.
+
+    O_DIRECT is set after the file is made: some file systems create the file and then
+    refuse the flag, and a second O_EXCL open would find it there.
+    """
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     if O_DIRECT:
         try:
-            return os.open(path, flags | O_DIRECT, 0o600)
+            fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) | O_DIRECT)
         except OSError as exc:
             if exc.errno != errno.EINVAL:
+                os.close(fd)
                 raise
-    return os.open(path, flags, 0o600)
+    return fd
 
 
 class NewFileWriter:
@@ -88,17 +105,19 @@ class NewFileWriter:
     def _flush(self, upto: int) -> None:
         """Write the buffer's first `upto` bytes (whole blocks) with O_DIRECT."""
         with memoryview(self._buffer) as whole:
-            chunk = whole[:upto]
+            rest = whole[:upto]
             try:
-                _write_all(self.fd, chunk)
-            except OSError as exc:
-                if exc.errno != errno.EINVAL:
-                    raise
-                # Opened with O_DIRECT but refused on write: write through the page cache.
-                self._plain()
-                _write_all(self.fd, chunk)
+                while rest:
+                    try:
+                        rest = rest[os.write(self.fd, rest) :]
+                    except OSError as exc:
+                        if exc.errno != errno.EINVAL or not self.direct:
+                            raise
+                        # Refused on write (or after a short write, unaligned): the rest
+                        # goes through the page cache, from where the file has got to.
+                        self._plain()
             finally:
-                chunk.release()
+                rest.release()
         self._filled = 0
 
     def _plain(self) -> None:

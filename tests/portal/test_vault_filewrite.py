@@ -112,7 +112,32 @@ class DirectWriteTests(TestCase):
             obj = vault.store(io.BytesIO(data))
         self.assertEqual(vault.read_bytes(obj), data)
 
+    def test_a_short_direct_write_then_a_refusal_loses_no_byte(self) -> None:
+        # The plain retry wrote the whole chunk again from its start, after the short write
+        # had moved the file on: the object was sealed, then failed authentication.
+        real_write = os.write
+        calls = {"n": 0}
+
+        def short_then_refuse(fd: int, data) -> int:  # noqa: ANN001
+            import fcntl
+
+            if filewrite.O_DIRECT and fcntl.fcntl(fd, fcntl.F_GETFL) & filewrite.O_DIRECT:
+                calls["n"] += 1
+                if calls["n"] == 1 and len(data) > filewrite.BLOCK:
+                    return real_write(fd, memoryview(data)[: filewrite.BLOCK])
+                raise OSError(errno.EINVAL, "Invalid argument")
+            return real_write(fd, data)
+
+        data = random.Random(9).randbytes(600_000)
+        with mock.patch.object(filewrite.os, "write", short_then_refuse):
+            obj = vault.store(io.BytesIO(data))
+        self.assertEqual(vault.read_bytes(obj), data)
+
     def test_a_failed_write_removes_the_file_and_keeps_the_buffer_reusable(self) -> None:
+        if not _direct_io_here():
+            self.skipTest("this file system does not take O_DIRECT")
+        vault.store(io.BytesIO(b"x" * 600_000))  # a buffer in the pool
+        pooled = list(filewrite._pool)
         before = set(_all_files())
 
         def no_space(fd: int, data) -> int:  # noqa: ANN001
@@ -121,6 +146,7 @@ class DirectWriteTests(TestCase):
         with mock.patch.object(filewrite.os, "write", no_space), self.assertRaises(OSError):
             vault.seal(io.BytesIO(b"x" * 600_000))
         self.assertEqual(set(_all_files()), before)
+        self.assertEqual(filewrite._pool, pooled)  # given back, not dropped
         data = b"after the failure" * 1000
         self.assertEqual(vault.read_bytes(vault.store(io.BytesIO(data))), data)
 
