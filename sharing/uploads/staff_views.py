@@ -104,9 +104,8 @@ def _decide(request: HttpRequest, code, accept: bool) -> HttpResponse:
     if accept:
         decided = intake.accept(files, by=request.user, request=request)
         if decided:
-            messages.success(
-                request, f"Accepted {_files(len(decided))} into {link.patient.name}'s record."
-            )
+            # Messages travel in a cookie: never the patient's name.
+            messages.success(request, f"Accepted {_files(len(decided))} into the patient's record.")
     else:
         intake.decline(files, by=request.user, request=request)
         if files:

@@ -49,7 +49,7 @@ def test_a_folder_is_sorted_in_one_pass_and_shown(demo_server, page, desktop_pag
 
     desktop_page.fill("input[name=patient_id]", PATIENT)
     desktop_page.click("button:has-text('Attach')")
-    desktop_page.wait_for_selector("text=attached to patient DEMO-0002")
+    desktop_page.wait_for_selector("text=The file is attached to that patient's record.")
     _shot(desktop_page, tmp_path, "pending-attached-desktop")
 
     code = run_manage(

@@ -10,8 +10,9 @@ from datetime import date, timedelta
 from pathlib import Path
 from unittest import mock
 
+from django.contrib.messages.storage.cookie import CookieStorage
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.test import Client, override_settings
+from django.test import Client, RequestFactory, override_settings
 from django.utils import timezone
 
 from audit.models import AccessEvent, Action
@@ -154,7 +155,10 @@ class UploadLinkTestCase(UploadLinkMixin, BaseTestCase):
         self.assertContains(waiting, "KB")
         r = self.client.post(f"/received/links/{self.link.code}/accept/")
         self.assertEqual(r.status_code, 302)
-        # Staff hear what became of them (the list just emptied, with no word).
+        # Staff hear what became of them (the list just emptied, with no word), by a message
+        # that travels in a cookie: it never names the patient.
+        told = CookieStorage(RequestFactory().get("/"))._decode(r.cookies["messages"].value)
+        self.assertNotIn(self.pat.name, " ".join(str(m) for m in told))
         self.assertContains(self.client.get("/received/"), "Accepted 3 files into")
         study = Study.objects.get(description="CBCT from Dr Other")
         self.assertEqual(study.patient, self.pat)

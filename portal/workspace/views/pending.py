@@ -37,8 +37,9 @@ def attach_pending(request: HttpRequest, code: UUID) -> HttpResponse:
         messages.error(request, "No patient with that record number.")
         return redirect("portal:pending")
     report = resolve(pending, patient, user=request.user, request=request)
+    # Messages travel in a cookie: no file name or record number (either may name the patient).
     if report.status == "stored":
-        messages.success(request, f"{report.name}: attached to patient {patient.patient_id}.")
+        messages.success(request, "The file is attached to that patient's record.")
     else:
-        messages.error(request, f"{report.name}: not attached ({report.reason}).")
+        messages.error(request, f"The file was not attached: {report.reason}.")
     return redirect("portal:pending")
