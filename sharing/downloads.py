@@ -286,7 +286,9 @@ def send_picture(
         Action.DOWNLOAD,
         request=request,
         obj=obj,
-        detail={"kind": kind, "bytes": len(data), "counted": False},
+        # A "start" like every download: the accounting of disclosures and the unusual
+        # downloads alert count it (it is whole once the response is made).
+        detail={"phase": "start", "kind": kind, "bytes_total": len(data), "counted": False},
         **scope.audit_kwargs(),
     )
     response = HttpResponse(data, content_type=content_type)

@@ -8,6 +8,7 @@ import io
 from PIL import Image
 
 from audit.models import AccessEvent, Action, Outcome
+from portal.compliance import disclosures
 from tests.sharing.helpers import ShareTestCase
 from viewer import mpr
 
@@ -46,6 +47,9 @@ class ExportSlicePictureTestCase(ShareTestCase):
         self.assertEqual(self.share.download_count, 0)
         event = AccessEvent.objects.get(action=Action.DOWNLOAD, share_code=self.share.code)
         self.assertEqual((event.detail["kind"], event.detail["counted"]), ("axial-jpeg", False))
+        # Still a disclosure: the accounting and the unusual downloads alert see it.
+        uses = [u.what for u in disclosures._uses(self.share.code)]
+        self.assertIn(disclosures.RECIPIENT_USES[Action.DOWNLOAD], uses)
         self.assertEqual(self.client.get("/s/download/share.zip").status_code, 200)
 
     def test_a_view_only_link_refuses_and_the_viewer_offers_nothing(self) -> None:
