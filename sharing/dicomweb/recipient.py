@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-import secrets
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from django.core.exceptions import ValidationError
+from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
 from portal.access import Scope, fetch_or_404
+from portal.workspace import once
 from sharing.denials import recipient_scope
 from sharing.dicomweb.tokens import create_token, revoke_token
 from sharing.models import ShareLink, SoftwareToken
@@ -46,10 +47,6 @@ def _verified(request: HttpRequest) -> tuple[ShareLink, Scope]:
     return scope.share, scope
 
 
-# The create form carries a one-time mark: the same form sent again (a reload of the page
-# that showed a token) makes no second token. The marks a session has used are kept here.
-USED_FORMS_KEY = "software_forms_used"
-USED_FORMS_KEPT = 20
 ALREADY_MADE = (
     "That form was already sent: the token it made was shown once, then. If it was not "
     "copied, revoke it below and make another."
@@ -59,20 +56,8 @@ ALREADY_MADE = (
 def _page(request: HttpRequest, share: ShareLink, status: int = 200, **extra) -> HttpResponse:
     tokens = share.tokens.order_by("-created_at")
     context = {"share": share, "practice": share.practice, "tokens": tokens,
-               "form_once": secrets.token_urlsafe(12), **extra}  # fmt: skip
+               "issue_key": once.new_key(), **extra}  # fmt: skip
     return render(request, "sharing/software.html", context, status=status)
-
-
-def _first_use_of_form(request: HttpRequest) -> bool:
-    """Record the form's one-time mark; False if this session sent it before."""
-    once = request.POST.get("once", "")[:32]
-    if not once:
-        return True  # a client without the page's form: nothing to tell a reload by
-    used = list(request.session.get(USED_FORMS_KEY, []))
-    if once in used:
-        return False
-    request.session[USED_FORMS_KEY] = [*used, once][-USED_FORMS_KEPT:]
-    return True
 
 
 @never_cache
@@ -89,12 +74,15 @@ def create_software_token(request: HttpRequest) -> HttpResponse:
     share, scope = _verified(request)
     if not scope.can_download:
         return _page(request, share, error="Downloads are not available for this link.", status=403)
-    if not _first_use_of_form(request):
-        return _page(request, share, error=ALREADY_MADE, status=409)
+    # The form carries a one-time key (portal.workspace.once): sent again (a reload of the
+    # page that showed the token, a double click), it makes no second token.
     try:
-        token, raw = create_token(
-            share, label=request.POST.get("label", "").strip(), request=request
-        )
+        with transaction.atomic():
+            if not once.first_time(request, request.POST.get(once.FIELD, "")[:64]):
+                return _page(request, share, error=ALREADY_MADE, status=409)
+            token, raw = create_token(
+                share, label=request.POST.get("label", "").strip(), request=request
+            )
     except ValidationError as exc:
         return _page(request, share, error=exc.messages[0], status=400)
     base = endpoint(request)

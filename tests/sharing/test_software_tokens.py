@@ -56,16 +56,19 @@ class SoftwareTokenTestCase(ShareTestCase):
         # Reloading the page that showed a token sent the form again and made another.
         self.sign_in()
         page = self.client.get("/s/software/").content.decode()
-        once = re.search(r'name="once" value="([^"]+)"', page)[1]
-        first = self.client.post("/s/software/tokens/", {"label": "Weasis", "once": once})
+        once = re.search(r'name="issue_key" value="([^"]+)"', page)[1]
+        # A refused name uses nothing up: the corrected form goes through.
+        refused = self.client.post("/s/software/tokens/", {"label": "a\x1bb", "issue_key": once})
+        self.assertEqual(refused.status_code, 400)
+        first = self.client.post("/s/software/tokens/", {"label": "Weasis", "issue_key": once})
         self.assertEqual(first.status_code, 200)
-        again = self.client.post("/s/software/tokens/", {"label": "Weasis", "once": once})
+        again = self.client.post("/s/software/tokens/", {"label": "Weasis", "issue_key": once})
         self.assertContains(again, "already sent", status_code=409)
         self.assertNotIn("new_token", again.context)
         self.assertEqual(SoftwareToken.objects.filter(share=self.share).count(), 1)
-        fresh = re.search(r'name="once" value="([^"]+)"', again.content.decode())[1]
+        fresh = re.search(r'name="issue_key" value="([^"]+)"', again.content.decode())[1]
         self.assertNotEqual(fresh, once)
-        self.client.post("/s/software/tokens/", {"label": "Second", "once": fresh})
+        self.client.post("/s/software/tokens/", {"label": "Second", "issue_key": fresh})
         self.assertEqual(SoftwareToken.objects.filter(share=self.share).count(), 2)
 
     def test_it_needs_a_verified_session(self) -> None:
