@@ -9,17 +9,11 @@ reads the seed through, opens it.
 
 from __future__ import annotations
 
-import base64
-import secrets
-
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from django.conf import settings
 
-from portal.vault.crypto import VaultIntegrityError
+from portal.vault import values
 
 PREFIX = "v1:"
-_NONCE = 12
 
 
 def _ad(key_id: str, user_id: int) -> bytes:
@@ -32,29 +26,18 @@ def is_sealed(value: str) -> bool:
 
 def seal(seed: bytes, user_id: int, key_id: str | None = None) -> str:
     """Return the column value holding `seed` sealed under a key (the current one by default)."""
-    key_id = key_id or settings.PORTAL_CURRENT_KEY_ID
-    nonce = secrets.token_bytes(_NONCE)
-    sealed = AESGCM(settings.PORTAL_KEYS[key_id]).encrypt(nonce, seed, _ad(key_id, user_id))
-    return f"{PREFIX}{key_id}:{base64.urlsafe_b64encode(nonce + sealed).decode().rstrip('=')}"
+    return PREFIX + values.seal_value(seed, lambda key: _ad(key, user_id), key_id)
 
 
 def open_seed(value: str, user_id: int) -> bytes:
     """Return the seed a column value holds; raise VaultIntegrityError if it does not open."""
     if not is_sealed(value):
         return bytes.fromhex(value)
-    key_id, _, encoded = value[len(PREFIX) :].partition(":")
-    kek = settings.PORTAL_KEYS.get(key_id)
-    if kek is None:
-        raise VaultIntegrityError(f"authenticator seed sealed under unknown key id {key_id}")
-    raw = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4))
-    try:
-        return AESGCM(kek).decrypt(raw[:_NONCE], raw[_NONCE:], _ad(key_id, user_id))
-    except InvalidTag:
-        raise VaultIntegrityError("authenticator seed failed authentication") from None
+    return values.open_value(value[len(PREFIX) :], lambda key: _ad(key, user_id))
 
 
 def key_id_of(value: str) -> str | None:
-    return value[len(PREFIX) :].partition(":")[0] if is_sealed(value) else None
+    return values.key_id_of(value[len(PREFIX) :]) if is_sealed(value) else None
 
 
 def _seal_before_save(sender, instance, **kwargs) -> None:

@@ -11,35 +11,28 @@ key-encryption key, bound to the staff member and the reference.
 
 from __future__ import annotations
 
-import base64
 import json
 import secrets
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from django.conf import settings
 from django.http import HttpRequest
+
+from portal.vault import values
+from portal.vault.crypto import VaultIntegrityError
 
 SESSION_KEY = "searches"
 KEEP = 10  # a staff member's latest searches stay reachable by Back
-_NONCE = 12
 
 
-def _ad(key_id: str, user_id: int, ref: str) -> bytes:
-    return f"portal-search|{key_id}|{user_id}|{ref}".encode()
+def _binding(user_id: int, ref: str):  # noqa: ANN202
+    return lambda key_id: f"portal-search|{key_id}|{user_id}|{ref}".encode()
 
 
 def save(request: HttpRequest, criteria: dict[str, str]) -> str:
     """Keep criteria (field name to the text typed) sealed in the session; return its reference."""
     ref = secrets.token_urlsafe(9)
-    key_id = settings.PORTAL_CURRENT_KEY_ID
-    nonce = secrets.token_bytes(_NONCE)
-    plain = json.dumps(criteria).encode()
-    sealed = AESGCM(settings.PORTAL_KEYS[key_id]).encrypt(
-        nonce, plain, _ad(key_id, request.user.pk, ref)
-    )
+    sealed = values.seal_value(json.dumps(criteria).encode(), _binding(request.user.pk, ref))
     kept = dict(request.session.get(SESSION_KEY, {}))
-    kept[ref] = f"{key_id}:{base64.b64encode(nonce + sealed).decode()}"
+    kept[ref] = sealed
     request.session[SESSION_KEY] = dict(list(kept.items())[-KEEP:])
     return ref
 
@@ -49,14 +42,8 @@ def load(request: HttpRequest, ref: str) -> dict[str, str] | None:
     value = request.session.get(SESSION_KEY, {}).get(ref)
     if not isinstance(value, str):
         return None
-    key_id, _, encoded = value.partition(":")
-    kek = settings.PORTAL_KEYS.get(key_id)
-    if kek is None:
-        return None
     try:
-        raw = base64.b64decode(encoded)
-        plain = AESGCM(kek).decrypt(raw[:_NONCE], raw[_NONCE:], _ad(key_id, request.user.pk, ref))
-        criteria = json.loads(plain)
-    except (InvalidTag, ValueError):
+        criteria = json.loads(values.open_value(value, _binding(request.user.pk, ref)))
+    except (VaultIntegrityError, ValueError):
         return None
     return criteria if isinstance(criteria, dict) else None

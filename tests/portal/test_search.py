@@ -131,7 +131,13 @@ class SearchTestCase(BaseTestCase):
     def test_a_search_reference_is_only_its_staff_members(self) -> None:
         self.login(self.bob)
         landed = self.search({"q": "zoe"}).redirect_chain[-1][0]
+        kept = dict(self.client.session["searches"])
         self.login(self.alice)
+        self.assertContains(self.client.get(landed), "no longer kept")
+        # Even with bob's sealed criteria copied into alice's session, they do not open.
+        session = self.client.session
+        session["searches"] = kept
+        session.save()
         r = self.client.get(landed)
         self.assertContains(r, "no longer kept")
         self.assertNotContains(r, "Zoë")
