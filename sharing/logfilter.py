@@ -61,12 +61,19 @@ def _mask_rest(match: re.Match) -> str:
     return f"/{prefix}/" + "/".join(kept)
 
 
+# A decoded run is written back masked; an encoded line break in it must not become a real
+# one (a forged log line), so control characters are encoded again.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
 def _mask_run(match: re.Match) -> str:
     run = match[0]
     decoded = _decoded(run)
     masked = _SHARE_REST.sub(_mask_rest, decoded)
     masked = _UNLOCK_PATH.sub(UNLOCK_MASK, _INVITE_PATH.sub(INVITE_MASK, masked))
-    return masked if masked != decoded else run
+    if masked == decoded:
+        return run
+    return _CONTROL.sub(lambda c: f"%{ord(c[0]):02X}", masked)
 
 
 def mask_tokens(text: str) -> str:

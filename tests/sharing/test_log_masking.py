@@ -102,5 +102,10 @@ class LogMaskingTestCase(SimpleTestCase):
         ):
             with self.subTest(path=path):
                 self.assertFalse(_leaks(token, mask_tokens(f'"GET {path} HTTP/1.1" 404 9')))
+        # An encoded line break in a masked address stays encoded: no forged log line.
+        forged = mask_tokens(f'"GET /s/{token}%3F%0AFAKE%20line%0D HTTP/1.1" 404 9')
+        self.assertNotIn("\n", forged)
+        self.assertNotIn("\r", forged)
+        self.assertFalse(_leaks(token, forged))
         series = "/s/download/series/0b5e7f3c-8a4d-4c59-9f1e-2a6b7c8d9e0f.zip"
         self.assertEqual(mask_tokens(series), series)
