@@ -4,11 +4,19 @@ from __future__ import annotations
 
 import math
 
-from django.db.models import Count
+from django.db.models import Count, Q
 from django.utils import timezone
 
 from sharing import services
 from sharing.models import ShareLink
+
+
+def links_in_scope(scope):  # noqa: ANN001, ANN201 - a Scope; a ShareLink queryset
+    """The links of studies a staff member may see (a de-identified copy's, by its source)."""
+    studies = scope.studies()
+    return ShareLink.objects.filter(
+        Q(study__in=studies) | Q(source_study__in=studies), practice=scope.practice
+    )
 
 
 def annotate_for_list(shares):  # noqa: ANN001, ANN201 - a ShareLink queryset

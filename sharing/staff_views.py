@@ -19,7 +19,7 @@ from audit.models import Action
 from portal.access import fetch_or_404
 from portal.workspace.decorators import staff_required
 from sharing import services
-from sharing.link_list import annotate_for_list, with_extend_limits
+from sharing.link_list import annotate_for_list, links_in_scope, with_extend_limits
 from sharing.models import LinkRequest, ShareLink
 
 STATUSES = ["active", "expired", "revoked", "locked"]
@@ -27,12 +27,7 @@ STATUSES = ["active", "expired", "revoked", "locked"]
 
 def _shares(request: HttpRequest):
     """Return the links of studies the staff member may see."""
-    scope = request.scope
-    studies = scope.studies()
-    # A link to a de-identified copy is known by the study it was made from.
-    return ShareLink.objects.filter(
-        Q(study__in=studies) | Q(source_study__in=studies), practice=scope.practice
-    )
+    return links_in_scope(request.scope)
 
 
 def _back(request: HttpRequest, share: ShareLink) -> HttpResponse:

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django.db.models import Q
 from django.http import HttpRequest
 from django.utils.functional import SimpleLazyObject
 
-from sharing.models import LinkRequest, ReceivedFile, ShareLink
+from sharing.link_list import links_in_scope
+from sharing.models import LinkRequest, ReceivedFile
+from sharing.uploads.services import upload_links_in_scope
 
 
 @dataclass(frozen=True)
@@ -23,18 +24,12 @@ def _count(request: HttpRequest) -> Waiting:
     scope = getattr(request, "scope", None)
     if scope is None or scope.share is not None:
         return Waiting()
-    studies = scope.studies()
-    shares = ShareLink.objects.filter(
-        Q(study__in=studies) | Q(source_study__in=studies), practice=scope.practice
+    # The same links the Links and Received pages list, so the counts never disagree.
+    requests = LinkRequest.objects.filter(share__in=links_in_scope(scope), handled_at__isnull=True)
+    files = ReceivedFile.objects.filter(
+        link__in=upload_links_in_scope(scope), state=ReceivedFile.State.PENDING
     )
-    return Waiting(
-        link_requests=LinkRequest.objects.filter(share__in=shares, handled_at__isnull=True).count(),
-        received_files=ReceivedFile.objects.filter(
-            link__practice=scope.practice,
-            link__patient__in=scope.patients(),
-            state=ReceivedFile.State.PENDING,
-        ).count(),
-    )
+    return Waiting(link_requests=requests.count(), received_files=files.count())
 
 
 def waiting_for_staff(request: HttpRequest) -> dict:

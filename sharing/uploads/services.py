@@ -146,3 +146,8 @@ def _record_staff_action(action: str, link: UploadLink, by, request) -> None:  #
         obj=link,
         detail={"upload_link": str(link.code)},
     )
+
+
+def upload_links_in_scope(scope):  # noqa: ANN001, ANN201 - a Scope; an UploadLink queryset
+    """The upload links of patients a staff member may see."""
+    return UploadLink.objects.filter(practice=scope.practice, patient__in=scope.patients())

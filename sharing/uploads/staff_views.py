@@ -17,15 +17,14 @@ from audit.models import Action
 from portal.access import fetch_or_404
 from portal.workspace import once
 from portal.workspace.decorators import staff_required
-from sharing.models import ReceivedFile, UploadLink
+from sharing.models import ReceivedFile
 from sharing.uploads import intake, services
 
 OPEN_LINKS_SHOWN = 100
 
 
 def _links(request: HttpRequest):
-    scope = request.scope
-    return UploadLink.objects.filter(practice=scope.practice, patient__in=scope.patients())
+    return services.upload_links_in_scope(request.scope)
 
 
 @require_POST

@@ -15,11 +15,14 @@
   // The form's own fields and each file's part headers travel with the files.
   var OVERHEAD = 4096, PER_FILE = 512;
 
+  // In 1024s, as the page's own figures are written (Django's filesizeformat).
   function size(bytes) {
-    if (bytes >= 1e9) return (bytes / 1e9).toFixed(1) + " GB";
-    if (bytes >= 1e6) return Math.round(bytes / 1e6) + " MB";
-    return Math.max(1, Math.round(bytes / 1e3)) + " KB";
+    var KB = 1024, MB = KB * 1024, GB = MB * 1024;
+    if (bytes >= GB) return (bytes / GB).toFixed(1) + " GB";
+    if (bytes >= MB) return (bytes / MB).toFixed(1) + " MB";
+    return Math.max(1, Math.round(bytes / KB)) + " KB";
   }
+  var sending = false;
 
   function whatIsWrong(files) {
     var perSend = Number(form.dataset.perSend), room = Number(form.dataset.room);
@@ -49,7 +52,7 @@
     var said = whatIsWrong(Array.prototype.slice.call(input.files || []));
     problem.textContent = said;
     problem.hidden = !said;
-    button.disabled = !!said;
+    button.disabled = !!said || sending;  // one send at a time
     return !said;
   }
 
@@ -61,6 +64,7 @@
   }
 
   function failed() {
+    sending = false;
     progress.hidden = true;
     button.disabled = false;
     problem.textContent = "The send did not get through. Check the connection and send again.";
@@ -69,9 +73,10 @@
 
   input.addEventListener("change", check);
   form.addEventListener("submit", function (event) {
-    if (!check()) { event.preventDefault(); return; }
+    if (sending || !check()) { event.preventDefault(); return; }
     if (!window.FormData || !window.XMLHttpRequest) return;
     event.preventDefault();
+    sending = true;
     var data = new FormData(form);
     var xhr = new XMLHttpRequest();
     button.disabled = true;
