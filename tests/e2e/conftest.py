@@ -28,6 +28,7 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
+from tests.e2e import people
 from tests.integration.services import free_port, gunicorn
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -220,3 +221,29 @@ def webmail(folder: Path, link: str, text: str) -> Iterator[str]:
             yield f"http://localhost:{server.server_address[1]}/inbox.html"
         finally:
             server.shutdown()
+
+
+@pytest.fixture
+def phone(browser):
+    """A phone's page (390x844, touch), for the people journeys."""
+    context = browser.new_context(
+        viewport=people.PHONE,
+        has_touch=True,
+        is_mobile=True,
+        device_scale_factor=2,
+        accept_downloads=True,
+    )
+    page = context.new_page()
+    page.set_default_timeout(30_000)
+    yield page
+    context.close()
+
+
+@pytest.fixture
+def desktop(browser):
+    """A desktop page (1440x900), for the people journeys."""
+    context = browser.new_context(viewport=people.DESKTOP, accept_downloads=True)
+    page = context.new_page()
+    page.set_default_timeout(30_000)
+    yield page
+    context.close()

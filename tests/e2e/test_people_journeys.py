@@ -1,8 +1,9 @@
 """The patient on a phone, the referring dentist and the front desk, in Chromium, as each sees it.
 
 Every page of these journeys is checked with axe-core (no serious or critical violation), the
-locked, withdrawn and closed pages included. Screenshots of the verification page, the viewer
-and the list of links, at phone and desktop size, go to docs/screenshots/.
+closed page included. Screenshots of the verification page and the viewer, at phone and
+desktop size, go to docs/screenshots/. The front desk's list of links:
+test_front_desk_links_journey.py.
 """
 
 from __future__ import annotations
@@ -14,42 +15,12 @@ import zipfile
 from pathlib import Path
 
 import pydicom
-import pytest
 
 from portal.demo.phantom import PhantomGeometry
 from tests.e2e import axe
-from tests.e2e.conftest import ROOT, run_manage
+from tests.e2e.conftest import run_manage
+from tests.e2e.people import DESKTOP, PHONE, SHOTS, shot
 from tests.e2e.recipients import LINK_PASSWORD, fill_birth_date, issue
-from tests.e2e.test_staff_journey import _sign_in
-
-SHOTS = ROOT / "docs" / "screenshots"
-PHONE = {"width": 390, "height": 844}
-DESKTOP = {"width": 1440, "height": 900}
-
-
-def _shot(page, name: str) -> None:
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / f"{name}.png"))
-
-
-@pytest.fixture
-def phone(browser):
-    context = browser.new_context(
-        viewport=PHONE, has_touch=True, is_mobile=True, device_scale_factor=2, accept_downloads=True
-    )
-    page = context.new_page()
-    page.set_default_timeout(30_000)
-    yield page
-    context.close()
-
-
-@pytest.fixture
-def desktop(browser):
-    context = browser.new_context(viewport=DESKTOP, accept_downloads=True)
-    page = context.new_page()
-    page.set_default_timeout(30_000)
-    yield page
-    context.close()
 
 
 def _axial_index(page) -> int:
@@ -103,9 +74,9 @@ def test_a_patient_on_a_phone_verifies_views_and_downloads(demo_server, phone, t
     page.click("#show-password")
     assert page.get_attribute("#id_password", "type") == "text"
     assert page.inner_text("#show-password") == "Hide"
-    _shot(page, "verify-phone")
+    shot(page, "verify-phone")
     page.set_viewport_size(DESKTOP)
-    _shot(page, "verify-desktop")
+    shot(page, "verify-desktop")
     page.set_viewport_size(PHONE)
 
     page.fill("#id_password", demo_server["share_password"])
@@ -163,7 +134,7 @@ def test_a_patient_on_a_phone_verifies_views_and_downloads(demo_server, phone, t
     ), f"the practice's name is cut short: {brand.inner_text()!r}"
     tools = page.locator("#toolbar").bounding_box()
     assert tools["y"] + tools["height"] <= PHONE["height"] + 0.5, tools
-    _shot(page, "viewer-phone")
+    shot(page, "viewer-phone")
 
     page.click("#drawer-open")
     page.wait_for_selector("#drawer.open")
@@ -173,7 +144,7 @@ def test_a_patient_on_a_phone_verifies_views_and_downloads(demo_server, phone, t
     page.wait_for_selector("#viewer[data-kind='photo']")
     assert page.locator("#meta-modality").text_content() == "Photo"
     assert not page.locator("#viewport .pane-label").first.is_visible()
-    _shot(page, "viewer-photo-phone")
+    shot(page, "viewer-photo-phone")
     page.click("#drawer-open")
     page.wait_for_selector("#drawer.open")
     page.click(".series-list .item[data-kind='pdf']")
@@ -204,7 +175,7 @@ def test_a_patient_on_a_phone_verifies_views_and_downloads(demo_server, phone, t
     # Back to the images afterwards says how to get back in, not only "not found".
     page.go_back()
     page.wait_for_selector("text=open the link again from your email")
-    _shot(page, "visit-ended-phone")
+    shot(page, "visit-ended-phone")
 
 
 def test_asking_for_a_code_on_a_link_withdrawn_meanwhile_says_so(demo_server, desktop):
@@ -322,7 +293,7 @@ def test_a_referrer_signs_in_with_an_emailed_code_and_measures(demo_server, desk
     page.mouse.click(at_x, at_y)
     assert _axial_index(page) == 300 - 1 - row
     page.wait_for_selector(f".pane[data-plane='axial'][data-slice-index='{299 - row}']")
-    _shot(page, "viewer-desktop")
+    shot(page, "viewer-desktop")
 
     page.click("a.back")
     with page.expect_download(timeout=120_000) as info:
@@ -349,81 +320,3 @@ def _last_code(mail_dir: Path, to: str) -> str:
                 found.append(re.search(r"Your sign-in code is (\d{6})", part).group(1))
     assert found, "no code was emailed"
     return found[-1]
-
-
-def test_the_front_desk_tells_links_apart_and_answers_requests(demo_server, desktop, browser):
-    page = desktop
-    base = demo_server["base_url"]
-    # Locked and withdrawn links say why; a patient whose link expired asks for a new one.
-    others = [(issue(demo_server, state=state, recipient_kind="patient"), heading)
-              for state, heading in [("locked", "This link is locked"),
-                                     ("revoked", "This link has been withdrawn")]]  # fmt: skip
-    expired = issue(demo_server, state="expired", recipient_kind="patient",
-                    recipient_name="Maria (expired)")  # fmt: skip
-    visitor = browser.new_context(viewport=PHONE, has_touch=True, is_mobile=True)
-    other = visitor.new_page()
-    try:
-        for link, heading in others:
-            other.goto(base + link["path"])
-            other.wait_for_selector(f"text={heading}")
-            axe.check(other, heading)
-        other.goto(base + expired["path"])
-        other.wait_for_selector("text=This link has expired")
-        axe.check(other, "expired")
-        other.click("text=Ask for a new link")
-        other.wait_for_selector("text=Your request is with the practice")
-        axe.check(other, "request sent")
-    finally:
-        visitor.close()
-
-    _sign_in(page, demo_server, "Front desk")
-    page.goto(f"{base}/studies/{demo_server['study_code']}/")
-    axe.check(page, "study")
-    assert page.input_value("#id_recipient_email") == "maria.demo@example.org"  # on file
-    page.check("input[name=recipient_kind][value=referrer]")
-    assert page.input_value("#id_recipient_email") == ""
-    page.fill("#id_expires_in_days", "400")
-    page.click("button:has-text('Create link')")
-    page.wait_for_selector("#share-errors")
-    assert page.evaluate("document.activeElement.id") == "share-errors"
-    summary = page.inner_text("#share-errors")
-    assert "Recipient email" in summary and "Expires after" in summary
-    assert page.locator("#share-errors").bounding_box()["y"] < DESKTOP["height"]  # in view
-    axe.check(page, "share form with errors")
-    page.fill("#id_recipient_email", "dr.ng@example.org")
-    page.fill("#id_recipient_name", "Dr Ng (endodontist)")
-    page.fill("#id_expires_in_days", "7")
-    page.check("#id_notify_recipient")
-    page.click("button:has-text('Create link')")
-    page.wait_for_selector("text=This link is shown only now")
-    code = page.get_attribute("#issued", "data-share")
-
-    page.goto(base + "/shares/")
-    page.wait_for_selector("text=Asked for a new link")
-    axe.check(page, "links")
-    requests = page.inner_text(".requests")
-    assert "Maria (expired)" in requests and "Link expired" in requests
-    row = page.locator(f"tr[data-share='{code}']")
-    text = row.inner_text()
-    shown_all = ("Dr Ng (endodontist)", "Referring clinician", "dr.ng@example.org",
-                 "demo-frontdesk", "Whole study", "0 opens", "never opened", "Active")  # fmt: skip
-    for shown in shown_all:
-        assert shown in text, shown
-    _shot(page, "links-desktop")
-    page.set_viewport_size(PHONE)
-    _shot(page, "links-phone")
-    page.set_viewport_size(DESKTOP)
-
-    assert row.locator("input[name=days]").get_attribute("max") == "30"
-    row.locator("input[name=days]").fill("30")
-    row.locator("button:has-text('Extend')").click()
-    page.wait_for_selector("text=The link now expires on")
-
-    row = page.locator(f"tr[data-share='{code}']")
-    row.locator("summary:has-text('Revoke')").click()
-    confirm = row.locator(".confirm-box")
-    assert "no longer opens" in confirm.inner_text()
-    axe.check(page, "revoke confirmation")
-    confirm.locator("button:has-text('Revoke the link')").click()
-    page.wait_for_selector("text=The link is revoked")
-    assert "Revoked" in page.locator(f"tr[data-share='{code}']").inner_text()
