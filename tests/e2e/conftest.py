@@ -137,25 +137,30 @@ def browser():
         chromium.close()
 
 
+@contextlib.contextmanager
+def _fresh_page(browser, timeout_ms: int, **options):
+    """A page in a fresh browser context (no cookies), closed afterwards."""
+    context = browser.new_context(accept_downloads=True, **options)
+    try:
+        page = context.new_page()
+        page.set_default_timeout(timeout_ms)
+        yield page
+    finally:
+        context.close()
+
+
 @pytest.fixture
 def page(browser, tmp_path):
     """A fresh browser context (no cookies) at phone width, with downloads allowed."""
-    context = browser.new_context(
-        viewport={"width": 390, "height": 844}, accept_downloads=True, device_scale_factor=1
-    )
-    page = context.new_page()
-    page.set_default_timeout(20_000)
-    yield page
-    context.close()
+    with _fresh_page(browser, 20_000, viewport={"width": 390, "height": 844},
+                     device_scale_factor=1) as fresh:  # fmt: skip
+        yield fresh
 
 
 @pytest.fixture
 def desktop_page(browser):
-    context = browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True)
-    page = context.new_page()
-    page.set_default_timeout(20_000)
-    yield page
-    context.close()
+    with _fresh_page(browser, 20_000, viewport={"width": 1280, "height": 900}) as fresh:
+        yield fresh
 
 
 def totp_now(otpauth_uri: str, at: float | None = None) -> str:
@@ -226,24 +231,13 @@ def webmail(folder: Path, link: str, text: str) -> Iterator[str]:
 @pytest.fixture
 def phone(browser):
     """A phone's page (390x844, touch), for the people journeys."""
-    context = browser.new_context(
-        viewport=people.PHONE,
-        has_touch=True,
-        is_mobile=True,
-        device_scale_factor=2,
-        accept_downloads=True,
-    )
-    page = context.new_page()
-    page.set_default_timeout(30_000)
-    yield page
-    context.close()
+    with _fresh_page(browser, 30_000, viewport=people.PHONE, has_touch=True, is_mobile=True,
+                     device_scale_factor=2) as fresh:  # fmt: skip
+        yield fresh
 
 
 @pytest.fixture
 def desktop(browser):
     """A desktop page (1440x900), for the people journeys."""
-    context = browser.new_context(viewport=people.DESKTOP, accept_downloads=True)
-    page = context.new_page()
-    page.set_default_timeout(30_000)
-    yield page
-    context.close()
+    with _fresh_page(browser, 30_000, viewport=people.DESKTOP) as fresh:
+        yield fresh
