@@ -39,3 +39,49 @@ class OddSendTestCase(UploadLinkMixin, BaseTestCase):
         )
         self.assertEqual(r.status_code, 400)
         self.assertIn(b"length", r.content)
+
+    def test_a_nul_byte_in_a_sent_name_loses_no_file(self) -> None:
+        # PostgreSQL refuses NUL in text: the whole send failed and left files in the vault.
+        import pydicom
+
+        first, second, _ = scans()
+        ds = pydicom.dcmread(io.BytesIO(second))
+        ds.PatientName = "Evil\x00Name^X"
+        ds.StudyDescription = "CBCT\x1b[31m from Dr Other"
+        odd = io.BytesIO()
+        ds.save_as(odd, enforce_file_format=True)
+        self.verify()
+        r = self.send(("IM1.dcm", first), ("IM2.dcm", odd.getvalue()))
+        self.assertEqual(r.status_code, 200)
+        received = {f.name: f for f in ReceivedFile.objects.all()}
+        self.assertEqual({n: f.state for n, f in received.items()},
+                         {"IM1.dcm": "pending", "IM2.dcm": "pending"})  # fmt: skip
+        self.assertEqual(received["IM2.dcm"].patient_name, "X Evil Name")
+        self.assertNotIn("\x1b", received["IM2.dcm"].study_description)
+
+    def test_a_send_that_cannot_be_read_says_why(self) -> None:
+        # A file name of a thousand characters overran the form's part headers: a bare 400.
+        self.verify()
+        name = "IM" + "x" * 1100 + ".dcm"  # a browser sends it whole (Django's client cuts it)
+        body = (
+            (
+                f'--B\r\nContent-Disposition: form-data; name="files"; filename="{name}"\r\n'
+                "Content-Type: application/dicom\r\n\r\n"
+            ).encode()
+            + scans()[0]
+            + b"\r\n--B--\r\n"
+        )
+        r = self.client.generic(
+            "POST", "/u/files/", body, content_type="multipart/form-data; boundary=B"
+        )
+        self.assertContains(r, "could not be read", status_code=400)
+        self.assertContains(r, "shorter name", status_code=400)
+        self.assertContains(r, 'name="files"', status_code=400)  # the form, to send again
+
+    def test_a_send_of_too_many_files_says_what_to_do(self) -> None:
+        # Over Django's 100 files a send was a bare 400: a CD's contents often are more.
+        self.verify()
+        r = self.send(*[(f"IM{n}.dcm", b"x") for n in range(101)])
+        self.assertContains(r, "At most 100 files", status_code=400)
+        self.assertContains(r, "ZIP", status_code=400)
+        self.assertFalse(ReceivedFile.objects.exists())
