@@ -16,6 +16,7 @@ def time_zone_names() -> tuple[str, ...]:
     return tuple(sorted(zoneinfo.available_timezones()))
 
 
+@functools.cache
 def common_time_zone_names() -> tuple[str, ...]:
     """Return the time zones a practice picks from: one per region (IANA's zone1970.tab),
     without the old aliases (Asia/Asmera, America/Atka) the full list repeats; UTC too."""

@@ -138,8 +138,8 @@ def browser():
 
 
 @contextlib.contextmanager
-def _fresh_page(browser, timeout_ms: int, **options):
-    """A page in a fresh browser context (no cookies), closed afterwards."""
+def fresh_page(browser, timeout_ms: int, **options):
+    """A page in a fresh browser context (no cookies), closed afterwards (page.context is it)."""
     context = browser.new_context(accept_downloads=True, **options)
     try:
         page = context.new_page()
@@ -152,14 +152,14 @@ def _fresh_page(browser, timeout_ms: int, **options):
 @pytest.fixture
 def page(browser, tmp_path):
     """A fresh browser context (no cookies) at phone width, with downloads allowed."""
-    with _fresh_page(browser, 20_000, viewport={"width": 390, "height": 844},
+    with fresh_page(browser, 20_000, viewport={"width": 390, "height": 844},
                      device_scale_factor=1) as fresh:  # fmt: skip
         yield fresh
 
 
 @pytest.fixture
 def desktop_page(browser):
-    with _fresh_page(browser, 20_000, viewport={"width": 1280, "height": 900}) as fresh:
+    with fresh_page(browser, 20_000, viewport={"width": 1280, "height": 900}) as fresh:
         yield fresh
 
 
@@ -231,7 +231,7 @@ def webmail(folder: Path, link: str, text: str) -> Iterator[str]:
 @pytest.fixture
 def phone(browser):
     """A phone's page (390x844, touch), for the people journeys."""
-    with _fresh_page(browser, 30_000, viewport=people.PHONE, has_touch=True, is_mobile=True,
+    with fresh_page(browser, 30_000, viewport=people.PHONE, has_touch=True, is_mobile=True,
                      device_scale_factor=2) as fresh:  # fmt: skip
         yield fresh
 
@@ -239,5 +239,5 @@ def phone(browser):
 @pytest.fixture
 def desktop(browser):
     """A desktop page (1440x900), for the people journeys."""
-    with _fresh_page(browser, 30_000, viewport=people.DESKTOP) as fresh:
+    with fresh_page(browser, 30_000, viewport=people.DESKTOP) as fresh:
         yield fresh

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image, ImageStat
 
 from portal.demo.phantom import PhantomGeometry
-from tests.e2e.conftest import ROOT, fresh_totp, run_manage
+from tests.e2e.conftest import ROOT, fresh_page, fresh_totp, run_manage
 from tests.e2e.recipients import fill_birth_date, issue, verify_patient
 
 SHOTS = ROOT / "docs" / "screenshots"
@@ -114,10 +114,8 @@ def test_viewer_scrolls_measures_and_reformats_the_cbct(
 
 def test_viewer_works_on_a_phone(demo_server, browser):
     """At 375 px wide the viewer fits, scrolls with the keyboard and paints an image."""
-    context = browser.new_context(viewport={"width": 375, "height": 740}, has_touch=True)
-    page = context.new_page()
-    page.set_default_timeout(20_000)
-    try:
+    phone = {"width": 375, "height": 740}
+    with fresh_page(browser, 20_000, viewport=phone, has_touch=True) as page:
         _open_share(demo_server, page)
         _wait_ready(page, "axial")
         start = int(page.get_attribute("#viewport", "data-slice-index"))
@@ -129,16 +127,11 @@ def test_viewer_works_on_a_phone(demo_server, browser):
         page.wait_for_selector("#mode-toggle[aria-pressed='true']")
         assert page.evaluate("document.documentElement.scrollWidth") <= 375
         page.screenshot(path=str(SHOTS / "viewer-more-tools-phone.png"))
-    finally:
-        context.close()
 
 
 def test_measurements_stay_for_the_tab_through_a_reload_and_nowhere_else(demo_server, browser):
     """A recipient who reloads keeps the measurements; another tab starts with none."""
-    context = browser.new_context(viewport={"width": 1280, "height": 800})
-    page = context.new_page()
-    page.set_default_timeout(30_000)
-    try:
+    with fresh_page(browser, 30_000, viewport={"width": 1280, "height": 800}) as page:
         _open_share(demo_server, page)
         _wait_ready(page, "axial")
         page.eval_on_selector(
@@ -168,7 +161,7 @@ def test_measurements_stay_for_the_tab_through_a_reload_and_nowhere_else(demo_se
         page.click("#measure-list li button:text('Show')")
         _wait_ready(page, "axial", 100)  # "Show" still finds its slice
 
-        other = context.new_page()  # a second tab of the same session
+        other = page.context.new_page()  # a second tab of the same session
         other.set_default_timeout(30_000)
         other.goto(page.url)
         _wait_ready(other, "axial")
@@ -183,19 +176,14 @@ def test_measurements_stay_for_the_tab_through_a_reload_and_nowhere_else(demo_se
             "Object.keys(sessionStorage).filter(k => /^(measures|dental-canal):/.test(k))"
         )
         assert kept == [], kept
-    finally:
-        context.close()
 
 
 def test_a_link_withdrawn_while_viewing_leads_to_the_page_that_says_so(demo_server, browser):
     """The viewer said only "This image could not be loaded (404)" once the link was revoked
     (or expired, or the session idled out): the recipient had no way back."""
     link = issue(demo_server, recipient_kind="patient", recipient_name="Maria (viewing)")
-    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True,
-                                  has_touch=True)  # fmt: skip
-    page = context.new_page()
-    page.set_default_timeout(30_000)
-    try:
+    with fresh_page(browser, 30_000, viewport={"width": 390, "height": 844}, is_mobile=True,
+                    has_touch=True) as page:  # fmt: skip
         verify_patient(page, demo_server, link["path"])
         page.click("text=View the images")
         _wait_ready(page, "axial")
@@ -209,8 +197,6 @@ def test_a_link_withdrawn_while_viewing_leads_to_the_page_that_says_so(demo_serv
         )
         page.wait_for_url(demo_server["base_url"] + "/s/")
         page.wait_for_selector("text=This link has been withdrawn")
-    finally:
-        context.close()
 
 
 def test_the_chosen_tool_and_plane_are_told_to_a_screen_reader(demo_server, page):
@@ -230,11 +216,8 @@ def test_the_chosen_tool_and_plane_are_told_to_a_screen_reader(demo_server, page
 
 def test_a_patient_saves_the_picture_on_the_screen_from_a_phone(demo_server, browser):
     """Only ZIPs of every image were offered: one picture could not be kept."""
-    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True,
-                                  has_touch=True, accept_downloads=True)  # fmt: skip
-    page = context.new_page()
-    page.set_default_timeout(30_000)
-    try:
+    with fresh_page(browser, 30_000, viewport={"width": 390, "height": 844}, is_mobile=True,
+                    has_touch=True) as page:  # fmt: skip
         _open_share(demo_server, page)
         _wait_ready(page, "axial")
         page.eval_on_selector(
@@ -250,20 +233,16 @@ def test_a_patient_saves_the_picture_on_the_screen_from_a_phone(demo_server, bro
         assert Image.open(io.BytesIO(data)).format == "JPEG"
         page.set_viewport_size({"width": 1366, "height": 900})
         page.screenshot(path=str(SHOTS / "viewer-save-picture-desktop.png"))
-    finally:
-        context.close()
 
 
 def test_a_staff_member_whose_session_idled_out_is_sent_to_sign_in(demo_server, browser):
     """The first image after the idle sign-out came back as the sign-in page: the viewer
     said only that it could not be loaded."""
-    context = browser.new_context(viewport={"width": 1366, "height": 900})
-    page = context.new_page()
-    page.set_default_timeout(30_000)
-    try:
+    with fresh_page(browser, 30_000, viewport={"width": 1366, "height": 900}) as page:
         _open_as_clinician(demo_server, page)
         _wait_ready(page, "axial")
-        key = next(c["value"] for c in context.cookies() if c["name"].endswith("portal_session"))
+        cookies = page.context.cookies()
+        key = next(c["value"] for c in cookies if c["name"].endswith("portal_session"))
         script = (
             "from importlib import import_module; from django.conf import settings; "
             "from portal.workspace.sessions import SEEN_AT; "
@@ -277,5 +256,3 @@ def test_a_staff_member_whose_session_idled_out_is_sent_to_sign_in(demo_server, 
             "#slice-slider", "el => { el.value = '250'; el.dispatchEvent(new Event('input')); }"
         )
         page.wait_for_url(re.compile(r".*/login/\?next=/viewer/studies/"))
-    finally:
-        context.close()
