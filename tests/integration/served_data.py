@@ -155,6 +155,13 @@ def study_links(study: str) -> int:
     return ShareLink.objects.filter(study__code=study).count()
 
 
+def link_tokens(code: str) -> int:
+    """How many software tokens a share link has."""
+    from sharing.models import SoftwareToken
+
+    return SoftwareToken.objects.filter(share__code=code).count()
+
+
 def download_events(code: str) -> dict:
     """Count a link's download records that ended complete and incomplete."""
     from audit.models import AccessEvent, Action
@@ -202,6 +209,7 @@ SCENARIOS = {
     "received_files": received_files,
     "received_state": received_state,
     "study_links": study_links,
+    "link_tokens": link_tokens,
 }
 
 

@@ -3,7 +3,8 @@
 A double-clicked accept, or a colleague's decline racing it, arrives in separate worker
 processes. Whatever the order, the files end either filed (and readable) or shredded, never
 filed twice, never filed and shredded, and no request answers 500. A share form sent several
-times at once (a double click, a reload) issues one link.
+times at once (a double click, a reload) issues one link; a recipient's software-token form
+likewise makes one token.
 """
 
 from __future__ import annotations
@@ -92,3 +93,30 @@ class ShareFormSentAtOnceTestCase(SimpleTestCase):
         self.assertEqual(statuses, [200, 409, 409, 409])
         # The scenario's link, and this one.
         self.assertEqual(self.served.setup("study_links", study=study), 2)
+
+
+@pytest.mark.usefixtures("served_class")
+class TokenFormSentAtOnceTestCase(SimpleTestCase):
+    def test_one_token_form_sent_four_times_at_once_makes_one_token(self) -> None:
+        link = self.served.setup("practice_links", links=1, slug="tokentwice")["links"][0]
+        first = WebClient(self.served.base_url, address="198.51.100.81")
+        first.get(f"/s/{link['token']}")
+        first.get("/s/")
+        answer = {"password": link["password"], "birth_date": link["birth_date"]}
+        self.assertEqual(first.post("/s/", answer).status, 303)
+        page = first.get("/s/software/").text
+        key = re.search(r'name="issue_key" value="([^"]+)"', page).group(1)
+        clients = [first] + [
+            WebClient(self.served.base_url, address=first.address, cookies=dict(first.cookies))
+            for _ in range(3)
+        ]
+        barrier = Barrier(len(clients))
+
+        def send(client: WebClient) -> int:
+            barrier.wait()
+            return client.post("/s/software/tokens/", {"label": "Weasis", "issue_key": key}).status
+
+        with ThreadPoolExecutor(len(clients)) as pool:
+            statuses = sorted(pool.map(send, clients))
+        self.assertEqual(statuses, [200, 409, 409, 409])
+        self.assertEqual(self.served.setup("link_tokens", code=link["code"]), 1)
