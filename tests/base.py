@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import io
 from datetime import date
+from pathlib import Path
 
 import pydicom
 from django.contrib.auth.models import User
+from django.core.files.storage import storages
 from django.test import TestCase
 from django_otp import DEVICE_ID_SESSION_KEY
 from django_otp.plugins.otp_totp.models import TOTPDevice
@@ -14,6 +16,12 @@ from pydicom.data import get_testdata_file
 
 from portal import vault
 from portal.models import Instance, Patient, Practice, Role, Series, StaffMember, Study
+
+
+def vault_files() -> set[str]:
+    """Names of the ciphertext files in the vault's local storage (other tests' included)."""
+    root = Path(storages["vault"].location)
+    return {str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()}
 
 
 def make_staff(username: str, practice: Practice, role: str) -> User:

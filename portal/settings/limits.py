@@ -47,7 +47,7 @@ for _network in PORTAL_DICOM_DESTINATION_NETWORKS:
             raise ImproperlyConfigured(_message) from None
         startup_problems.append(deployment.Problem("portal.E021", _message))
         PORTAL_DICOM_DESTINATION_NETWORKS = ["255.255.255.255/32"]  # the start is refused
-# Upload links: most bytes one link takes in (all sends), and one send (held in memory).
+# Upload links: most bytes one link takes in (all sends), and one send (encrypted as it arrives).
 PORTAL_UPLOAD_LINK_MAX_BYTES = env.int("PORTAL_UPLOAD_LINK_MAX_BYTES", default=4 * 2**30)
 PORTAL_UPLOAD_LINK_MAX_REQUEST_BYTES = env.int(
     "PORTAL_UPLOAD_LINK_MAX_REQUEST_BYTES", default=512 * 2**20

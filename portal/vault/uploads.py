@@ -71,6 +71,9 @@ class SealedUpload(UploadedFile):
         self.head = head
         self.stored: StoredObject = stored
 
+    def close(self) -> None:
+        """Nothing is open: the parser closes every file of a form it gives up on."""
+
     def discard(self) -> None:
         """Delete the ciphertext of an upload whose record is not being saved."""
         if self.stored._state.adding:
@@ -136,6 +139,11 @@ class VaultUploadHandler(FileUploadHandler):
         self._stop()
 
     def discard_unsaved(self) -> None:
-        """Delete the ciphertext of every file of this request whose row was not saved."""
+        """Delete the ciphertext of every file of this request whose row was not saved.
+
+        A form the parser gave up on inside a file (a part it could not decode) leaves that
+        file's encryption waiting for bytes that never come: it is stopped, its file deleted.
+        """
+        self._stop()
         for upload in self.sealed:
             upload.discard()

@@ -6,7 +6,6 @@ from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.core.exceptions import TooManyFilesSent
-from django.core.files.uploadhandler import MemoryFileUploadHandler
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.http.multipartparser import MultiPartParserError
 from django.shortcuts import render
@@ -20,6 +19,8 @@ import audit
 from audit.models import Action, Outcome
 from audit.services import client_ip
 from portal import access
+from portal.vault.blobs import open_blob
+from portal.vault.uploads import VaultUploadHandler
 from sharing import throttle, verification
 from sharing.models import ShareLink, UploadLink
 from sharing.uploads import intake, services
@@ -36,13 +37,6 @@ UNREADABLE_SEND = (
     "The files could not be read, so nothing was received. A file name may be too long: give "
     "the file a shorter name (under 200 characters) and send again."
 )
-
-
-class BoundedMemoryUploadHandler(MemoryFileUploadHandler):
-    """Keep uploaded files in memory (never a plaintext temp file) up to the link's limit."""
-
-    def handle_raw_input(self, input_data, META, content_length, boundary, encoding=None):
-        self.activated = content_length <= settings.PORTAL_UPLOAD_LINK_MAX_REQUEST_BYTES
 
 
 def _see_other(to: str) -> HttpResponse:
@@ -228,7 +222,7 @@ def _attempt(request: HttpRequest, link: UploadLink, outcome: str, reason: str) 
 @never_cache
 @require_POST
 def send_files(request: HttpRequest) -> HttpResponse:
-    """Receive files (in memory, size-limited), check and seal them, say what became of each."""
+    """Receive files (size-limited), check and seal them, say what became of each."""
     try:
         length = int(request.META.get("CONTENT_LENGTH") or 0)
     except ValueError:
@@ -245,22 +239,28 @@ def send_files(request: HttpRequest) -> HttpResponse:
     link = _verified_link(request)
     if link is None:
         raise access.deny(request, None, "upload_link", reason="not_verified")
-    # Set before the body is read: CSRF is checked by the inner view, after this.
-    request.upload_handlers = [BoundedMemoryUploadHandler(request)]
-    # Read here, before the CSRF check (which would read it too and answer a bare 400), so
-    # that a send that cannot be read is told why; the session already named a verified link.
+    # Set before the body is read (CSRF is checked by the inner view, after this): each file
+    # is encrypted into the vault as it arrives, never held whole in memory nor written plain.
+    # Those copies go when the send is answered; intake seals what it keeps on its own.
+    arriving = VaultUploadHandler(request, settings.PORTAL_UPLOAD_LINK_MAX_REQUEST_BYTES)
+    request.upload_handlers = [arriving]
     try:
-        request.POST  # noqa: B018
-    except (MultiPartParserError, TooManyFilesSent) as exc:
-        error = TOO_MANY_FILES if isinstance(exc, TooManyFilesSent) else UNREADABLE_SEND
-        return _page(request, link, "upload_send.html", status=400, error=error,
-                     files=link.files.order_by("-created_at")[:200])  # fmt: skip
-    return _send_files(request, link)
+        # Read here, before the CSRF check (which would read it too and answer a bare 400),
+        # so that a send that cannot be read is told why; the session named a verified link.
+        try:
+            request.POST  # noqa: B018
+        except (MultiPartParserError, TooManyFilesSent) as exc:
+            error = TOO_MANY_FILES if isinstance(exc, TooManyFilesSent) else UNREADABLE_SEND
+            return _page(request, link, "upload_send.html", status=400, error=error,
+                         files=link.files.order_by("-created_at")[:200])  # fmt: skip
+        return _send_files(request, link)
+    finally:
+        arriving.discard_unsaved()
 
 
 @csrf_protect
 def _send_files(request: HttpRequest, link: UploadLink) -> HttpResponse:
-    files = [(f.name, f.file) for f in request.FILES.getlist("files")]
+    files = [(f.name, open_blob(f.stored)) for f in request.FILES.getlist("files")]
     if not files:
         return _page(request, link, "upload_send.html", files=link.files.all(), status=400,
                      error="Choose at least one file.")  # fmt: skip

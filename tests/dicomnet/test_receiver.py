@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pydicom
 from django.core import mail
-from django.core.files.storage import storages
 from django.test import TransactionTestCase, override_settings
 from pynetdicom import AE
 from pynetdicom.sop_class import CTImageStorage, Verification
@@ -21,6 +20,7 @@ from audit.models import AccessEvent, Action, Outcome
 from portal import vault
 from portal.demo.phantom import PhantomGeometry, write_cbct
 from portal.models import Arrival, Instance, Patient, Practice, StoredObject, Study
+from tests.base import vault_files
 from tests.dicomnet.helpers import (
     configure,
     dataset_bytes,
@@ -49,11 +49,6 @@ def scu(calling: str = "CBCT1") -> AE:
     ae.add_requested_context(CTImageStorage, pydicom.uid.ExplicitVRLittleEndian)
     ae.add_requested_context(Verification)
     return ae
-
-
-def _vault_files() -> set[Path]:
-    root = Path(storages["vault"].location)
-    return {p for p in root.rglob("*") if p.is_file()} if root.exists() else set()
 
 
 def encoded_c_store(
@@ -91,12 +86,11 @@ class ReceiverTestCase(TransactionTestCase):
         self.practice = Practice.objects.create(slug="smile", name="Smile Dental")
         self.node, self.device = configure(self.practice)
         self.tmp = Path(tempfile.mkdtemp(prefix="dicomnet-test-"))
-        self.files_before = _vault_files()
+        self.files_before = vault_files()
 
     def orphans(self) -> set[str]:
         """Return ciphertext files this test left in the vault that no stored object names."""
-        root = Path(storages["vault"].location)
-        added = {str(p.relative_to(root)) for p in _vault_files() - self.files_before}
+        added = vault_files() - self.files_before
         return added - set(StoredObject.objects.values_list("storage_name", flat=True))
 
     def test_it_files_a_storescu_study_byte_identical_with_its_device(self) -> None:

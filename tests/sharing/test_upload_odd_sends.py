@@ -6,7 +6,7 @@ import io
 import zipfile
 
 from sharing.models import ReceivedFile
-from tests.base import BaseTestCase
+from tests.base import BaseTestCase, vault_files
 from tests.sharing.upload_helpers import UploadLinkMixin, scans
 
 NAME_MAX = ReceivedFile._meta.get_field("name").max_length
@@ -81,7 +81,9 @@ class OddSendTestCase(UploadLinkMixin, BaseTestCase):
     def test_a_send_of_too_many_files_says_what_to_do(self) -> None:
         # Over Django's 100 files a send was a bare 400: a CD's contents often are more.
         self.verify()
+        before = vault_files()
         r = self.send(*[(f"IM{n}.dcm", b"x") for n in range(101)])
         self.assertContains(r, "At most 100 files", status_code=400)
         self.assertContains(r, "ZIP", status_code=400)
         self.assertFalse(ReceivedFile.objects.exists())
+        self.assertEqual(vault_files(), before)  # the hundred that arrived before it stopped
