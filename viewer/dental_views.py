@@ -23,14 +23,14 @@ from viewer import render as rendering
 from viewer.dental_params import BadParameter, parse_curve, parse_panoramic, parse_section
 from viewer.layouts import Layout
 from viewer.picture_downloads import send_picture_download
-from viewer.views import (
+from viewer.series_access import (
     FORMATS,
-    _audit_once,
-    _load_series,
-    _no_store,
-    _seen,
-    _series_owner,
-    _window,
+    audit_once,
+    load_series,
+    no_store,
+    seen,
+    series_owner,
+    window_from_query,
 )
 
 PATH_STEP_MM = 1.0
@@ -42,7 +42,7 @@ RENDERS = Slots(per_client=3)
 
 
 def _bad(exc: Exception) -> HttpResponse:
-    return _no_store(HttpResponse(str(exc), status=400, content_type="text/plain"))
+    return no_store(HttpResponse(str(exc), status=400, content_type="text/plain"))
 
 
 def _refused(layout: Layout) -> HttpResponse | None:
@@ -50,21 +50,21 @@ def _refused(layout: Layout) -> HttpResponse | None:
     try:
         dental.check_spacing(_spacing(layout))
     except dental.SpacingError as exc:
-        return _no_store(JsonResponse({"error": str(exc)}, status=422))
+        return no_store(JsonResponse({"error": str(exc)}, status=422))
     return None
 
 
 def _dental_layout(request: HttpRequest, code: UUID) -> tuple[Scope, Any, Layout]:
     """Decide access as the slice views do and return a greyscale volume's layout, else 404."""
-    scope, owner = _series_owner(request, code)
+    scope, owner = series_owner(request, code)
     layout = layouts.cached_layout(code)
     if layout is None:
-        layout = layouts.layout_for(_load_series(owner))
+        layout = layouts.layout_for(load_series(owner))
     if layout.kind != "volume" or layout.colour or not layout.pixel_spacing:
         raise Http404
     key = f"series:{code}"
-    if not _seen(request, scope, key):
-        _audit_once(request, scope, Action.VIEW_SERIES, _load_series(owner), key)
+    if not seen(request, scope, key):
+        audit_once(request, scope, Action.VIEW_SERIES, load_series(owner), key)
     return scope, owner, layout
 
 
@@ -121,11 +121,11 @@ def dental_arch(request: HttpRequest, code: UUID) -> HttpResponse:
     try:
         data = {**detected_arch(layout), "geometry": _geometry(layout)}
     except mpr.VolumeTooLarge as exc:
-        return _no_store(JsonResponse({"error": str(exc)}, status=413))
+        return no_store(JsonResponse({"error": str(exc)}, status=413))
     except rendering.DecodeError as exc:
-        return _no_store(JsonResponse({"error": str(exc)[:200]}, status=422))
+        return no_store(JsonResponse({"error": str(exc)[:200]}, status=422))
     status = 422 if data["error"] else 200
-    return _no_store(JsonResponse(data, status=status))
+    return no_store(JsonResponse(data, status=status))
 
 
 @require_GET
@@ -138,7 +138,7 @@ def dental_path(request: HttpRequest, code: UUID) -> HttpResponse:
         curve, _ = parse_curve(request.GET, _shape(layout), _spacing(layout)[1:])
     except BadParameter as exc:
         return _bad(exc)
-    return _no_store(JsonResponse(curve_path(curve, layout)))
+    return no_store(JsonResponse(curve_path(curve, layout)))
 
 
 def _image(request: HttpRequest, layout: Layout, kind: str, fmt: str) -> bytes | HttpResponse:
@@ -146,7 +146,7 @@ def _image(request: HttpRequest, layout: Layout, kind: str, fmt: str) -> bytes |
     if refused := _refused(layout):
         return refused
     try:
-        center, width, invert = _window(request)
+        center, width, invert = window_from_query(request)
         shape, pixel = _shape(layout), _spacing(layout)[1:]
         params = (parse_panoramic if kind == "panoramic" else parse_section)(
             request.GET, shape, pixel
@@ -167,7 +167,7 @@ def _image(request: HttpRequest, layout: Layout, kind: str, fmt: str) -> bytes |
                 if not taken:
                     response = HttpResponse("Too many images at once.", status=429)
                     response["Retry-After"] = "1"
-                    return _no_store(response)
+                    return no_store(response)
                 reformat = _reformat(layout, kind, params)
                 info = rendering.RenderInfo(1.0, 0.0, layout.slices[0].info.invert)
                 data = rendering.render_slice(
@@ -177,9 +177,9 @@ def _image(request: HttpRequest, layout: Layout, kind: str, fmt: str) -> bytes |
     except dental.TooLarge as exc:
         return _bad(exc)
     except mpr.VolumeTooLarge as exc:
-        return _no_store(HttpResponse(str(exc), status=413, content_type="text/plain"))
+        return no_store(HttpResponse(str(exc), status=413, content_type="text/plain"))
     except rendering.DecodeError as exc:
-        return _no_store(HttpResponse(str(exc)[:200], status=422, content_type="text/plain"))
+        return no_store(HttpResponse(str(exc)[:200], status=422, content_type="text/plain"))
     return data
 
 
@@ -206,7 +206,7 @@ def dental_image(request: HttpRequest, code: UUID, kind: str, fmt: str = "jpeg")
     data = _image(request, layout, kind, fmt)
     if isinstance(data, HttpResponse):
         return data
-    return _no_store(HttpResponse(data, content_type=FORMATS[fmt]))
+    return no_store(HttpResponse(data, content_type=FORMATS[fmt]))
 
 
 @require_GET
@@ -220,7 +220,7 @@ def export_dental_picture(request: HttpRequest, code: UUID, kind: str, fmt: str)
     data = _image(request, layout, kind, fmt)
     if isinstance(data, HttpResponse):
         return data
-    series = _load_series(owner)
+    series = load_series(owner)
     at = f"{float(request.GET['at']):.1f}".replace(".", "-") if kind == "section" else ""
     what = "panoramic" if kind == "panoramic" else f"cross-section-{at}mm"
     return send_picture_download(request, scope, series, data, what, fmt, kind=f"{kind}-{fmt}")

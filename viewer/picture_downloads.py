@@ -21,8 +21,8 @@ from audit.models import Action
 from portal.access import Scope
 from sharing.downloads import refuse_download, send_picture
 from viewer import layouts, mpr
+from viewer.series_access import FORMATS, load_series, no_store, series_owner, window_from_query
 from viewer.slice_views import render_requested_slice
-from viewer.views import FORMATS, _load_series, _no_store, _series_owner, _window
 
 EXTENSIONS = {"jpeg": "jpg", "png": "png"}
 
@@ -42,7 +42,7 @@ def send_picture_download(
     """Send a rendered picture as a download named for what it shows."""
     filename = picture_name(series, what, fmt)
     if scope.share is not None:
-        return _no_store(send_picture(request, scope, data, filename, FORMATS[fmt], series, kind))
+        return no_store(send_picture(request, scope, data, filename, FORMATS[fmt], series, kind))
     audit.record(
         Action.DOWNLOAD,
         request=request,
@@ -53,7 +53,7 @@ def send_picture_download(
     )
     response = HttpResponse(data, content_type=FORMATS[fmt])
     response["Content-Disposition"] = content_disposition_header(True, filename)
-    return _no_store(response)
+    return no_store(response)
 
 
 @require_GET
@@ -61,15 +61,15 @@ def export_slice_picture(
     request: HttpRequest, code: UUID, plane: str, index: int, fmt: str
 ) -> HttpResponse:
     """Save the image on screen (its plane, number and window) as a JPEG or PNG picture."""
-    scope, owner = _series_owner(request, code)
+    scope, owner = series_owner(request, code)
     if not scope.can_save_pictures:
         return refuse_download(request, scope)  # before any rendering
-    series = _load_series(owner)
+    series = load_series(owner)
     layout = layouts.cached_layout(code) or layouts.layout_for(series)
     if plane not in mpr.PLANES or not 0 <= index < layout.plane_count(plane):
         raise Http404
     try:
-        window = _window(request)
+        window = window_from_query(request)
     except ValueError:
         return HttpResponseBadRequest("Bad window parameters.", content_type="text/plain")
     data = render_requested_slice(request, layout, plane, index, window, fmt)

@@ -13,14 +13,14 @@ from django.views.decorators.http import require_GET
 from audit.models import Action
 from viewer import layouts, mpr
 from viewer import render as rendering
-from viewer.views import (
+from viewer.series_access import (
     FORMATS,
-    _audit_once,
-    _load_series,
-    _no_store,
-    _seen,
-    _series_owner,
-    _window,
+    audit_once,
+    load_series,
+    no_store,
+    seen,
+    series_owner,
+    window_from_query,
 )
 
 
@@ -36,26 +36,26 @@ def series_slice(
     used up) gets it too; it shows one windowed image as the screen does, while the original
     files and saved pictures go through the share's download rules.
     """
-    scope, owner = _series_owner(request, code)
+    scope, owner = series_owner(request, code)
     series = None
     layout = layouts.cached_layout(code)
     if layout is None:
-        series = _load_series(owner)
+        series = load_series(owner)
         layout = layouts.layout_for(series)
     if plane not in mpr.PLANES or not 0 <= index < layout.plane_count(plane):
         raise Http404
     try:
-        center, width, invert = _window(request)
+        center, width, invert = window_from_query(request)
     except ValueError:
         return HttpResponseBadRequest("Bad window parameters.", content_type="text/plain")
     key = f"series:{code}"
-    if not _seen(request, scope, key):
-        series = series or _load_series(owner)
-        _audit_once(request, scope, Action.VIEW_SERIES, series, key)
+    if not seen(request, scope, key):
+        series = series or load_series(owner)
+        audit_once(request, scope, Action.VIEW_SERIES, series, key)
     data = render_requested_slice(request, layout, plane, index, (center, width, invert), fmt)
     if isinstance(data, HttpResponse):
         return data
-    return _no_store(HttpResponse(data, content_type=FORMATS[fmt]))
+    return no_store(HttpResponse(data, content_type=FORMATS[fmt]))
 
 
 def render_requested_slice(
@@ -73,7 +73,7 @@ def render_requested_slice(
         lut = request.GET.get("lut") == "1"
         return mpr.render_plane(layout, plane, index, center, width, invert, fmt, overlay, lut)
     except mpr.VolumeTooLarge as exc:
-        return _no_store(HttpResponse(str(exc), status=413, content_type="text/plain"))
+        return no_store(HttpResponse(str(exc), status=413, content_type="text/plain"))
     except rendering.DecodeError as exc:
         # This image only: the rest of the series may be fine, and the manifest decides that.
-        return _no_store(HttpResponse(str(exc)[:200], status=422, content_type="text/plain"))
+        return no_store(HttpResponse(str(exc)[:200], status=422, content_type="text/plain"))

@@ -5,7 +5,6 @@ Every view fetches through portal.access; pixels additionally need Scope.can_vie
 
 from __future__ import annotations
 
-import math
 from typing import Any
 from urllib.parse import quote
 from uuid import UUID
@@ -29,111 +28,26 @@ import audit
 from audit.models import Action
 from portal import vault
 from portal.access import (
-    Scope,
-    SeriesOwner,
     deny,
     fetch_or_404,
-    scope_and_series_owner,
     scope_for,
-    series_owner_or_404,
 )
-from portal.models import Attachment, Series
+from portal.models import Series
 from sharing.session import pending_code
 from viewer import layouts, mpr, objects, presets, previews, tags
 from viewer import render as rendering
+from viewer.series_access import (
+    audit_once,
+    fetch_attachment,
+    load_series,
+    no_store,
+    pixel_scope,
+    remember,
+    seen,
+    series_owner,
+)
 
-SEEN_KEY = "viewer_seen"
-MAX_SEEN = 500
 INLINE_TYPES = {"image/jpeg", "image/png", "image/webp", "application/pdf"}
-FORMATS = {"jpeg": "image/jpeg", "png": "image/png"}
-
-
-def _no_store(response: HttpResponse) -> HttpResponse:
-    response["Cache-Control"] = "no-store, private"
-    return response
-
-
-def _pixel_scope(request: HttpRequest) -> Scope | None:
-    """Return the scope if it may see pixels; None makes fetch_or_404 deny and audit."""
-    scope = scope_for(request)
-    if scope is not None and not scope.can_view_pixels:
-        return None
-    return scope
-
-
-def _fetch(request: HttpRequest, scope: Scope | None, code: UUID) -> Any:
-    """Fetch an attachment through the scope, or audit the denial and raise 404."""
-    if scope is None:
-        return fetch_or_404(request, scope_for(request), Attachment.objects.none(), code=code)
-    return fetch_or_404(request, scope, scope.attachments().select_related("blob"), code=code)
-
-
-def _series_owner(request: HttpRequest, code: UUID) -> tuple[Scope, SeriesOwner]:
-    """Decide access to a series from its owner row, or audit the denial and raise 404.
-
-    One small query instead of the scope's nested querysets: a warm slice costs less than
-    building them would.
-    """
-    scope, owner = scope_and_series_owner(request, code)
-    if scope is None or not scope.can_view_pixels:
-        raise deny(request, scope, "series")
-    return scope, series_owner_or_404(request, scope, code, owner)
-
-
-def _load_series(owner: SeriesOwner) -> Series:
-    """Load an allowed series with its study and patient (for audit, previews, manifests)."""
-    series = Series.objects.select_related("study__patient").filter(pk=owner.pk).first()
-    if series is None:  # shredded between the decision and now
-        raise Http404
-    return series
-
-
-def _audit_once(request: HttpRequest, scope: Scope, action: str, obj: Any, key: str) -> None:
-    """Audit the first view of an object by this link or staff member in this session."""
-    if _seen(request, scope, key):
-        return
-    patient = None if scope.share is not None else _patient_of(obj)
-    audit.record(action, request=request, patient=patient, obj=obj, **scope.audit_kwargs())
-    _remember(request, scope, key)
-
-
-def _seen_key(scope: Scope, key: str) -> str:
-    # Keyed by who looks: a second link opened, or another user signed in, in the same
-    # browser session is audited afresh.
-    who = f"share{scope.share.pk}" if scope.share is not None else f"staff{scope.staff.pk}"
-    return f"{who}:{key}"
-
-
-def _seen(request: HttpRequest, scope: Scope, key: str) -> bool:
-    return _seen_key(scope, key) in request.session.get(SEEN_KEY, [])
-
-
-def _remember(request: HttpRequest, scope: Scope, key: str) -> None:
-    seen = request.session.get(SEEN_KEY, [])
-    request.session[SEEN_KEY] = [*seen, _seen_key(scope, key)][-MAX_SEEN:]
-
-
-def _patient_of(obj: Any) -> Any:
-    if isinstance(obj, Series):
-        return obj.study.patient
-    return obj.patient
-
-
-def _window(request: HttpRequest) -> tuple[float | None, float | None, bool]:
-    """Parse ?c=&w=&invert=; raise ValueError on anything but finite numbers and flags."""
-    center = request.GET.get("c")
-    width = request.GET.get("w")
-    c = float(center) if center not in (None, "") else None
-    w = float(width) if width not in (None, "") else None
-    for value in (c, w):
-        if value is not None and (not math.isfinite(value) or abs(value) > 1e7):
-            raise ValueError("window out of range")
-    if w is not None and w < 1:
-        raise ValueError("window width below 1")
-    invert = request.GET.get("invert", "0")
-    if invert not in ("0", "1", "true", "false"):
-        raise ValueError("invert must be 0 or 1")
-    return c, w, invert in ("1", "true")
 
 
 # ---------------------------------------------------------------- page
@@ -157,8 +71,8 @@ def view_study(request: HttpRequest, code: UUID) -> HttpResponse:
     audit.record(
         Action.VIEW_STUDY, request=request, patient=study.patient, obj=study, **scope.audit_kwargs()
     )
-    if not _seen(request, scope, f"study:{study.code}"):  # thumbnails need no audit of their own
-        _remember(request, scope, f"study:{study.code}")
+    if not seen(request, scope, f"study:{study.code}"):  # thumbnails need no audit of their own
+        remember(request, scope, f"study:{study.code}")
     share = scope.share
     context = {
         "study": study,
@@ -177,7 +91,7 @@ def view_study(request: HttpRequest, code: UUID) -> HttpResponse:
         "planes": mpr.PLANES,
         "can_save_pictures": scope.can_save_pictures,
     }
-    return _no_store(render(request, "viewer/study.html", context))
+    return no_store(render(request, "viewer/study.html", context))
 
 
 # ---------------------------------------------------------------- series
@@ -235,10 +149,10 @@ def series_manifest(request: HttpRequest, code: UUID) -> HttpResponse:
     The series is marked broken only when every probed slice fails, and cleared once one
     decodes; a single bad slice answers 422 for itself in series_slice.
     """
-    scope, owner = _series_owner(request, code)
-    series = _load_series(owner)
+    scope, owner = series_owner(request, code)
+    series = load_series(owner)
     layout = layouts.layout_for(series)
-    _audit_once(request, scope, Action.VIEW_SERIES, series, f"series:{series.code}")
+    audit_once(request, scope, Action.VIEW_SERIES, series, f"series:{series.code}")
     data = _manifest(series, layout)
     other = objects.describe(series, f"/viewer/series/{series.code}")
     if other:
@@ -252,7 +166,7 @@ def series_manifest(request: HttpRequest, code: UUID) -> HttpResponse:
         else:
             previews.note_decodable(series)
         data["error"] = objects.NOT_VIEWABLE + series.decode_error if series.decode_error else ""
-    return _no_store(JsonResponse(data))
+    return no_store(JsonResponse(data))
 
 
 @require_GET
@@ -260,17 +174,17 @@ def series_manifest(request: HttpRequest, code: UUID) -> HttpResponse:
 @csp_replace({"frame-ancestors": ["'self'"]})
 def series_video(request: HttpRequest, code: UUID) -> HttpResponse:
     """Play a video object's MP4 as stored (H.264 in MP4); the original stays a download."""
-    scope, owner = _series_owner(request, code)
-    series = _load_series(owner)
+    scope, owner = series_owner(request, code)
+    series = load_series(owner)
     video = objects.playable_video(series)
     if video is None:
         raise deny(request, scope, "series")
-    _audit_once(request, scope, Action.VIEW_SERIES, series, f"series:{series.code}")
+    audit_once(request, scope, Action.VIEW_SERIES, series, f"series:{series.code}")
     size, chunks = video
     response = StreamingHttpResponse(chunks, content_type="video/mp4")
     response["Content-Length"] = str(size)
     response["Content-Disposition"] = "inline"
-    return _no_store(response)
+    return no_store(response)
 
 
 @require_GET
@@ -278,24 +192,24 @@ def series_video(request: HttpRequest, code: UUID) -> HttpResponse:
 @csp_replace({"frame-ancestors": ["'self'"]})
 def series_document(request: HttpRequest, code: UUID) -> HttpResponse:
     """Show the PDF an Encapsulated PDF holds, a Structured Report as text, else a summary."""
-    scope, owner = _series_owner(request, code)
-    series = _load_series(owner)
+    scope, owner = series_owner(request, code)
+    series = load_series(owner)
     found = objects.document(series)
-    _audit_once(request, scope, Action.VIEW_SERIES, series, f"series:{series.code}")
+    audit_once(request, scope, Action.VIEW_SERIES, series, f"series:{series.code}")
     content, content_type = found
     response = HttpResponse(content, content_type=content_type)
     response["Content-Disposition"] = "inline"
-    return _no_store(response)
+    return no_store(response)
 
 
 @require_GET
 def series_thumbnail(request: HttpRequest, code: UUID) -> HttpResponse:
     """Return the series' thumbnail, building it on the fly if ingest has not yet."""
-    scope, owner = _series_owner(request, code)
-    series = _load_series(owner)
-    _audit_once(request, scope, Action.VIEW_STUDY, series.study, f"study:{series.study.code}")
+    scope, owner = series_owner(request, code)
+    series = load_series(owner)
+    audit_once(request, scope, Action.VIEW_STUDY, series.study, f"study:{series.study.code}")
     data = previews.ensure_series_thumbnail(series)
-    return _no_store(HttpResponse(data, content_type="image/jpeg"))
+    return no_store(HttpResponse(data, content_type="image/jpeg"))
 
 
 # ---------------------------------------------------------------- attachments
@@ -304,11 +218,11 @@ def series_thumbnail(request: HttpRequest, code: UUID) -> HttpResponse:
 @require_GET
 def attachment_thumbnail(request: HttpRequest, code: UUID) -> HttpResponse:
     """Return a photo's thumbnail or the PDF tile."""
-    scope = _pixel_scope(request)
-    attachment = _fetch(request, scope, code)
-    _audit_once(request, scope, Action.VIEW_ATTACHMENT, attachment, f"att:{attachment.code}")
+    scope = pixel_scope(request)
+    attachment = fetch_attachment(request, scope, code)
+    audit_once(request, scope, Action.VIEW_ATTACHMENT, attachment, f"att:{attachment.code}")
     data = previews.ensure_attachment_thumbnail(attachment)
-    return _no_store(HttpResponse(data, content_type="image/jpeg"))
+    return no_store(HttpResponse(data, content_type="image/jpeg"))
 
 
 @require_GET
@@ -316,9 +230,9 @@ def attachment_thumbnail(request: HttpRequest, code: UUID) -> HttpResponse:
 @csp_replace({"frame-ancestors": ["'self'"]})
 def attachment_file(request: HttpRequest, code: UUID) -> HttpResponse:
     """Send a photo or PDF inline; PDFs may be framed by the viewer page (same origin only)."""
-    scope = _pixel_scope(request)
-    attachment = _fetch(request, scope, code)
-    _audit_once(request, scope, Action.VIEW_ATTACHMENT, attachment, f"att:{attachment.code}")
+    scope = pixel_scope(request)
+    attachment = fetch_attachment(request, scope, code)
+    audit_once(request, scope, Action.VIEW_ATTACHMENT, attachment, f"att:{attachment.code}")
     content_type = attachment.content_type.split(";")[0].strip().lower()
     inline = content_type in INLINE_TYPES
     # Streamed: a PDF report can be large, and a worker holds one segment at a time.
@@ -330,14 +244,14 @@ def attachment_file(request: HttpRequest, code: UUID) -> HttpResponse:
     response["Content-Disposition"] = content_disposition_header(
         as_attachment=not inline, filename=attachment.original_name or "attachment"
     )
-    return _no_store(response)
+    return no_store(response)
 
 
 @require_GET
 def series_tags(request: HttpRequest, code: UUID, index: int) -> HttpResponse:
     """Return the DICOM header of one image of a series as rows for the tag panel (audited)."""
-    scope, owner = _series_owner(request, code)
-    series = _load_series(owner)
+    scope, owner = series_owner(request, code)
+    series = load_series(owner)
     layout = layouts.layout_for(series)
     if not 0 <= index < len(layout.slices):
         raise Http404
@@ -345,7 +259,7 @@ def series_tags(request: HttpRequest, code: UUID, index: int) -> HttpResponse:
     try:
         ds = tags.read_header(ref.blob)
     except (tags.HeaderError, vault.VaultIntegrityError):
-        return _no_store(JsonResponse({"error": "This file's header cannot be read."}, status=422))
+        return no_store(JsonResponse({"error": "This file's header cannot be read."}, status=422))
     patient = None if scope.share is not None else series.study.patient
     audit.record(
         Action.VIEW_SERIES,
@@ -356,4 +270,4 @@ def series_tags(request: HttpRequest, code: UUID, index: int) -> HttpResponse:
         **scope.audit_kwargs(),
     )
     rows = tags.tag_rows(ds)
-    return _no_store(JsonResponse({"index": index, "frame": ref.frame, "rows": rows}))
+    return no_store(JsonResponse({"index": index, "frame": ref.frame, "rows": rows}))
