@@ -308,6 +308,8 @@ class ReceivedFile(models.Model):
 
     # A copy of an image the practice holds already: nothing for staff to decide.
     ALREADY_HELD = "already in the practice's records"
+    # The same file as one sent earlier through this link, in this send or another.
+    ALREADY_SENT = "a copy of a file already sent through this link"
 
     def __str__(self) -> str:
         return f"received file {self.pk}"
@@ -317,7 +319,10 @@ class ReceivedFile(models.Model):
         """Whether the sender is told it arrived: every file that passed the checks, a copy of
         what the practice holds included (saying otherwise would tell a sender holding one
         patient's link what the practice holds of any patient)."""
-        return self.state != self.State.REFUSED or self.reason == self.ALREADY_HELD
+        return self.state != self.State.REFUSED or self.reason in (
+            self.ALREADY_HELD,
+            self.ALREADY_SENT,
+        )
 
     @property
     def told_to_sender(self) -> str:

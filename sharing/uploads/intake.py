@@ -118,6 +118,7 @@ def _check_and_seal(link: UploadLink, files, rows: list, sealed: _Sealed) -> Non
     # Read once; each kept file's charge below keeps it current (another send to the same
     # link at once can only make it smaller, and _take_room has the last word).
     room = _room_left(link)
+    sent = _AlreadySent.of(link)
     for index, item in enumerate(_entries(files)):
         if isinstance(item, Refused):
             rows.append(
@@ -143,6 +144,15 @@ def _check_and_seal(link: UploadLink, files, rows: list, sealed: _Sealed) -> Non
         too_large_anyway = item.size is not None and item.size > max_file_bytes
         if out.reason == TOO_LARGE and room < max_file_bytes and not too_large_anyway:
             out.reason = REFUSED_OVER_LIMIT  # too large for the room left, not for the portal
+        if sent.again(out):
+            again = ReceivedFile.ALREADY_SENT
+            rows.append(ReceivedFile(link=link, name=_fit_name(out.name), kind=out.kind,
+                                     state="refused", reason=again))  # fmt: skip
+            if out.blob is not None:
+                sealed.blobs.remove(out.blob)
+                discard([out.blob])
+                ctx.release(out)
+            continue
         size = out.blob.plain_size if out.blob is not None else 0
         if out.status == "ok" and not _take_room(link, size):
             sealed.blobs.remove(out.blob)
@@ -152,6 +162,42 @@ def _check_and_seal(link: UploadLink, files, rows: list, sealed: _Sealed) -> Non
             sealed.charged += size
             room -= size
         rows.append(_row(link, out, size))
+
+
+@dataclass
+class _AlreadySent:
+    """What this link holds pending (earlier sends) or kept earlier in this send.
+
+    The same file sent again waits once and is charged once; a DICOM instance is known by
+    its UID (the pipeline reports a second copy in one send as a duplicate), any file by its
+    content's SHA-256.
+    """
+
+    digests: set[str]
+    instances: set[str]
+
+    @classmethod
+    def of(cls, link: UploadLink) -> _AlreadySent:
+        pending = StoredObject.objects.filter(
+            pk__in=ReceivedFile.objects.filter(link=link, state=ReceivedFile.State.PENDING)
+            .exclude(blob=None)
+            .values("blob")
+        )
+        return cls(set(pending.values_list("sha256", flat=True)), set())
+
+    def again(self, out: Outcome) -> bool:
+        """Whether out repeats a file already sent; remember it if it was kept."""
+        uid = out.header.sop_uid if out.header is not None else None
+        if out.status == "duplicate":
+            return uid in self.instances
+        if out.status != "ok" or out.blob is None:
+            return False
+        if out.blob.sha256 in self.digests:
+            return True
+        self.digests.add(out.blob.sha256)
+        if uid:
+            self.instances.add(uid)
+        return False
 
 
 def _give_back_room(link: UploadLink, size: int) -> None:

@@ -87,3 +87,26 @@ class OddSendTestCase(UploadLinkMixin, BaseTestCase):
         self.assertContains(r, "ZIP", status_code=400)
         self.assertFalse(ReceivedFile.objects.exists())
         self.assertEqual(vault_files(), before)  # the hundred that arrived before it stopped
+
+    def test_a_file_sent_twice_waits_once_and_is_charged_once(self) -> None:
+        # Sent twice in one send, staff read "already in the practice's records" of an image
+        # the practice never had; sent again later, it waited twice and was charged twice.
+        self.verify()
+        first, second, _ = scans()
+        report = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
+        r = self.send(("IM1.dcm", first), ("IM1-copy.dcm", first), ("r.pdf", report),
+                      ("r-copy.pdf", report))  # fmt: skip
+        self.assertContains(r, "4 files received")
+        r = self.send(("IM1-again.dcm", first), ("IM2.dcm", second))
+        self.assertContains(r, "2 files received")
+        rows = {f.name: (f.state, f.reason) for f in ReceivedFile.objects.filter(link=self.link)}
+        again = (ReceivedFile.State.REFUSED, ReceivedFile.ALREADY_SENT)
+        self.assertEqual(rows, {
+            "IM1.dcm": ("pending", ""), "IM1-copy.dcm": again,
+            "r.pdf": ("pending", ""), "r-copy.pdf": again,
+            "IM1-again.dcm": again, "IM2.dcm": ("pending", ""),
+        })  # fmt: skip
+        self.link.refresh_from_db()
+        self.assertEqual(self.link.received_bytes, len(first) + len(second) + len(report))
+        page = self.client.get("/u/").content.decode()
+        self.assertNotIn("Refused", page)
