@@ -19,8 +19,6 @@ from portal.vault.crypto import (
     decrypt_stream,
     encrypt_stream,
     new_data_key,
-    unwrap_key,
-    wrap_key,
 )
 
 SEG = 64
@@ -347,42 +345,6 @@ class TestTampering:
             decrypt(dek, bytes(bad), size, segment_size=SEGMENT_SIZE)
         with pytest.raises(VaultIntegrityError, match="truncated"):
             decrypt(dek, stored[: -TAG_SIZE - 1], size, segment_size=SEGMENT_SIZE)
-
-
-class TestKeyWrapping:
-    def test_it_round_trips(self) -> None:
-        kek, dek = new_data_key(), new_data_key()
-        wrapped = wrap_key(kek, "k1", "obj-1", dek)
-        assert len(wrapped) == 12 + 32 + 16
-        assert dek not in wrapped
-        assert unwrap_key(kek, "k1", "obj-1", wrapped) == dek
-
-    def test_it_uses_a_fresh_nonce(self) -> None:
-        kek, dek = new_data_key(), new_data_key()
-        assert wrap_key(kek, "k1", "o", dek) != wrap_key(kek, "k1", "o", dek)
-
-    @pytest.mark.parametrize(
-        "kek_other, key_id, object_id",
-        [(False, "k1", "obj-2"), (False, "k2", "obj-1"), (True, "k1", "obj-1")],
-    )
-    def test_it_rejects_a_moved_key(self, kek_other: bool, key_id: str, object_id: str) -> None:
-        kek = new_data_key()
-        wrapped = wrap_key(kek, "k1", "obj-1", new_data_key())
-        with pytest.raises(VaultIntegrityError):
-            unwrap_key(new_data_key() if kek_other else kek, key_id, object_id, wrapped)
-
-    def test_it_rejects_a_flipped_bit_and_wrong_length(self) -> None:
-        kek = new_data_key()
-        wrapped = bytearray(wrap_key(kek, "k1", "o", new_data_key()))
-        wrapped[20] ^= 1
-        with pytest.raises(VaultIntegrityError):
-            unwrap_key(kek, "k1", "o", bytes(wrapped))
-        with pytest.raises(VaultIntegrityError):
-            unwrap_key(kek, "k1", "o", bytes(wrapped[:-1]))
-
-    def test_it_refuses_ambiguous_key_ids(self) -> None:
-        with pytest.raises(ValueError):
-            wrap_key(new_data_key(), "k1|x", "o", new_data_key())
 
 
 class TestSizes:
