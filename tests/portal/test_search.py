@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import re
+import time
 from datetime import date
+from unittest import mock
 
 from audit.models import AccessEvent, Action
 from portal.models import Patient, Role
+from portal.workspace.saved_searches import KEEP_SECONDS
+from portal.workspace.session_store import SessionStore
 from tests.base import BaseTestCase, make_ct_study, make_staff
 
 
@@ -112,10 +116,10 @@ class SearchTestCase(BaseTestCase):
         for address in addresses:
             self.assertNotIn("Pat", address)
             self.assertNotIn("2025", address)
-        self.assertRegex(landed, r"^/\?results=[A-Za-z0-9_-]{12}$")
+        self.assertRegex(landed, r"^/\?results=[A-Za-z0-9_%-]+$")
         r = self.client.get(f"{landed}&page=2")
         self.assertContains(r, "Page 2 of 2")
-        # Kept sealed in the session, which is stored in the database and the cache.
+        # Sealed in the address: nothing of it in the session (stored in the database).
         self.assertNotIn("Pat", str(dict(self.client.session)))
         self.assertNotIn("2025-12-31", str(dict(self.client.session)))
 
@@ -128,16 +132,31 @@ class SearchTestCase(BaseTestCase):
         self.assertContains(again, "Zoë Ångström")
         self.assertContains(again, "1 result")
 
-    def test_a_search_reference_is_only_its_staff_members(self) -> None:
+    def test_a_search_made_while_images_load_shows_its_results(self) -> None:
+        # The criteria were kept in the session: a thumbnail request that read the session
+        # before the search and saved it after (its first view, audited once) wrote the
+        # session back without them, and the results page said "search again".
+        self.login(self.bob)
+        key = self.client.session.session_key
+        loading = SessionStore(session_key=key)
+        loading.get("viewer_seen")  # a thumbnail request of the home page reads the session
+        r = self.client.post("/", {"q": "zoe"})
+        self.assertEqual(r.status_code, 303)
+        loading["viewer_seen"] = ["staff1:series:1"]
+        loading.save()  # ... and ends after the search was made
+        landed = self.client.get(r["Location"])
+        self.assertContains(landed, "Zoë Ångström")
+        self.assertContains(landed, "1 result")
+
+    def test_a_search_address_opens_only_for_its_staff_member_and_for_a_day(self) -> None:
         self.login(self.bob)
         landed = self.search({"q": "zoe"}).redirect_chain[-1][0]
-        kept = dict(self.client.session["searches"])
+        self.assertContains(self.client.get(landed), "Zoë Ångström")
+        damaged = landed[:-3] + ("AAA" if not landed.endswith("AAA") else "BBB")
+        self.assertContains(self.client.get(damaged), "no longer kept")
+        with mock.patch("time.time", return_value=time.time() + KEEP_SECONDS + 60):
+            self.assertContains(self.client.get(landed), "no longer kept")
         self.login(self.alice)
-        self.assertContains(self.client.get(landed), "no longer kept")
-        # Even with bob's sealed criteria copied into alice's session, they do not open.
-        session = self.client.session
-        session["searches"] = kept
-        session.save()
         r = self.client.get(landed)
         self.assertContains(r, "no longer kept")
         self.assertNotContains(r, "Zoë")

@@ -1,14 +1,15 @@
 """Find patients and studies: name, patient ID, birth date, study dates, modality.
 
-Searches are POSTed, so names and birth dates never sit in a URL: not in the browser's
-history on a shared front-desk computer, not in a proxy's or server's log. The POST keeps
-the criteria sealed in the session and redirects to /?results=<random reference>, so the
-results, their pages and Back are plain GETs (portal.workspace.saved_searches).
+Searches are POSTed, so names and birth dates never sit in a URL in plain form: not in the
+browser's history on a shared front-desk computer, not in a proxy's or server's log. The POST
+redirects to /?results=<the criteria, sealed>, so the results, their pages and Back are plain
+GETs (portal.workspace.saved_searches).
 """
 
 from __future__ import annotations
 
 import re
+from urllib.parse import urlencode
 
 from django.core.paginator import Paginator
 from django.db.models import Prefetch, Q
@@ -50,13 +51,13 @@ def search(request: HttpRequest) -> HttpResponse:
         if not form.is_valid():
             return _render(request, form, None, ref="", status=400)
         criteria = {name: request.POST.get(name, "") for name in form.fields}
-        response = redirect(f"/?results={saved_searches.save(request, criteria)}")
+        response = redirect(f"/?{urlencode({'results': saved_searches.save(request, criteria)})}")
         response.status_code = 303  # the results are fetched by GET: Back and reload work
         return response
     ref = request.GET.get("results", "")
     criteria = saved_searches.load(request, ref) if ref else None
     if ref and criteria is None:
-        # Older than the last few searches, or from another sign-in: ask again.
+        # Older than a working day, or another staff member's: ask again.
         return _render(request, SearchForm(), None, ref="", ended=True)
     form = SearchForm(criteria)
     studies = (
