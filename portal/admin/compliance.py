@@ -7,6 +7,7 @@ from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.http import Http404, HttpRequest, StreamingHttpResponse
+from django.shortcuts import redirect
 from django.urls import path, reverse
 from django.utils.functional import lazy
 from django.utils.html import format_html, format_html_join
@@ -27,8 +28,12 @@ from portal.models import (
     Purge,
     RetentionPolicy,
 )
-from portal.vault.uploads import SealedUpload, VaultUploadHandler
+from portal.vault.uploads import NotStored, SealedUpload, VaultUploadHandler
 
+DOCUMENT_NOT_STORED = (
+    "The signed document could not be stored just now, so nothing was saved. Please try again "
+    "later; if it happens again, tell whoever runs the portal's server."
+)
 DOCUMENT_TYPES = {
     b"%PDF-": "application/pdf",
     b"\xff\xd8\xff": "image/jpeg",
@@ -139,6 +144,9 @@ class BusinessAssociateAgreementAdmin(PracticeScopedAdmin):
         request._baa_upload_handler = handler
         try:
             return csrf_protect(view)(request, *args)
+        except NotStored:
+            messages.error(request, DOCUMENT_NOT_STORED)
+            return redirect(request.path)
         finally:
             handler.discard_unsaved()
 

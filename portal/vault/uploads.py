@@ -6,11 +6,14 @@ vault.seal() running in a helper thread (seal pulls, the request parser pushes; 
 bounded queue sits between them, so memory stays at a few chunks). A file past the handler's
 limit is skipped: its ciphertext is deleted and `too_large` tells the form. The result is a
 SealedUpload whose StoredObject row is not saved yet: the view saves it with the record that
-points at it, or calls discard() when the form is refused.
+points at it, or calls discard() when the form is refused. If sealing fails (a full disk, an
+object store that went away), the request stops at its next chunk with NotStored, which the
+view turns into a clear answer; it never waits for a reader that is gone.
 """
 
 from __future__ import annotations
 
+import logging
 import queue
 import threading
 
@@ -19,31 +22,61 @@ from django.core.files.uploadhandler import FileUploadHandler, SkipFile
 
 from portal.models import StoredObject
 from portal.vault.blobs import discard_unsaved, seal
+from portal.vault.crypto import end_thread
+
+logger = logging.getLogger(__name__)
 
 HEAD_BYTES = 16
 _END, _ABORT = object(), object()
+# How often a request waiting to hand over a chunk looks whether the reader is still there.
+_PUT_WAIT = 0.1
 
 
 class _Aborted(Exception):
     pass
 
 
+class NotStored(Exception):
+    """A file of the form could not be sealed into the vault: nothing of it is kept."""
+
+
+class _ReaderGone(Exception):
+    pass
+
+
 class _Pipe:
-    """The read() end of a stream fed chunk by chunk from another thread."""
+    """The read() end of a stream fed chunk by chunk from another thread.
+
+    The reading thread sets `stopped` when it returns or fails; a feed that would otherwise
+    wait for room in the queue for ever then raises _ReaderGone.
+    """
 
     def __init__(self) -> None:
         self._chunks: queue.Queue = queue.Queue(maxsize=8)
         self._rest = b""
         self._ended = False
+        self.stopped = threading.Event()
+
+    def _put(self, item) -> None:  # noqa: ANN001
+        while not self.stopped.is_set():
+            try:
+                self._chunks.put(item, timeout=_PUT_WAIT)
+                return
+            except queue.Full:
+                continue
+        raise _ReaderGone
 
     def feed(self, chunk) -> None:
-        self._chunks.put(chunk)
+        self._put(chunk)
 
     def end(self) -> None:
-        self._chunks.put(_END)
+        self._put(_END)
 
     def abort(self) -> None:
-        self._chunks.put(_ABORT)
+        try:
+            self._put(_ABORT)
+        except _ReaderGone:
+            pass  # it stopped by itself
 
     def read(self, size: int = -1) -> bytes:
         if not self._rest:
@@ -103,12 +136,26 @@ class VaultUploadHandler(FileUploadHandler):
             outcome["stored"] = seal(pipe)
         except BaseException as exc:  # noqa: BLE001 - handed to the request's thread
             outcome["error"] = exc
+        finally:
+            end_thread()
+            pipe.stopped.set()
 
     def _stop(self) -> None:
         if self._pipe is not None:
             self._pipe.abort()
             self._thread.join()
             self._pipe = None
+
+    def _failed(self) -> NotStored:
+        """Stop after the seal failed; return what the request raises (the cause is logged)."""
+        self._thread.join()
+        self._pipe = None
+        error = self._outcome.get("error")
+        if isinstance(error, _Aborted) or error is None:
+            return NotStored("the file's encryption stopped")
+        # The type only: a message could name a path or a file.
+        logger.error("upload: a file could not be stored (%s)", type(error).__name__)
+        return NotStored(type(error).__name__)
 
     def receive_data_chunk(self, raw_data: bytes, start: int) -> None:
         self._received += len(raw_data)
@@ -118,17 +165,23 @@ class VaultUploadHandler(FileUploadHandler):
             raise SkipFile
         if len(self._head) < HEAD_BYTES:
             self._head += raw_data[: HEAD_BYTES - len(self._head)]
-        self._pipe.feed(raw_data)
+        try:
+            self._pipe.feed(raw_data)
+        except _ReaderGone:
+            raise self._failed() from None
         return None
 
     def file_complete(self, file_size: int) -> SealedUpload | None:
         if self._pipe is None:
             return None
-        self._pipe.end()
+        try:
+            self._pipe.end()
+        except _ReaderGone:
+            raise self._failed() from None
         self._thread.join()
         self._pipe = None
         if "error" in self._outcome:
-            raise self._outcome["error"]
+            raise self._failed()
         upload = SealedUpload(
             self.file_name, self.content_type, file_size, self._head, self._outcome["stored"]
         )

@@ -34,7 +34,7 @@ from portal.ingest.sources import (
     zip_entries,
 )
 from portal.models import StoredObject
-from sharing.models import ReceivedFile, UploadLink
+from sharing.models import ReceivedFile, ShareLink, UploadLink
 
 REFUSED_OVER_LIMIT = "not kept: this link has no room left for it"
 NAME_MAX = ReceivedFile._meta.get_field("name").max_length
@@ -205,8 +205,16 @@ def _give_back_room(link: UploadLink, size: int) -> None:
         UploadLink.objects.filter(pk=link.pk).update(received_bytes=F("received_bytes") - size)
 
 
+class LinkClosed(Exception):
+    """The link was revoked, expired or locked while the files arrived: none of them is kept."""
+
+
 def _save(link: UploadLink, rows: list[ReceivedFile], request) -> None:  # noqa: ANN001
     with transaction.atomic():
+        # Staff may revoke the link while a send arrives: one or the other comes first.
+        current = UploadLink.objects.select_for_update().filter(pk=link.pk).first()
+        if current is None or current.status != ShareLink.Status.ACTIVE:
+            raise LinkClosed
         StoredObject.objects.bulk_create([r.blob for r in rows if r.blob is not None])
         ReceivedFile.objects.bulk_create(rows)
         audit.record(

@@ -20,7 +20,7 @@ from audit.models import Action, Outcome
 from audit.services import client_ip
 from portal import access
 from portal.vault.blobs import open_blob
-from portal.vault.uploads import VaultUploadHandler
+from portal.vault.uploads import NotStored, VaultUploadHandler
 from sharing import throttle, verification
 from sharing.models import ShareLink, UploadLink
 from sharing.uploads import intake, services
@@ -32,6 +32,11 @@ TOO_MANY_FILES = (
     f"At most {settings.DATA_UPLOAD_MAX_NUMBER_FILES} files can be sent at once, so nothing "
     "was received. Put the files in a ZIP (a CD's contents, for one) and send that, or send "
     "them in smaller groups."
+)
+NOT_A_FILE_FORM = "Choose the files with the form on this page, then send them."
+NOT_STORED = (
+    "The files could not be stored just now, so nothing was received. Please send them again "
+    "later; if it happens again, tell the practice."
 )
 UNREADABLE_SEND = (
     "The files could not be read, so nothing was received. A file name may be too long: give "
@@ -239,6 +244,10 @@ def send_files(request: HttpRequest) -> HttpResponse:
     link = _verified_link(request)
     if link is None:
         raise access.deny(request, None, "upload_link", reason="not_verified")
+    if request.content_type != "multipart/form-data":
+        # Another kind of form was read already (the NUL check reads every form).
+        return _page(request, link, "upload_send.html", status=400, error=NOT_A_FILE_FORM,
+                     files=link.files.order_by("-created_at")[:200])  # fmt: skip
     # Set before the body is read (CSRF is checked by the inner view, after this): each file
     # is encrypted into the vault as it arrives, never held whole in memory nor written plain.
     # Those copies go when the send is answered; intake seals what it keeps on its own.
@@ -253,6 +262,9 @@ def send_files(request: HttpRequest) -> HttpResponse:
             error = TOO_MANY_FILES if isinstance(exc, TooManyFilesSent) else UNREADABLE_SEND
             return _page(request, link, "upload_send.html", status=400, error=error,
                          files=link.files.order_by("-created_at")[:200])  # fmt: skip
+        except NotStored:
+            return _page(request, link, "upload_send.html", status=503, error=NOT_STORED,
+                         files=link.files.order_by("-created_at")[:200])  # fmt: skip
         return _send_files(request, link)
     finally:
         arriving.discard_unsaved()
@@ -262,9 +274,14 @@ def send_files(request: HttpRequest) -> HttpResponse:
 def _send_files(request: HttpRequest, link: UploadLink) -> HttpResponse:
     files = [(f.name, open_blob(f.stored)) for f in request.FILES.getlist("files")]
     if not files:
-        return _page(request, link, "upload_send.html", files=link.files.all(), status=400,
+        return _page(request, link, "upload_send.html", status=400,
+                     files=link.files.order_by("-created_at")[:200],
                      error="Choose at least one file.")  # fmt: skip
-    rows = intake.receive(link, files, request=request)
+    try:
+        rows = intake.receive(link, files, request=request)
+    except intake.LinkClosed:
+        link.refresh_from_db()
+        return _unavailable(request, link)
     sent = [r for r in rows if r.counts_as_received]
     return _page(request, link, "upload_send.html", files=link.files.order_by("-created_at")[:200],
                  just_sent=rows, sent=len(sent))  # fmt: skip

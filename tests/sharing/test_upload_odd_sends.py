@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import zipfile
+from unittest import mock
 
 from sharing.models import ReceivedFile
 from tests.base import BaseTestCase, vault_files
@@ -110,3 +111,42 @@ class OddSendTestCase(UploadLinkMixin, BaseTestCase):
         self.assertEqual(self.link.received_bytes, len(first) + len(second) + len(report))
         page = self.client.get("/u/").content.decode()
         self.assertNotIn("Refused", page)
+
+    def test_a_link_revoked_while_files_arrive_keeps_none_of_them(self) -> None:
+        # A send under way when staff revoked the link was kept, pending on a revoked link.
+        from sharing.uploads import intake
+        from sharing.uploads.services import revoke_upload_link
+
+        self.verify()
+        checked = intake._check_and_seal
+
+        def revoked_meanwhile(link, files, rows, sealed) -> None:  # noqa: ANN001
+            checked(link, files, rows, sealed)
+            revoke_upload_link(link, by=self.alice)  # staff revoke it as the last file lands
+
+        before = vault_files()
+        with mock.patch.object(intake, "_check_and_seal", revoked_meanwhile):
+            r = self.send(("IM1.dcm", scans()[0]))
+        self.assertContains(r, "no longer", status_code=410)
+        self.assertFalse(ReceivedFile.objects.exists())
+        self.assertEqual(vault_files(), before)
+        self.link.refresh_from_db()
+        self.assertEqual(self.link.received_bytes, 0)
+
+    def test_a_send_that_is_not_a_file_form_is_refused_with_a_reason(self) -> None:
+        # A form-encoded post was read by the middleware first: setting the upload handler
+        # then failed with a server error.
+        self.verify()
+        form = "application/x-www-form-urlencoded"
+        r = self.client.post("/u/files/", "files=x", content_type=form)
+        self.assertContains(r, "Choose the files", status_code=400)
+
+    def test_an_empty_send_lists_only_the_latest_files(self) -> None:
+        self.verify()
+        ReceivedFile.objects.bulk_create(
+            ReceivedFile(link=self.link, name=f"old{n}.pdf", state="refused") for n in range(205)
+        )
+        r = self.client.post("/u/files/", {})
+        self.assertContains(r, "Choose at least one file.", status_code=400)
+        self.assertNotContains(r, "old0.pdf", status_code=400)
+        self.assertContains(r, "old204.pdf", status_code=400)

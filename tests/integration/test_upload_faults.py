@@ -1,0 +1,105 @@
+"""Form uploads when the vault's disk is full: a clear answer, nothing kept, no thread waiting.
+
+A file's encryption failed (no space left) while the request kept handing it the rest of the
+file: the request waited for ever, holding a web thread, and its form was never answered.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from django.conf import settings
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import override_settings
+
+from portal.models import BusinessAssociateAgreement
+from sharing.models import ReceivedFile
+from tests.base import BaseTestCase
+from tests.integration import faults
+from tests.sharing.test_upload_send_memory import BOUNDARY, _multipart
+from tests.sharing.upload_helpers import UploadLinkMixin
+
+MiB = 2**20
+PDF = b"%PDF-1.4\n" + os.urandom(4 * MiB) + b"\n%%EOF\n"
+
+
+class _Hung(Exception):
+    pass
+
+
+def _hung(signum, frame) -> None:  # noqa: ANN001
+    raise _Hung
+
+
+@contextlib.contextmanager
+def full_vault() -> Iterator[Path]:
+    """Put the vault on a 1 MB disk; fail the test if a request there is never answered."""
+    with faults.small_disk(1024) as disk:
+        vault = {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": str(disk)},
+        }
+        previous = signal.signal(signal.SIGALRM, _hung)
+        # After half a minute, every second: each wait a stuck request is in is broken.
+        signal.setitimer(signal.ITIMER_REAL, 30, 1)
+        try:
+            with override_settings(STORAGES={**settings.STORAGES, "vault": vault}):
+                yield disk
+        except _Hung:
+            raise AssertionError("the form was never answered") from None
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous)
+
+
+def _wait_for_threads(count: int) -> int:
+    for _ in range(50):  # a file's hashing helper ends just after its thread
+        if threading.active_count() == count:
+            break
+        time.sleep(0.1)
+    return threading.active_count()
+
+
+class FullDiskUploadTestCase(UploadLinkMixin, BaseTestCase):
+    def test_a_send_through_an_upload_link_is_answered_and_keeps_nothing(self) -> None:
+        self.verify()
+        threads = threading.active_count()
+        with full_vault() as disk:
+            r = self.client.generic(
+                "POST",
+                "/u/files/",
+                _multipart("earlier-report.pdf", PDF),
+                content_type=f"multipart/form-data; boundary={BOUNDARY}",
+            )
+            self.assertContains(r, "could not be stored", status_code=503)
+            self.assertContains(r, 'name="files"', status_code=503)  # the form, to send again
+            self.assertEqual([p for p in disk.rglob("*") if p.is_file()], [])
+        self.assertFalse(ReceivedFile.objects.exists())
+        self.assertEqual(_wait_for_threads(threads), threads, threading.enumerate())
+        self.link.refresh_from_db()
+        self.assertEqual(self.link.received_bytes, 0)
+
+    def test_a_baa_document_is_answered_and_nothing_is_saved(self) -> None:
+        self.alice.is_staff = True
+        self.alice.save()
+        self.login(self.alice)
+        with full_vault() as disk:
+            r = self.client.post(
+                "/admin/portal/businessassociateagreement/add/",
+                {
+                    "associate": "Cloud Backup Inc", "services": "Encrypted offsite backup",
+                    "signed_on": "2026-01-05", "effective_on": "2026-02-01",
+                    "expires_on": "2027-01-31",
+                    "signed_document": SimpleUploadedFile("BAA.pdf", PDF, "application/pdf"),
+                },
+                follow=True,
+            )  # fmt: skip
+            self.assertContains(r, "could not be stored")
+            self.assertEqual([p for p in disk.rglob("*") if p.is_file()], [])
+        self.assertFalse(BusinessAssociateAgreement.objects.exists())
