@@ -22,8 +22,7 @@ from portal.models import BusinessAssociateAgreement
 from sharing.models import ReceivedFile
 from tests.base import BaseTestCase
 from tests.integration import faults
-from tests.sharing.test_upload_send_memory import BOUNDARY, _multipart
-from tests.sharing.upload_helpers import UploadLinkMixin
+from tests.sharing.upload_helpers import BOUNDARY, UploadLinkMixin, multipart
 
 MiB = 2**20
 PDF = b"%PDF-1.4\n" + os.urandom(4 * MiB) + b"\n%%EOF\n"
@@ -74,7 +73,7 @@ class FullDiskUploadTestCase(UploadLinkMixin, BaseTestCase):
             r = self.client.generic(
                 "POST",
                 "/u/files/",
-                _multipart("earlier-report.pdf", PDF),
+                multipart("earlier-report.pdf", PDF),
                 content_type=f"multipart/form-data; boundary={BOUNDARY}",
             )
             self.assertContains(r, "could not be stored", status_code=503)

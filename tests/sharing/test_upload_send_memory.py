@@ -9,22 +9,9 @@ import tracemalloc
 from portal.vault.blobs import discard_unsaved, store_bytes
 from sharing.models import ReceivedFile
 from tests.base import BaseTestCase, vault_files
-from tests.sharing.upload_helpers import UploadLinkMixin
+from tests.sharing.upload_helpers import BOUNDARY, UploadLinkMixin, multipart
 
 MiB = 2**20
-# As long as a browser's: a short boundary turns up inside 32 MiB of random bytes.
-BOUNDARY = "----portal-test-boundary-7f3a9c2e41d8"
-
-
-def _multipart(name: str, content: bytes) -> bytes:
-    return (
-        (
-            f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="files"; filename="{name}"\r\n'
-            "Content-Type: application/pdf\r\n\r\n"
-        ).encode()
-        + content
-        + f"\r\n--{BOUNDARY}--\r\n".encode()
-    )
 
 
 class SendMemoryTestCase(UploadLinkMixin, BaseTestCase):
@@ -33,7 +20,7 @@ class SendMemoryTestCase(UploadLinkMixin, BaseTestCase):
         # web process's memory. The request body itself (the client's copy) is counted once.
         self.verify()
         report = b"%PDF-1.4\n" + os.urandom(32 * MiB) + b"\n%%EOF\n"
-        body = _multipart("earlier-report.pdf", report)
+        body = multipart("earlier-report.pdf", report)
         # The request's own thread keeps a hashing helper, as a web process's threads do.
         discard_unsaved(store_bytes(os.urandom(2 * MiB)))
         before, threads = vault_files(), threading.active_count()
@@ -59,7 +46,7 @@ class SendMemoryTestCase(UploadLinkMixin, BaseTestCase):
         r = self.client.generic(
             "POST",
             "/u/files/",
-            _multipart("notes.txt", b"not an image " * 100_000),
+            multipart("notes.txt", b"not an image " * 100_000),
             content_type=f"multipart/form-data; boundary={BOUNDARY}",
         )
         self.assertEqual(r.status_code, 200)
@@ -71,7 +58,7 @@ class SendMemoryTestCase(UploadLinkMixin, BaseTestCase):
         # encrypting that file waited for the rest forever, and its partial file stayed.
         self.verify()
         before, threads = vault_files(), threading.active_count()
-        part = _multipart("a.dcm", b"QUJD" * 100_000 + b"not base64!")
+        part = multipart("a.dcm", b"QUJD" * 100_000 + b"not base64!")
         body = part.replace(b"Content-Type: application/pdf", b"Content-Transfer-Encoding: base64")
         r = self.client.generic(
             "POST", "/u/files/", body, content_type=f"multipart/form-data; boundary={BOUNDARY}"
