@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import io
+import os
+import sys
+import threading
 from datetime import date
 from pathlib import Path
 
@@ -22,6 +25,23 @@ def vault_files() -> set[str]:
     """Names of the ciphertext files in the vault's local storage (other tests' included)."""
     root = Path(storages["vault"].location)
     return {str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()}
+
+
+def upload_threads() -> list[str]:
+    """Threads still inside a form upload (portal.vault.uploads): sealing a file, or feeding it.
+
+    The process's sealing threads stay once started; idle, they are inside no upload.
+    """
+    frames = sys._current_frames()
+    busy = []
+    for thread in threading.enumerate():
+        frame = frames.get(thread.ident)
+        while frame is not None and thread is not threading.current_thread():
+            if frame.f_code.co_filename.endswith(os.path.join("vault", "uploads.py")):
+                busy.append(thread.name)
+                break
+            frame = frame.f_back
+    return busy
 
 
 def make_staff(username: str, practice: Practice, role: str) -> User:

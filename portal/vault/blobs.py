@@ -250,11 +250,7 @@ class _RangeReader:
 
 def iter_range(obj: StoredObject, start: int = 0, stop: int | None = None) -> Iterator[bytes]:
     """Yield the plaintext of [start, stop), decrypting only the segments needed."""
-    dek = _data_key(obj)
-    try:
-        reader = _RangeReader(obj.storage_name)
-    except FileNotFoundError:
-        raise VaultIntegrityError(f"object {obj.code} is missing from storage") from None
+    dek, reader = open_ciphertext(obj)
     try:
         yield from crypto.decrypt_range(
             dek,
@@ -266,6 +262,15 @@ def iter_range(obj: StoredObject, start: int = 0, stop: int | None = None) -> It
         )
     finally:
         reader.close()
+
+
+def open_ciphertext(obj: StoredObject) -> tuple[bytes, _RangeReader]:
+    """Return an object's data key and a reader of its ciphertext; close the reader after."""
+    dek = _data_key(obj)
+    try:
+        return dek, _RangeReader(obj.storage_name)
+    except FileNotFoundError:
+        raise VaultIntegrityError(f"object {obj.code} is missing from storage") from None
 
 
 def read_bytes(obj: StoredObject, start: int = 0, stop: int | None = None) -> bytes:

@@ -2,20 +2,22 @@
 held in memory.
 
 VaultUploadHandler takes each file part of a multipart request and feeds its chunks to
-vault.seal() running in a helper thread (seal pulls, the request parser pushes; a small
-bounded queue sits between them, so memory stays at a few chunks). A file past the handler's
-limit is skipped: its ciphertext is deleted and `too_large` tells the form. The result is a
-SealedUpload whose StoredObject row is not saved yet: the view saves it with the record that
-points at it, or calls discard() when the form is refused. If sealing fails (a full disk, an
-object store that went away), the request stops at its next chunk with NotStored, which the
-view turns into a clear answer; it never waits for a reader that is gone.
+vault.seal() running in one of the process's sealing threads (seal pulls, the request parser
+pushes; a small bounded queue sits between them, so memory stays at a few chunks). A file past
+the handler's limit is skipped: its ciphertext is deleted and `too_large` tells the form. The
+result is a SealedUpload whose StoredObject row is not saved yet: the view saves it with the
+record that points at it, or calls discard() when the form is refused. If sealing fails (a
+full disk, an object store that went away), the request stops at its next chunk with
+NotStored, which the view turns into a clear answer; it never waits for a reader that is gone.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import threading
+from concurrent.futures import ThreadPoolExecutor
 
 from django.core.files.uploadedfile import UploadedFile
 from django.core.files.uploadhandler import FileUploadHandler, SkipFile
@@ -30,6 +32,25 @@ HEAD_BYTES = 16
 _END, _ABORT = object(), object()
 # How often a request waiting to hand over a chunk looks whether the reader is still there.
 _PUT_WAIT = 0.1
+
+
+# Files sealed at once in one process; more wait for a free thread. The threads live as long
+# as the process: a thread's object-store client (boto3's, one per thread) takes longer to
+# build than a small file takes to seal.
+SEALERS = 64
+_pool: ThreadPoolExecutor | None = None
+_pool_pid = 0
+_pool_lock = threading.Lock()
+
+
+def _sealers() -> ThreadPoolExecutor:
+    """The process's sealing threads (a forked worker starts its own)."""
+    global _pool, _pool_pid
+    with _pool_lock:
+        if _pool is None or _pool_pid != os.getpid():
+            _pool = ThreadPoolExecutor(SEALERS, thread_name_prefix="vault-upload")
+            _pool_pid = os.getpid()
+        return _pool
 
 
 class _Aborted(Exception):
@@ -127,8 +148,7 @@ class VaultUploadHandler(FileUploadHandler):
         super().new_file(*args, **kwargs)
         self._pipe, self._received, self._head = _Pipe(), 0, b""
         self._outcome: dict = {}
-        self._thread = threading.Thread(target=self._seal, args=(self._pipe, self._outcome))
-        self._thread.start()
+        self._sealing = _sealers().submit(self._seal, self._pipe, self._outcome)
 
     @staticmethod
     def _seal(pipe: _Pipe, outcome: dict) -> None:
@@ -143,12 +163,12 @@ class VaultUploadHandler(FileUploadHandler):
     def _stop(self) -> None:
         if self._pipe is not None:
             self._pipe.abort()
-            self._thread.join()
+            self._sealing.result()
             self._pipe = None
 
     def _failed(self) -> NotStored:
         """Stop after the seal failed; return what the request raises (the cause is logged)."""
-        self._thread.join()
+        self._sealing.result()
         self._pipe = None
         error = self._outcome.get("error")
         if isinstance(error, _Aborted) or error is None:
@@ -178,7 +198,7 @@ class VaultUploadHandler(FileUploadHandler):
             self._pipe.end()
         except _ReaderGone:
             raise self._failed() from None
-        self._thread.join()
+        self._sealing.result()
         self._pipe = None
         if "error" in self._outcome:
             raise self._failed()

@@ -19,8 +19,8 @@ import audit
 from audit.models import Action, Outcome
 from audit.services import client_ip
 from portal import access
-from portal.vault.blobs import open_blob
 from portal.vault.uploads import NotStored, VaultUploadHandler
+from portal.vault.windowed import WindowedBlob
 from sharing import throttle, verification
 from sharing.models import ShareLink, UploadLink
 from sharing.uploads import intake, services
@@ -272,8 +272,10 @@ def send_files(request: HttpRequest) -> HttpResponse:
 
 @csrf_protect
 def _send_files(request: HttpRequest, link: UploadLink) -> HttpResponse:
-    files = [(f.name, open_blob(f.stored)) for f in request.FILES.getlist("files")]
-    if not files:
+    arrived = request.FILES.getlist("files")
+    # One window of each file in memory at a time: each is read as intake reaches it.
+    files = ((f.name, WindowedBlob(f.stored)) for f in arrived)
+    if not arrived:
         return _page(request, link, "upload_send.html", status=400,
                      files=link.files.order_by("-created_at")[:200],
                      error="Choose at least one file.")  # fmt: skip
