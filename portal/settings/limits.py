@@ -52,6 +52,8 @@ PORTAL_UPLOAD_LINK_MAX_BYTES = env.int("PORTAL_UPLOAD_LINK_MAX_BYTES", default=4
 PORTAL_UPLOAD_LINK_MAX_REQUEST_BYTES = env.int(
     "PORTAL_UPLOAD_LINK_MAX_REQUEST_BYTES", default=512 * 2**20
 )
+# ... and most files (ZIP members each count): a few CBCTs, not a flood of tiny files.
+PORTAL_UPLOAD_LINK_MAX_FILES = env.int("PORTAL_UPLOAD_LINK_MAX_FILES", default=2000)
 # A BAA's signed document, encrypted into the vault as it is uploaded through the admin.
 PORTAL_BAA_DOCUMENT_MAX_BYTES = env.int("PORTAL_BAA_DOCUMENT_MAX_BYTES", default=50 * 2**20)
 

@@ -81,17 +81,27 @@ def _room_left(link: UploadLink) -> int:
     return max(0, row["max_bytes"] - row["received_bytes"]) if row else 0
 
 
-def receive(link: UploadLink, files: Iterable[tuple[str, BinaryIO]], request=None) -> list:
+@dataclass
+class Received:
+    """What became of a send: a row per file looked at, and how many were not looked at."""
+
+    rows: list[ReceivedFile]
+    skipped: int = 0
+
+
+def receive(link: UploadLink, files: Iterable[tuple[str, BinaryIO]], request=None) -> Received:
     """Check and seal the files sent; return their ReceivedFile rows (pending or refused).
 
     A file is read only if it may fit the room the link has left: its size is known before
     (a ZIP member's from the archive's directory), or reading it stops at that room. A small
     archive holding large files costs no decompression and no encryption once the link is full.
+    A link takes at most PORTAL_UPLOAD_LINK_MAX_FILES files (each a row, most an object in the
+    vault): files past that are not looked at, only counted.
     """
     rows: list[ReceivedFile] = []
     sealed = _Sealed()
     try:
-        _check_and_seal(link, files, rows, sealed)
+        skipped = _check_and_seal(link, files, rows, sealed)
         _save(link, rows, request)
     except BaseException:
         # Nothing was recorded: the sealed files go (their keys were never saved) and the
@@ -101,7 +111,7 @@ def receive(link: UploadLink, files: Iterable[tuple[str, BinaryIO]], request=Non
         discard(sealed.blobs)
         _give_back_room(link, sealed.charged)
         raise
-    return rows
+    return Received(rows, skipped)
 
 
 @dataclass
@@ -112,14 +122,20 @@ class _Sealed:
     charged: int = 0
 
 
-def _check_and_seal(link: UploadLink, files, rows: list, sealed: _Sealed) -> None:  # noqa: ANN001
+def _check_and_seal(link: UploadLink, files, rows: list, sealed: _Sealed) -> int:  # noqa: ANN001
+    """Check and seal each file into rows; return how many were past the link's file limit."""
     ctx = Context(link.practice, None)
     max_file_bytes = ctx.max_file_bytes
     # Read once; each kept file's charge below keeps it current (another send to the same
     # link at once can only make it smaller, and _take_room has the last word).
     room = _room_left(link)
     sent = _AlreadySent.of(link)
+    files_left = settings.PORTAL_UPLOAD_LINK_MAX_FILES - link.files.count()
+    skipped = 0
     for index, item in enumerate(_entries(files)):
+        if len(rows) >= files_left:
+            skipped += 1  # a ZIP's member is not read to be counted
+            continue
         if isinstance(item, Refused):
             rows.append(
                 ReceivedFile(
@@ -162,6 +178,7 @@ def _check_and_seal(link: UploadLink, files, rows: list, sealed: _Sealed) -> Non
             sealed.charged += size
             room -= size
         rows.append(_row(link, out, size))
+    return skipped
 
 
 @dataclass

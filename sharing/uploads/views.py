@@ -33,6 +33,10 @@ TOO_MANY_FILES = (
     "was received. Put the files in a ZIP (a CD's contents, for one) and send that, or send "
     "them in smaller groups."
 )
+LINK_FULL = (
+    "This link has no room left for more files, so nothing was received. To send more, ask "
+    "the practice for another link."
+)
 NOT_A_FILE_FORM = "Choose the files with the form on this page, then send them."
 NOT_STORED = (
     "The files could not be stored just now, so nothing was received. Please send them again "
@@ -244,6 +248,10 @@ def send_files(request: HttpRequest) -> HttpResponse:
     link = _verified_link(request)
     if link is None:
         raise access.deny(request, None, "upload_link", reason="not_verified")
+    if link.room_left <= 0:
+        # Each send would be received and encrypted whole only to be refused.
+        return _page(request, link, "upload_send.html", status=413, error=LINK_FULL,
+                     files=link.files.order_by("-created_at")[:200])  # fmt: skip
     if request.content_type != "multipart/form-data":
         # Another kind of form was read already (the NUL check reads every form).
         return _page(request, link, "upload_send.html", status=400, error=NOT_A_FILE_FORM,
@@ -280,10 +288,11 @@ def _send_files(request: HttpRequest, link: UploadLink) -> HttpResponse:
                      files=link.files.order_by("-created_at")[:200],
                      error="Choose at least one file.")  # fmt: skip
     try:
-        rows = intake.receive(link, files, request=request)
+        received = intake.receive(link, files, request=request)
     except intake.LinkClosed:
         link.refresh_from_db()
         return _unavailable(request, link)
-    sent = [r for r in rows if r.counts_as_received]
+    sent = [r for r in received.rows if r.counts_as_received]
     return _page(request, link, "upload_send.html", files=link.files.order_by("-created_at")[:200],
-                 just_sent=rows, sent=len(sent))  # fmt: skip
+                 just_sent=True, sent=len(sent), skipped=received.skipped,
+                 max_files=settings.PORTAL_UPLOAD_LINK_MAX_FILES)  # fmt: skip
