@@ -69,10 +69,11 @@ class OneLineForOutages(logging.Filter):
 
 
 class QuietLibrary(logging.Filter):
-    """A network library's lines: no traceback, and each kind at most once a minute.
+    """A library's lines about strangers' input: no traceback, each kind at most once a minute.
 
     pynetdicom logs every undecodable or cut-short PDU with its stack, a few lines per
-    stranger's connection; the receiver logs its own refusals, counted.
+    stranger's connection (the receiver logs its own refusals, counted); Django's security
+    checks log each hostile request (too many fields, a bad Host) with its stack.
     """
 
     every = 60.0

@@ -131,6 +131,9 @@ LOGGING = {
             "propagate": False,
             "filters": ["outages"],
         },
+        # A hostile request (too many fields, a bad Host) is one line, never a traceback, and
+        # each kind at most once a minute: a script must not fill the log.
+        "django.security": {"handlers": ["quiet_console"], "propagate": False},
         # pynetdicom's debug output would dump received data sets (patient data) into logs;
         # its warnings and errors come without tracebacks, each kind once a minute.
         "pynetdicom": {"level": "WARNING", "handlers": ["quiet_console"], "propagate": False},

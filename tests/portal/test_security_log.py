@@ -1,0 +1,37 @@
+"""What Django's security checks log about a hostile request: one line, never a traceback."""
+
+from __future__ import annotations
+
+import io
+import logging
+
+from django.test import TestCase
+
+from portal.errors import QuietLibrary
+
+
+class SecurityLogTestCase(TestCase):
+    def test_a_request_with_too_many_fields_is_one_line_in_the_log(self) -> None:
+        # Django logged it at ERROR with the whole stack: an operator read a traceback for
+        # every such request, and a script could fill the log with them.
+        logger = logging.getLogger("django.security")
+        # The portal's own handlers (the test runner adds its capture handlers too).
+        handlers = [
+            h for h in logger.handlers if any(isinstance(f, QuietLibrary) for f in h.filters)
+        ]
+        self.assertTrue(handlers, logger.handlers)
+        log = io.StringIO()
+        streams = [handler.setStream(log) for handler in handlers]
+        try:
+            form = "&".join(f"f{n}=x" for n in range(1500))
+            for _ in range(3):
+                r = self.client.post(
+                    "/login/", form, content_type="application/x-www-form-urlencoded"
+                )
+                self.assertEqual(r.status_code, 400)
+        finally:
+            for handler, stream in zip(handlers, streams, strict=True):
+                handler.setStream(stream)
+        lines = log.getvalue().splitlines()
+        self.assertEqual(len(lines), 1, lines)  # once a minute for each kind
+        self.assertIn("TooManyFieldsSent", lines[0])
