@@ -127,6 +127,42 @@ def received_files(slug: str = "received", files: int = 3) -> dict:
     return {"link": str(link.code), "admin": admin}
 
 
+def upload_link(slug: str, max_bytes: int) -> dict:
+    """An upload link with room for max_bytes, and what its sender knows to open it."""
+    from portal.models import Patient, Practice, Role
+    from sharing.uploads.services import issue_upload_link
+    from tests.base import make_staff
+
+    practice = Practice.objects.create(slug=slug, name=f"{slug.title()} Dental")
+    staff = make_staff(f"{slug}-admin", practice, Role.ADMIN)
+    patient = Patient.objects.create(
+        practice=practice, patient_id="P-1", name="Pat Example", birth_date=date(1980, 5, 17)
+    )
+    password = "amber-anchor-apple-arrow-12"
+    issued = issue_upload_link(
+        patient=patient, created_by=staff, password=password, max_bytes=max_bytes
+    )
+    return {"code": str(issued.link.code), "path": issued.path, "password": password,
+            "birth_date": "1980-05-17"}  # fmt: skip
+
+
+def upload_link_state(code: str) -> dict:
+    """An upload link's charge, what it kept, and vault files no row names."""
+    from datetime import timedelta
+
+    from portal.vault import housekeeping
+    from sharing.models import ReceivedFile, UploadLink
+
+    link = UploadLink.objects.get(code=code)
+    files = ReceivedFile.objects.filter(link=link)
+    return {
+        "charged": link.received_bytes,
+        "kept": sorted(f.size for f in files.filter(state=ReceivedFile.State.PENDING)),
+        "refused": [f.reason for f in files.filter(state=ReceivedFile.State.REFUSED)],
+        "orphans": len(housekeeping.orphans(older_than=timedelta(0))),
+    }
+
+
 def received_state(link: str) -> dict:
     """What became of an upload link's files: their states, what was filed, what is readable."""
     from audit.models import AccessEvent, Action
@@ -208,6 +244,8 @@ SCENARIOS = {
     "download_events": download_events,
     "received_files": received_files,
     "received_state": received_state,
+    "upload_link": upload_link,
+    "upload_link_state": upload_link_state,
     "study_links": study_links,
     "link_tokens": link_tokens,
 }

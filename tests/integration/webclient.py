@@ -55,10 +55,13 @@ class WebClient:
         body = None
         if method == "POST":
             form = dict(data or {})
-            token = next((v for k, v in self.cookies.items() if k.endswith("portal_csrf")), "")
-            form.setdefault("csrfmiddlewaretoken", token)
+            form.setdefault("csrfmiddlewaretoken", self._csrf_token())
             body = urlencode(form, doseq=True)
             sent["Content-Type"] = "application/x-www-form-urlencoded"
+            sent["Origin"] = f"https://{url.hostname}:{url.port}"
+        if method == "POST-FILES":
+            method, body = "POST", (data or {})["body"]
+            sent["Content-Type"] = (data or {})["content_type"]
             sent["Origin"] = f"https://{url.hostname}:{url.port}"
         if self.cookies:
             sent["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
@@ -80,6 +83,30 @@ class WebClient:
 
     def post(self, path: str, data: dict | None = None) -> Reply:
         return self.request("POST", path, data)
+
+    def post_files(self, path: str, files: list[tuple[str, bytes]]) -> Reply:
+        """POST files as a browser's file form does (multipart, field `files`, CSRF token)."""
+        boundary = "----portal-webclient-5c1b7e0a9d"
+        parts = [
+            f'--{boundary}\r\nContent-Disposition: form-data; name="csrfmiddlewaretoken"'
+            f"\r\n\r\n{self._csrf_token()}\r\n".encode()
+        ]
+        for name, content in files:
+            parts.append(
+                f'--{boundary}\r\nContent-Disposition: form-data; name="files"; '
+                f'filename="{name}"\r\nContent-Type: application/octet-stream\r\n\r\n'.encode()
+                + content
+                + b"\r\n"
+            )
+        parts.append(f"--{boundary}--\r\n".encode())
+        form = {
+            "body": b"".join(parts),
+            "content_type": f"multipart/form-data; boundary={boundary}",
+        }
+        return self.request("POST-FILES", path, form)
+
+    def _csrf_token(self) -> str:
+        return next((v for k, v in self.cookies.items() if k.endswith("portal_csrf")), "")
 
     def sign_in_staff(self, account: dict) -> tuple[int, int]:
         """Sign in with a password and an authenticator code (account: username, password,

@@ -4,7 +4,8 @@ A double-clicked accept, or a colleague's decline racing it, arrives in separate
 processes. Whatever the order, the files end either filed (and readable) or shredded, never
 filed twice, never filed and shredded, and no request answers 500. A share form sent several
 times at once (a double click, a reload) issues one link; a recipient's software-token form
-likewise makes one token.
+likewise makes one token. Senders' files arriving at once through one upload link keep to its
+room.
 """
 
 from __future__ import annotations
@@ -120,3 +121,39 @@ class TokenFormSentAtOnceTestCase(SimpleTestCase):
             statuses = sorted(pool.map(send, clients))
         self.assertEqual(statuses, [200, 409, 409, 409])
         self.assertEqual(self.served.setup("link_tokens", code=link["code"]), 1)
+
+
+@pytest.mark.usefixtures("served_class")
+class UploadLinkSendsAtOnceTestCase(SimpleTestCase):
+    def test_sends_at_once_keep_to_the_links_room_and_leave_nothing_behind(self) -> None:
+        # Six senders' files arrive at once, in both worker processes, on a link with room
+        # for three: three are kept and charged, three refused, no answer is a 500, and
+        # nothing is left in the vault that no row names.
+        reports = [b"%PDF-1.4\n" + bytes([n]) * 20_000 + b"\n%%EOF\n" for n in range(6)]
+        data = self.served.setup("upload_link", slug="sends", max_bytes=3 * len(reports[0]))
+        first = WebClient(self.served.base_url, address="198.51.100.90")
+        self.assertEqual(first.get(data["path"]).status, 303)
+        self.assertEqual(first.get("/u/").status, 200)  # the verification form
+        verified = first.post(
+            "/u/", {"password": data["password"], "birth_date": data["birth_date"]}
+        )
+        self.assertEqual(verified.status, 303)
+        clients = [first] + [
+            WebClient(self.served.base_url, address=first.address, cookies=dict(first.cookies))
+            for _ in range(5)
+        ]
+        barrier = Barrier(len(clients))
+
+        def send(n: int) -> int:
+            barrier.wait()
+            return clients[n].post_files("/u/files/", [(f"report-{n}.pdf", reports[n])]).status
+
+        with ThreadPoolExecutor(len(clients)) as pool:
+            statuses = list(pool.map(send, range(len(clients))))
+        self.assertEqual(statuses, [200] * 6)
+        state = self.served.setup("upload_link_state", code=data["code"])
+        self.assertEqual(state["kept"], [len(reports[0])] * 3)
+        self.assertEqual(state["charged"], 3 * len(reports[0]))
+        self.assertEqual(len(state["refused"]), 3)
+        self.assertTrue(all("no room" in reason for reason in state["refused"]), state)
+        self.assertEqual(state["orphans"], 0)
