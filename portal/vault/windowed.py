@@ -11,18 +11,17 @@ from __future__ import annotations
 
 from portal.models import StoredObject
 from portal.vault import crypto
-from portal.vault.blobs import open_ciphertext
+from portal.vault.blobs import BlobFile, open_ciphertext
 from portal.vault.crypto import HEADER_SIZE, TAG_SIZE
 
 WINDOW_SEGMENTS = 2
 
 
-class WindowedBlob:
-    """A read-only, seekable file over a stored object's plaintext."""
+class WindowedBlob(BlobFile):
+    """A read-only, seekable file over a stored object's plaintext, read window by window."""
 
     def __init__(self, obj: StoredObject) -> None:
-        self.obj = obj
-        self.pos = 0
+        super().__init__(obj)
         self._reader = None
         self._dek = b""
         self._header = b""
@@ -72,28 +71,8 @@ class WindowedBlob:
             self.pos += hi - lo
         return b"".join(parts)  # bytes, whatever the window holds
 
-    def seek(self, offset: int, whence: int = 0) -> int:
-        base = {0: 0, 1: self.pos, 2: self.obj.plain_size}[whence]
-        self.pos = max(0, base + offset)
-        return self.pos
-
-    def tell(self) -> int:
-        return self.pos
-
-    def seekable(self) -> bool:
-        return True
-
-    def readable(self) -> bool:
-        return True
-
     def close(self) -> None:
         if self._reader is not None:
             self._reader.close()
             self._reader = None
         self._plain = b""
-
-    def __enter__(self) -> WindowedBlob:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
