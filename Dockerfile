@@ -38,10 +38,11 @@ RUN SECRET_KEY=collectstatic-only \
     PORTAL_VAULT_DIR=/tmp/vault \
     EMAIL_HOST=build.invalid \
     python manage.py collectstatic --noinput \
-    && mkdir -p /var/lib/portal/vault /var/lib/portal/beat \
+    && mkdir -p /var/lib/portal/vault /var/lib/portal/beat /var/lib/portal/spool \
     && chown -R portal:portal /var/lib/portal && chmod 0700 /var/lib/portal
 
-# The only places a container writes: the data volume (a local vault, beat's schedule) and /tmp.
+# The only places a container writes: the data volume (a local vault, beat's schedule, the
+# object store's spool of ciphertext) and /tmp.
 VOLUME ["/var/lib/portal"]
 USER portal
 EXPOSE 8000

@@ -33,6 +33,9 @@ else:
         "BACKEND": "django.core.files.storage.FileSystemStorage",
         "OPTIONS": {"location": env.str("PORTAL_VAULT_DIR", default=str(DATA_DIR / "vault"))},
     }
+# Where an object bound for the object store waits, as ciphertext, while it uploads (beyond
+# 16 MiB): a disk with room for the largest files at once; empty means the system's temp folder.
+PORTAL_VAULT_SPOOL_DIR = env.str("PORTAL_VAULT_SPOOL_DIR", default="")
 STORAGES = {
     "default": _vault_storage,
     "vault": _vault_storage,

@@ -165,8 +165,10 @@ def seal(src: BinaryIO, durable: bool = True) -> StoredObject:
             os.unlink(path)
             raise
     else:
-        # Object stores need a file to upload; it holds ciphertext only.
-        with tempfile.SpooledTemporaryFile(max_size=16 * 2**20) as spool:
+        # Object stores need a file to upload; it holds ciphertext only, past 16 MiB in
+        # PORTAL_VAULT_SPOOL_DIR (a disk: the containers' /tmp is a small tmpfs).
+        spool_dir = settings.PORTAL_VAULT_SPOOL_DIR or None
+        with tempfile.SpooledTemporaryFile(max_size=16 * 2**20, dir=spool_dir) as spool:
             result = crypto.encrypt_stream(dek, src, spool.write)
             spool.seek(0)
             saved = storage.save(name, File(spool))

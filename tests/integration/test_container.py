@@ -55,7 +55,7 @@ class ContainerCommandsTestCase(SimpleTestCase):
         cls.compose = image.load_compose()
         cls.app = image.build_copy(cls.dockerfile, cls.tmp)
         cls.var = image.writable_for_nobody(cls.tmp / "var")
-        for volume in ("vault", "beat"):
+        for volume in ("vault", "beat", "spool"):
             image.writable_for_nobody(cls.var / volume)
         cls.scratch = image.writable_for_nobody(cls.tmp / "tmp", 0o1777)
         cls.secrets = cls.tmp / "secrets"

@@ -57,6 +57,14 @@ def full_vault() -> Iterator[Path]:
             signal.signal(signal.SIGALRM, previous)
 
 
+@contextlib.contextmanager
+def tempfile_dir() -> Iterator[str]:
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="portal-spool-") as folder:
+        yield folder
+
+
 def _helpers() -> set[str]:
     return {t.name for t in threading.enumerate() if t.name.startswith("vault-digest")}
 
@@ -109,3 +117,28 @@ class FullDiskUploadTestCase(UploadLinkMixin, BaseTestCase):
             self.assertEqual([p for p in disk.rglob("*") if p.is_file()], [])
         self.assertFalse(BusinessAssociateAgreement.objects.exists())
         self.assertEqual(_settled(helpers), [])
+
+
+class ObjectStoreSpoolTestCase(BaseTestCase):
+    def test_objects_bound_for_s3_spool_where_the_setting_says(self) -> None:
+        # On S3 each object's ciphertext is spooled to a temporary file first: in the
+        # compose file's containers that was /tmp, a 64 MiB tmpfs, so a file much over
+        # 64 MiB (or a few large ones at once) could never be stored.
+        import io
+
+        from portal.vault.blobs import seal
+        from tests.portal.s3server import s3_storage_settings
+
+        storage = s3_storage_settings(f"spool-{os.getpid()}-{time.time_ns()}")
+        big = os.urandom(20 * MiB)  # past the 16 MiB kept in memory
+        with (
+            override_settings(STORAGES={**settings.STORAGES, "vault": storage}),
+            faults.small_disk(1024) as small,
+        ):
+            with override_settings(PORTAL_VAULT_SPOOL_DIR=str(small)):
+                with self.assertRaises(OSError):
+                    seal(io.BytesIO(big))
+            roomy = Path(self.enterContext(tempfile_dir()))
+            with override_settings(PORTAL_VAULT_SPOOL_DIR=str(roomy)):
+                stored = seal(io.BytesIO(big))
+        self.assertEqual(stored.plain_size, len(big))
