@@ -86,8 +86,9 @@ class QuietLibrary(logging.Filter):
         record.exc_info = record.exc_text = None
         record.stack_info = None
         # A message, or for an exception logged as such its type (each is a new object).
+        # Django's security messages quote the request (a bad Host): its logger names the kind.
         what = record.msg if isinstance(record.msg, str) else type(record.msg).__name__
-        key = (record.name, what)
+        key = (record.name, "" if record.name.startswith("django.security") else what)
         now = time.monotonic()
         if now - self._told.get(key, -self.every) < self.every:
             return False

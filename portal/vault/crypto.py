@@ -222,18 +222,6 @@ class _ThreadState(threading.local):
 _state = _ThreadState()
 
 
-def end_thread() -> None:
-    """Stop the calling thread's SHA-256 helper: for short-lived threads that encrypt.
-
-    The helper would otherwise outlive its thread for as long as anything (an exception's
-    traceback) still holds a frame that used it.
-    """
-    worker, _state.worker = _state.worker, None
-    _state.rings = {}
-    if worker is not None:
-        worker.shutdown(wait=False)
-
-
 def encrypt_stream(
     dek: bytes,
     src: Readable,

@@ -24,7 +24,6 @@ from django.core.files.uploadhandler import FileUploadHandler, SkipFile
 
 from portal.models import StoredObject
 from portal.vault.blobs import discard_unsaved, seal
-from portal.vault.crypto import end_thread
 
 logger = logging.getLogger(__name__)
 
@@ -137,9 +136,11 @@ class SealedUpload(UploadedFile):
 class VaultUploadHandler(FileUploadHandler):
     """Encrypt every file of the request into the vault while it arrives, up to `limit`."""
 
-    def __init__(self, request, limit: int) -> None:
+    def __init__(self, request, limit: int, *, durable: bool = True) -> None:
         super().__init__(request)
         self.limit = limit
+        # False for copies that last only as long as the request (nothing syncs them).
+        self.durable = durable
         self.too_large = False
         self.sealed: list[SealedUpload] = []
         self._pipe: _Pipe | None = None
@@ -148,16 +149,15 @@ class VaultUploadHandler(FileUploadHandler):
         super().new_file(*args, **kwargs)
         self._pipe, self._received, self._head = _Pipe(), 0, b""
         self._outcome: dict = {}
-        self._sealing = _sealers().submit(self._seal, self._pipe, self._outcome)
+        self._sealing = _sealers().submit(self._seal, self._pipe, self._outcome, self.durable)
 
     @staticmethod
-    def _seal(pipe: _Pipe, outcome: dict) -> None:
+    def _seal(pipe: _Pipe, outcome: dict, durable: bool) -> None:
         try:
-            outcome["stored"] = seal(pipe)
+            outcome["stored"] = seal(pipe, durable=durable)
         except BaseException as exc:  # noqa: BLE001 - handed to the request's thread
             outcome["error"] = exc
         finally:
-            end_thread()
             pipe.stopped.set()
 
     def _stop(self) -> None:
@@ -172,6 +172,7 @@ class VaultUploadHandler(FileUploadHandler):
         self._pipe = None
         error = self._outcome.get("error")
         if isinstance(error, _Aborted) or error is None:
+            logger.error("upload: a file's encryption stopped short")
             return NotStored("the file's encryption stopped")
         # The type only: a message could name a path or a file.
         logger.error("upload: a file could not be stored (%s)", type(error).__name__)
@@ -183,6 +184,8 @@ class VaultUploadHandler(FileUploadHandler):
             self.too_large = True
             self._stop()  # seal() deletes what it wrote when its source fails
             raise SkipFile
+        if not raw_data:
+            return None  # the reading side takes an empty chunk for the end of the file
         if len(self._head) < HEAD_BYTES:
             self._head += raw_data[: HEAD_BYTES - len(self._head)]
         try:
@@ -201,6 +204,9 @@ class VaultUploadHandler(FileUploadHandler):
         self._sealing.result()
         self._pipe = None
         if "error" in self._outcome:
+            raise self._failed()
+        if self._outcome["stored"].plain_size != self._received:
+            discard_unsaved(self._outcome["stored"])  # never a file cut short
             raise self._failed()
         upload = SealedUpload(
             self.file_name, self.content_type, file_size, self._head, self._outcome["stored"]

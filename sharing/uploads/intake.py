@@ -175,6 +175,7 @@ def _check_and_seal(link: UploadLink, files, rows: list, sealed: _Sealed) -> int
             discard([out.blob])
             out.status, out.reason, out.blob = "rejected", REFUSED_OVER_LIMIT, None
         elif out.status == "ok":
+            sent.remember(out)
             sealed.charged += size
             room -= size
         rows.append(_row(link, out, size))
@@ -203,18 +204,16 @@ class _AlreadySent:
         return cls(set(pending.values_list("sha256", flat=True)), set())
 
     def again(self, out: Outcome) -> bool:
-        """Whether out repeats a file already sent; remember it if it was kept."""
-        uid = out.header.sop_uid if out.header is not None else None
+        """Whether out repeats a file already sent and kept."""
         if out.status == "duplicate":
-            return uid in self.instances
-        if out.status != "ok" or out.blob is None:
-            return False
-        if out.blob.sha256 in self.digests:
-            return True
+            return out.header is not None and out.header.sop_uid in self.instances
+        return out.status == "ok" and out.blob is not None and out.blob.sha256 in self.digests
+
+    def remember(self, out: Outcome) -> None:
+        """Note a file kept (and charged) in this send."""
         self.digests.add(out.blob.sha256)
-        if uid:
-            self.instances.add(uid)
-        return False
+        if out.header is not None:
+            self.instances.add(out.header.sop_uid)
 
 
 def _give_back_room(link: UploadLink, size: int) -> None:
@@ -229,7 +228,7 @@ class LinkClosed(Exception):
 def _save(link: UploadLink, rows: list[ReceivedFile], request) -> None:  # noqa: ANN001
     with transaction.atomic():
         # Staff may revoke the link while a send arrives: one or the other comes first.
-        current = UploadLink.objects.select_for_update().filter(pk=link.pk).first()
+        current = UploadLink.objects.select_for_update(of=("self",)).filter(pk=link.pk).first()
         if current is None or current.status != ShareLink.Status.ACTIVE:
             raise LinkClosed
         StoredObject.objects.bulk_create([r.blob for r in rows if r.blob is not None])

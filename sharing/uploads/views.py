@@ -19,6 +19,7 @@ import audit
 from audit.models import Action, Outcome
 from audit.services import client_ip
 from portal import access
+from portal.ingest.pipeline import StorageFailed
 from portal.vault.uploads import NotStored, VaultUploadHandler
 from portal.vault.windowed import WindowedBlob
 from sharing import throttle, verification
@@ -36,6 +37,10 @@ TOO_MANY_FILES = (
 LINK_FULL = (
     "This link has no room left for more files, so nothing was received. To send more, ask "
     "the practice for another link."
+)
+LINK_FILES_FULL = (
+    "This link has taken the most files it can ({}), so nothing was received. To send more, "
+    "ask the practice for another link."
 )
 NOT_A_FILE_FORM = "Choose the files with the form on this page, then send them."
 NOT_STORED = (
@@ -123,6 +128,12 @@ def _page(request: HttpRequest, link: UploadLink, template: str, status: int = 2
     return render(request, f"sharing/{template}", context, status=status)
 
 
+def _send_page(request: HttpRequest, link: UploadLink, status: int = 200, **extra):
+    """The sender's page with the latest files the link has received."""
+    latest = link.files.order_by("-created_at")[:200]
+    return _page(request, link, "upload_send.html", status=status, files=latest, **extra)
+
+
 def _typed(request: HttpRequest) -> dict[str, str]:
     """Return what the sender typed, to fill the form in again after a refusal."""
     fields = ("password", "birth_day", "birth_month", "birth_year")
@@ -154,8 +165,7 @@ def upload_home(request: HttpRequest) -> HttpResponse:
     if link is None:
         raise _deny(request, "no_link")
     if _verified_link(request) is not None:
-        files = link.files.order_by("-created_at")[:200]
-        return _page(request, link, "upload_send.html", files=files)
+        return _send_page(request, link)
     if link.status != ShareLink.Status.ACTIVE:
         return _unavailable(request, link)
     if request.method == "GET":
@@ -248,18 +258,22 @@ def send_files(request: HttpRequest) -> HttpResponse:
     link = _verified_link(request)
     if link is None:
         raise access.deny(request, None, "upload_link", reason="not_verified")
+    # A full link refuses before the body is read: each send would be received and
+    # encrypted whole only to be refused.
     if link.room_left <= 0:
-        # Each send would be received and encrypted whole only to be refused.
-        return _page(request, link, "upload_send.html", status=413, error=LINK_FULL,
-                     files=link.files.order_by("-created_at")[:200])  # fmt: skip
+        return _send_page(request, link, status=413, error=LINK_FULL)
+    if link.files.count() >= settings.PORTAL_UPLOAD_LINK_MAX_FILES:
+        error = LINK_FILES_FULL.format(settings.PORTAL_UPLOAD_LINK_MAX_FILES)
+        return _send_page(request, link, status=413, error=error)
     if request.content_type != "multipart/form-data":
         # Another kind of form was read already (the NUL check reads every form).
-        return _page(request, link, "upload_send.html", status=400, error=NOT_A_FILE_FORM,
-                     files=link.files.order_by("-created_at")[:200])  # fmt: skip
+        return _send_page(request, link, status=400, error=NOT_A_FILE_FORM)
     # Set before the body is read (CSRF is checked by the inner view, after this): each file
     # is encrypted into the vault as it arrives, never held whole in memory nor written plain.
     # Those copies go when the send is answered; intake seals what it keeps on its own.
-    arriving = VaultUploadHandler(request, settings.PORTAL_UPLOAD_LINK_MAX_REQUEST_BYTES)
+    arriving = VaultUploadHandler(
+        request, settings.PORTAL_UPLOAD_LINK_MAX_REQUEST_BYTES, durable=False
+    )
     request.upload_handlers = [arriving]
     try:
         # Read here, before the CSRF check (which would read it too and answer a bare 400),
@@ -268,11 +282,9 @@ def send_files(request: HttpRequest) -> HttpResponse:
             request.POST  # noqa: B018
         except (MultiPartParserError, TooManyFilesSent) as exc:
             error = TOO_MANY_FILES if isinstance(exc, TooManyFilesSent) else UNREADABLE_SEND
-            return _page(request, link, "upload_send.html", status=400, error=error,
-                         files=link.files.order_by("-created_at")[:200])  # fmt: skip
+            return _send_page(request, link, status=400, error=error)
         except NotStored:
-            return _page(request, link, "upload_send.html", status=503, error=NOT_STORED,
-                         files=link.files.order_by("-created_at")[:200])  # fmt: skip
+            return _send_page(request, link, status=503, error=NOT_STORED)
         return _send_files(request, link)
     finally:
         arriving.discard_unsaved()
@@ -281,18 +293,41 @@ def send_files(request: HttpRequest) -> HttpResponse:
 @csrf_protect
 def _send_files(request: HttpRequest, link: UploadLink) -> HttpResponse:
     arrived = request.FILES.getlist("files")
-    # One window of each file in memory at a time: each is read as intake reaches it.
-    files = ((f.name, WindowedBlob(f.stored)) for f in arrived)
     if not arrived:
-        return _page(request, link, "upload_send.html", status=400,
-                     files=link.files.order_by("-created_at")[:200],
-                     error="Choose at least one file.")  # fmt: skip
+        return _send_page(request, link, status=400, error="Choose at least one file.")
+    # One window of each file in memory at a time: each is opened as intake reaches it.
+    opened: list[WindowedBlob] = []
+
+    def files():  # noqa: ANN202
+        for upload in arrived:
+            if opened:
+                opened[-1].close()  # intake has moved on: its window goes
+            opened.append(WindowedBlob(upload.stored))
+            yield upload.name, opened[-1]
+
     try:
-        received = intake.receive(link, files, request=request)
+        received = intake.receive(link, files(), request=request)
     except intake.LinkClosed:
         link.refresh_from_db()
+        _refused_send(request, link, "link_closed")
         return _unavailable(request, link)
+    except StorageFailed:
+        return _send_page(request, link, status=503, error=NOT_STORED)
+    finally:
+        for blob in opened:
+            blob.close()
     sent = [r for r in received.rows if r.counts_as_received]
-    return _page(request, link, "upload_send.html", files=link.files.order_by("-created_at")[:200],
-                 just_sent=True, sent=len(sent), skipped=received.skipped,
-                 max_files=settings.PORTAL_UPLOAD_LINK_MAX_FILES)  # fmt: skip
+    return _send_page(request, link, just_sent=True, sent=len(sent), skipped=received.skipped,
+                      max_files=settings.PORTAL_UPLOAD_LINK_MAX_FILES)  # fmt: skip
+
+
+def _refused_send(request: HttpRequest, link: UploadLink, reason: str) -> None:
+    audit.record(
+        Action.UPLOAD,
+        request=request,
+        practice=link.practice,
+        patient=link.patient,
+        obj=link,
+        outcome=Outcome.DENIED,
+        detail={"upload_link": str(link.code), "reason": reason},
+    )

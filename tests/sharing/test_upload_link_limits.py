@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import io
 import zipfile
+from unittest import mock
 
 from django.test import override_settings
 
 from portal.models import StoredObject
+from portal.vault.uploads import VaultUploadHandler
 from sharing.models import ReceivedFile, UploadLink
 from tests.base import BaseTestCase, vault_files
 from tests.sharing.upload_helpers import UploadLinkMixin
@@ -39,8 +41,16 @@ class UploadLinkLimitsTestCase(UploadLinkMixin, BaseTestCase):
         self.assertEqual(ReceivedFile.objects.filter(link=self.link).count(), 30)
         self.assertEqual(StoredObject.objects.count() - objects, 30)
         r = self.send(("third.pdf", PDF + b"% third\n"))
-        self.assertContains(r, "1 more file was not looked at")
+        self.assertContains(r, "has taken the most files it can (30)", status_code=413)
         self.assertEqual(ReceivedFile.objects.filter(link=self.link).count(), 30)
+
+    @override_settings(PORTAL_UPLOAD_LINK_MAX_FILES=1)
+    def test_a_send_to_a_link_with_all_its_files_is_not_read(self) -> None:
+        self.verify()
+        self.send(("first.pdf", PDF))
+        with mock.patch.object(VaultUploadHandler, "new_file", side_effect=AssertionError):
+            r = self.send(("big.pdf", PDF + b"x" * 3_000_000), ("second.pdf", PDF + b"% 2\n"))
+        self.assertContains(r, "the most files it can (1)", status_code=413)
 
     def test_a_full_link_refuses_a_send_before_reading_it(self) -> None:
         # With no room left, each send was still received and encrypted whole, then refused.

@@ -6,6 +6,7 @@ import io
 import zipfile
 from unittest import mock
 
+from audit.models import AccessEvent, Action, Outcome
 from sharing.models import ReceivedFile
 from tests.base import BaseTestCase, vault_files
 from tests.sharing.upload_helpers import UploadLinkMixin, scans
@@ -129,6 +130,8 @@ class OddSendTestCase(UploadLinkMixin, BaseTestCase):
             r = self.send(("IM1.dcm", scans()[0]))
         self.assertContains(r, "no longer", status_code=410)
         self.assertFalse(ReceivedFile.objects.exists())
+        refused = AccessEvent.objects.get(action=Action.UPLOAD, outcome=Outcome.DENIED)
+        self.assertEqual(refused.detail["reason"], "link_closed")
         self.assertEqual(vault_files(), before)
         self.link.refresh_from_db()
         self.assertEqual(self.link.received_bytes, 0)

@@ -31,7 +31,8 @@ class SendMemoryTestCase(UploadLinkMixin, BaseTestCase):
         self.assertEqual(r.status_code, 200)
         row = ReceivedFile.objects.get(link=self.link)
         self.assertEqual((row.state, row.size), ("pending", len(report)))
-        self.assertLess(peak, len(body) + 8 * MiB, f"peak {peak / MiB:.0f} MiB")
+        # Beyond the body: fixed buffers (a window, two threads' encryption rings), not the file.
+        self.assertLess(peak, len(body) + 16 * MiB, f"peak {peak / MiB:.0f} MiB")
         # What arrived was encrypted on its way in; only the kept file stays in the vault.
         self.assertEqual(vault_files() - before, {row.blob.storage_name})
         self.assertEqual(upload_threads(), [])  # nothing of the send is left running
@@ -63,3 +64,21 @@ class SendMemoryTestCase(UploadLinkMixin, BaseTestCase):
         self.assertEqual(upload_threads(), [])
         self.assertEqual(vault_files(), before)
         self.assertFalse(ReceivedFile.objects.exists())
+
+
+class ArrivingFileTestCase(BaseTestCase):
+    def test_an_empty_chunk_inside_a_file_does_not_end_it(self) -> None:
+        # The form parser hands over an empty chunk for a base64 run of padding: the file's
+        # encryption took it for the end and kept the file cut short.
+        from portal.vault.blobs import discard_unsaved, read_bytes
+        from portal.vault.uploads import VaultUploadHandler
+
+        handler = VaultUploadHandler(None, 1000)
+        handler.new_file("files", "r.pdf", "application/pdf", 6)
+        for chunk in (b"abc", b"", b"def"):
+            handler.receive_data_chunk(chunk, 0)
+        upload = handler.file_complete(6)
+        try:
+            self.assertEqual(read_bytes(upload.stored), b"abcdef")
+        finally:
+            discard_unsaved(upload.stored)
