@@ -35,12 +35,12 @@ TOO_MANY_FILES = (
     "them in smaller groups."
 )
 LINK_FULL = (
-    "This link has no room left for more files, so nothing was received. To send more, ask "
-    "the practice for another link."
+    "This link has no room left for more files: what is sent now is not received. To send "
+    "more, ask the practice for another link."
 )
 LINK_FILES_FULL = (
-    "This link has taken the most files it can ({}), so nothing was received. To send more, "
-    "ask the practice for another link."
+    "This link has taken the most files it can ({}): what is sent now is not received. To "
+    "send more, ask the practice for another link."
 )
 NOT_A_FILE_FORM = "Choose the files with the form on this page, then send them."
 NOT_STORED = (
@@ -129,9 +129,20 @@ def _page(request: HttpRequest, link: UploadLink, template: str, status: int = 2
 
 
 def _send_page(request: HttpRequest, link: UploadLink, status: int = 200, **extra):
-    """The sender's page with the latest files the link has received."""
+    """The sender's page with the latest files the link has received, and whether it is full."""
     latest = link.files.order_by("-created_at")[:200]
-    return _page(request, link, "upload_send.html", status=status, files=latest, **extra)
+    full = _full(link)
+    return _page(request, link, "upload_send.html", status=status, files=latest, full=full,
+                 **extra)  # fmt: skip
+
+
+def _full(link: UploadLink) -> str:
+    """Why the link takes nothing more, or ""."""
+    if link.room_left <= 0:
+        return LINK_FULL
+    if link.files.count() >= settings.PORTAL_UPLOAD_LINK_MAX_FILES:
+        return LINK_FILES_FULL.format(settings.PORTAL_UPLOAD_LINK_MAX_FILES)
+    return ""
 
 
 def _typed(request: HttpRequest) -> dict[str, str]:
@@ -260,11 +271,8 @@ def send_files(request: HttpRequest) -> HttpResponse:
         raise access.deny(request, None, "upload_link", reason="not_verified")
     # A full link refuses before the body is read: each send would be received and
     # encrypted whole only to be refused.
-    if link.room_left <= 0:
-        return _send_page(request, link, status=413, error=LINK_FULL)
-    if link.files.count() >= settings.PORTAL_UPLOAD_LINK_MAX_FILES:
-        error = LINK_FILES_FULL.format(settings.PORTAL_UPLOAD_LINK_MAX_FILES)
-        return _send_page(request, link, status=413, error=error)
+    if _full(link):
+        return _send_page(request, link, status=413)
     if request.content_type != "multipart/form-data":
         # Another kind of form was read already (the NUL check reads every form).
         return _send_page(request, link, status=400, error=NOT_A_FILE_FORM)
@@ -317,6 +325,7 @@ def _send_files(request: HttpRequest, link: UploadLink) -> HttpResponse:
         for blob in opened:
             blob.close()
     sent = [r for r in received.rows if r.counts_as_received]
+    link.refresh_from_db()  # what this send was charged: the room the page states
     return _send_page(request, link, just_sent=True, sent=len(sent), skipped=received.skipped,
                       max_files=settings.PORTAL_UPLOAD_LINK_MAX_FILES)  # fmt: skip
 

@@ -20,7 +20,7 @@
     var KB = 1024, MB = KB * 1024, GB = MB * 1024;
     if (bytes >= GB) return (bytes / GB).toFixed(1) + " GB";
     if (bytes >= MB) return (bytes / MB).toFixed(1) + " MB";
-    return Math.max(1, Math.round(bytes / KB)) + " KB";
+    return (bytes > 0 ? Math.max(1, Math.round(bytes / KB)) : 0) + " KB";
   }
   var sending = false;
 
@@ -91,7 +91,9 @@
         : "Sent: the files are being checked…";
     });
     xhr.addEventListener("load", function () {
-      if (xhr.status >= 500 || !xhr.responseText) failed();
+      // The portal's own 503 (storage failed) is a page that says what to do; other
+      // server errors, and an empty answer, are the connection's.
+      if ((xhr.status >= 500 && xhr.status !== 503) || !xhr.responseText) failed();
       else sent(xhr);
     });
     xhr.addEventListener("error", failed);

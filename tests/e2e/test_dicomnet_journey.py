@@ -14,7 +14,7 @@ import urllib.request
 import pydicom
 from pydicom.data import get_testdata_file
 
-from tests.e2e.conftest import ROOT
+from tests.e2e.conftest import ROOT, run_manage
 from tests.e2e.recipients import fill_birth_date
 from tests.e2e.test_staff_journey import _sign_in
 
@@ -124,6 +124,20 @@ def test_another_practice_sends_images_and_staff_accept_them(
     page.wait_for_selector("text=1 file received")
     assert page.url.endswith("/u/")  # sent in the background: a reload sends nothing again
     page.screenshot(path=str(tmp_path / "upload-sent-phone.png"), full_page=True)
+    # A link with no room left says so before anything is chosen (a send was read whole,
+    # then refused).
+    run_manage(
+        demo_server, "shell", "-c",
+        "from sharing.models import UploadLink; from django.db.models import F; "
+        "UploadLink.objects.filter(sender_name='Dr Oral Surgeon')"
+        ".update(received_bytes=F('max_bytes'))",
+    )  # fmt: skip
+    page.goto(demo_server["base_url"] + "/u/")
+    page.wait_for_selector("#link-full:has-text('no room left')")
+    assert page.is_disabled("button:has-text('Send')")
+    _shot(page, "upload-link-full-phone")
+    page.set_viewport_size({"width": 1440, "height": 900})
+    _shot(page, "upload-link-full-desktop")
 
     staff.goto(demo_server["base_url"] + "/received/")
     staff.wait_for_selector("text=CBCT from the oral surgeon")

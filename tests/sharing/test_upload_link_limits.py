@@ -42,6 +42,7 @@ class UploadLinkLimitsTestCase(UploadLinkMixin, BaseTestCase):
         self.assertEqual(StoredObject.objects.count() - objects, 30)
         r = self.send(("third.pdf", PDF + b"% third\n"))
         self.assertContains(r, "has taken the most files it can (30)", status_code=413)
+        self.assertContains(self.client.get("/u/"), '<button type="submit" disabled>Send')
         self.assertEqual(ReceivedFile.objects.filter(link=self.link).count(), 30)
 
     @override_settings(PORTAL_UPLOAD_LINK_MAX_FILES=1)
