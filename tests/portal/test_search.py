@@ -156,6 +156,8 @@ class SearchTestCase(BaseTestCase):
         self.assertContains(self.client.get(damaged), "no longer kept")
         with mock.patch("time.time", return_value=time.time() + KEEP_SECONDS + 60):
             self.assertContains(self.client.get(landed), "no longer kept")
+        with mock.patch("time.time", return_value=time.time() - 60):  # another host's clock
+            self.assertContains(self.client.get(landed), "Zoë Ångström")
         self.login(self.alice)
         r = self.client.get(landed)
         self.assertContains(r, "no longer kept")
