@@ -17,7 +17,6 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-import audit
 from audit.models import Action
 from portal import vault
 from portal.ingest import sniff
@@ -35,6 +34,7 @@ from portal.ingest.sources import (
 )
 from portal.models import StoredObject
 from sharing.models import ReceivedFile, ShareLink, UploadLink
+from sharing.uploads import services
 
 REFUSED_OVER_LIMIT = "not kept: this link has no room left for it"
 NAME_MAX = ReceivedFile._meta.get_field("name").max_length
@@ -233,17 +233,12 @@ def _save(link: UploadLink, rows: list[ReceivedFile], request) -> None:  # noqa:
             raise LinkClosed
         StoredObject.objects.bulk_create([r.blob for r in rows if r.blob is not None])
         ReceivedFile.objects.bulk_create(rows)
-        audit.record(
+        services.record(
             Action.UPLOAD,
-            request=request,
-            practice=link.practice,
-            patient=link.patient,
-            obj=link,
-            detail={
-                "upload_link": str(link.code),
-                "received": sum(1 for r in rows if r.state == ReceivedFile.State.PENDING),
-                "refused": sum(1 for r in rows if r.state == ReceivedFile.State.REFUSED),
-            },
+            link,
+            request,
+            received=sum(1 for r in rows if r.state == ReceivedFile.State.PENDING),
+            refused=sum(1 for r in rows if r.state == ReceivedFile.State.REFUSED),
         )
 
 
@@ -343,13 +338,5 @@ def decline(files: list[ReceivedFile], *, by, request=None) -> None:
             f.state, f.decided_by, f.decided_at = ReceivedFile.State.DECLINED, by, now
             f.reason = "declined by the practice"
         ReceivedFile.objects.bulk_update(pending, ["state", "reason", "decided_by", "decided_at"])
-        audit.record(
-            Action.UPLOAD,
-            request=request,
-            user=by,
-            practice=link.practice,
-            patient=link.patient,
-            obj=link,
-            detail={"upload_link": str(link.code), "declined": len(pending)},
-        )
+        services.record(Action.UPLOAD, link, request, user=by, declined=len(pending))
     discard(blobs)

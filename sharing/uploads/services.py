@@ -66,15 +66,7 @@ def issue_upload_link(
         max_bytes=min(limit, settings.PORTAL_UPLOAD_LINK_MAX_BYTES),
         created_by=created_by,
     )
-    audit.record(
-        Action.SHARE_ISSUE,
-        request=request,
-        user=created_by,
-        practice=practice,
-        patient=patient,
-        obj=link,
-        detail={"upload_link": str(link.code), "days": days},
-    )
+    record(Action.SHARE_ISSUE, link, request, user=created_by, days=days)
     return IssuedUpload(link=link, token=token, password=password)
 
 
@@ -104,14 +96,8 @@ def record_link_failure(link: UploadLink, request=None) -> bool:
     ).update(locked_at=timezone.now())
     link.refresh_from_db(fields=["failed_attempts", "locked_at"])
     if locked:
-        audit.record(
-            Action.SHARE_LOCK,
-            request=request,
-            practice=link.practice,
-            patient=link.patient,
-            obj=link,
-            outcome=Outcome.DENIED,
-            detail={"upload_link": str(link.code), "failures": link.failed_attempts},
+        record(
+            Action.SHARE_LOCK, link, request, outcome=Outcome.DENIED, failures=link.failed_attempts
         )
     return bool(locked)
 
@@ -122,7 +108,7 @@ def revoke_upload_link(link: UploadLink, *, by, request=None) -> bool:
         revoked_at=timezone.now()
     )
     if updated:
-        _record_staff_action(Action.SHARE_REVOKE, link, by, request)
+        record(Action.SHARE_REVOKE, link, request, user=by)
     return bool(updated)
 
 
@@ -132,19 +118,21 @@ def unlock_upload_link(link: UploadLink, *, by, request=None) -> bool:
         locked_at=None, failed_attempts=0
     )
     if updated:
-        _record_staff_action(Action.SHARE_UNLOCK, link, by, request)
+        record(Action.SHARE_UNLOCK, link, request, user=by)
     return bool(updated)
 
 
-def _record_staff_action(action: str, link: UploadLink, by, request) -> None:  # noqa: ANN001
+def record(action: str, link: UploadLink, request, *, user=None, outcome=Outcome.OK, **detail):  # noqa: ANN001, ANN201
+    """Write an access-history event about an upload link (its patient, its code, detail)."""
     audit.record(
         action,
         request=request,
-        user=by,
+        user=user,
         practice=link.practice,
         patient=link.patient,
         obj=link,
-        detail={"upload_link": str(link.code)},
+        outcome=outcome,
+        detail={"upload_link": str(link.code), **detail},
     )
 
 

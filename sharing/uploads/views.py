@@ -234,18 +234,8 @@ def upload_home(request: HttpRequest) -> HttpResponse:
 
 
 def _attempt(request: HttpRequest, link: UploadLink, outcome: str, reason: str) -> None:
-    detail = {"upload_link": str(link.code)}
-    if reason:
-        detail["reason"] = reason
-    audit.record(
-        Action.SHARE_VERIFY,
-        request=request,
-        practice=link.practice,
-        patient=link.patient,
-        obj=link,
-        outcome=outcome,
-        detail=detail,
-    )
+    detail = {"reason": reason} if reason else {}
+    services.record(Action.SHARE_VERIFY, link, request, outcome=outcome, **detail)
 
 
 @csrf_exempt
@@ -317,7 +307,7 @@ def _send_files(request: HttpRequest, link: UploadLink) -> HttpResponse:
         received = intake.receive(link, files(), request=request)
     except intake.LinkClosed:
         link.refresh_from_db()
-        _refused_send(request, link, "link_closed")
+        services.record(Action.UPLOAD, link, request, outcome=Outcome.DENIED, reason="link_closed")
         return _unavailable(request, link)
     except StorageFailed:
         return _send_page(request, link, status=503, error=NOT_STORED)
@@ -328,15 +318,3 @@ def _send_files(request: HttpRequest, link: UploadLink) -> HttpResponse:
     link.refresh_from_db()  # what this send was charged: the room the page states
     return _send_page(request, link, just_sent=True, sent=len(sent), skipped=received.skipped,
                       max_files=settings.PORTAL_UPLOAD_LINK_MAX_FILES)  # fmt: skip
-
-
-def _refused_send(request: HttpRequest, link: UploadLink, reason: str) -> None:
-    audit.record(
-        Action.UPLOAD,
-        request=request,
-        practice=link.practice,
-        patient=link.patient,
-        obj=link,
-        outcome=Outcome.DENIED,
-        detail={"upload_link": str(link.code), "reason": reason},
-    )

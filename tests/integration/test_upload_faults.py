@@ -74,15 +74,18 @@ def _settled() -> list[str]:
 
 
 class FullDiskUploadTestCase(UploadLinkMixin, BaseTestCase):
+    def send_report(self):  # noqa: ANN201 - the test client's response
+        return self.client.generic(
+            "POST",
+            "/u/files/",
+            multipart("earlier-report.pdf", PDF),
+            content_type=f"multipart/form-data; boundary={BOUNDARY}",
+        )
+
     def test_a_send_through_an_upload_link_is_answered_and_keeps_nothing(self) -> None:
         self.verify()
         with full_vault() as disk:
-            r = self.client.generic(
-                "POST",
-                "/u/files/",
-                multipart("earlier-report.pdf", PDF),
-                content_type=f"multipart/form-data; boundary={BOUNDARY}",
-            )
+            r = self.send_report()
             self.assertContains(r, "could not be stored", status_code=503)
             self.assertContains(r, 'name="files"', status_code=503)  # the form, to send again
             self.assertEqual([p for p in disk.rglob("*") if p.is_file()], [])
@@ -95,12 +98,7 @@ class FullDiskUploadTestCase(UploadLinkMixin, BaseTestCase):
         # The arriving copy fitted, the copy intake keeps did not: a server error.
         self.verify()
         with full_vault(size_kb=6 * 1024) as disk:
-            r = self.client.generic(
-                "POST",
-                "/u/files/",
-                multipart("earlier-report.pdf", PDF),
-                content_type=f"multipart/form-data; boundary={BOUNDARY}",
-            )
+            r = self.send_report()
             self.assertContains(r, "could not be stored", status_code=503)
             self.assertEqual([p for p in disk.rglob("*") if p.is_file()], [])
         self.assertFalse(ReceivedFile.objects.exists())

@@ -78,6 +78,13 @@ class WebClient:
         finally:
             conn.close()
 
+    def same_browser(self, n: int) -> list[WebClient]:
+        """This client and n - 1 more connections of the same browser (cookies, address)."""
+        return [self] + [
+            WebClient(self.base_url, address=self.address, cookies=dict(self.cookies))
+            for _ in range(n - 1)
+        ]
+
     def get(self, path: str, headers: dict | None = None) -> Reply:
         return self.request("GET", path, headers=headers)
 

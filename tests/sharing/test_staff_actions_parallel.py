@@ -29,10 +29,7 @@ class UploadDecisionsParallelTestCase(SimpleTestCase):
         first = WebClient(self.served.base_url, address="198.51.100.70")
         self.assertEqual(first.sign_in_staff(admin), (302, 302))
         self.assertEqual(first.get("/received/").status, 200)
-        return [first] + [
-            WebClient(self.served.base_url, address=first.address, cookies=dict(first.cookies))
-            for _ in range(n - 1)
-        ]
+        return first.same_browser(n)
 
     def decide_at_once(self, link: str, decisions: list[str], admin: dict) -> list[int]:
         clients = self.staff_clients(admin, len(decisions))
@@ -79,10 +76,7 @@ class ShareFormSentAtOnceTestCase(SimpleTestCase):
         page = first.get(f"/studies/{study}/").text
         key = re.search(r'name="issue_key" value="([^"]+)"', page).group(1)
         form = {"recipient_kind": "patient", "expires_in_days": "7", "issue_key": key}
-        clients = [first] + [
-            WebClient(self.served.base_url, address=first.address, cookies=dict(first.cookies))
-            for _ in range(3)
-        ]
+        clients = first.same_browser(4)
         barrier = Barrier(len(clients))
 
         def send(client: WebClient) -> int:
@@ -107,10 +101,7 @@ class TokenFormSentAtOnceTestCase(SimpleTestCase):
         self.assertEqual(first.post("/s/", answer).status, 303)
         page = first.get("/s/software/").text
         key = re.search(r'name="issue_key" value="([^"]+)"', page).group(1)
-        clients = [first] + [
-            WebClient(self.served.base_url, address=first.address, cookies=dict(first.cookies))
-            for _ in range(3)
-        ]
+        clients = first.same_browser(4)
         barrier = Barrier(len(clients))
 
         def send(client: WebClient) -> int:
@@ -138,10 +129,7 @@ class UploadLinkSendsAtOnceTestCase(SimpleTestCase):
             "/u/", {"password": data["password"], "birth_date": data["birth_date"]}
         )
         self.assertEqual(verified.status, 303)
-        clients = [first] + [
-            WebClient(self.served.base_url, address=first.address, cookies=dict(first.cookies))
-            for _ in range(5)
-        ]
+        clients = first.same_browser(6)
         barrier = Barrier(len(clients))
 
         def send(n: int) -> int:

@@ -203,7 +203,7 @@ class UploadLinkTestCase(UploadLinkMixin, BaseTestCase):
         self.verify()
         before = len(vault_files())
         # The database fails as the send is recorded (it did for a NUL byte, on PostgreSQL).
-        with mock.patch("sharing.uploads.intake.audit.record", side_effect=DatabaseError):
+        with mock.patch("sharing.uploads.services.audit.record", side_effect=DatabaseError):
             with self.assertRaises(DatabaseError):
                 self.send(("IM1.dcm", scans()[0]), ("report.pdf", pdf_bytes()))
         self.assertEqual(len(vault_files()), before)
