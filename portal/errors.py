@@ -10,6 +10,8 @@ from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse
 from django.template import loader
 
+from portal.request_bodies import BodyTooSlow
+
 
 def _page(status: int, title: str, message: str) -> HttpResponse:
     html = loader.render_to_string("error.html", {"title": title, "message": message})
@@ -17,6 +19,13 @@ def _page(status: int, title: str, message: str) -> HttpResponse:
 
 
 def bad_request(request: HttpRequest, exception=None) -> HttpResponse:
+    if isinstance(exception, BodyTooSlow):
+        return _page(
+            408,
+            "The upload stopped",
+            "What you sent stopped arriving, or arrived too slowly to finish. Check the "
+            "connection and send it again.",
+        )
     return _page(400, "Bad request", "The request could not be understood.")
 
 

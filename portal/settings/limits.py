@@ -54,6 +54,11 @@ PORTAL_UPLOAD_LINK_MAX_REQUEST_BYTES = env.int(
 )
 # ... and most files (ZIP members each count): a few CBCTs, not a flood of tiny files.
 PORTAL_UPLOAD_LINK_MAX_FILES = env.int("PORTAL_UPLOAD_LINK_MAX_FILES", default=2000)
+# Request bodies must keep arriving (portal.request_bodies): no byte for this long, or less
+# than this average rate once the grace period has passed, ends the request with 408.
+PORTAL_BODY_STALL_SECONDS = env.int("PORTAL_BODY_STALL_SECONDS", default=60)
+PORTAL_BODY_GRACE_SECONDS = env.int("PORTAL_BODY_GRACE_SECONDS", default=60)
+PORTAL_BODY_MIN_BYTES_PER_SECOND = env.int("PORTAL_BODY_MIN_BYTES_PER_SECOND", default=1024)
 # A BAA's signed document, encrypted into the vault as it is uploaded through the admin.
 PORTAL_BAA_DOCUMENT_MAX_BYTES = env.int("PORTAL_BAA_DOCUMENT_MAX_BYTES", default=50 * 2**20)
 

@@ -25,6 +25,7 @@ import audit
 from audit.models import Action, Outcome
 from portal import vault
 from portal.models import UploadBatch, UploadChunk, UploadSession
+from portal.request_bodies import BodyTooSlow
 from portal.textchecks import has_control_characters
 from portal.workspace.decorators import staff_required
 
@@ -187,7 +188,7 @@ class _Capped:
         size = self.left if size is None or size < 0 else min(size, self.left)
         try:
             data = self.src.read(size)
-        except OSError:
+        except (OSError, BodyTooSlow):
             # Keep what arrived: the client asks HEAD for the offset and resumes from there.
             self.left = 0
             return b""

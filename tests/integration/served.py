@@ -107,9 +107,11 @@ def served_portal(
     threads: int = 4,
     nodes: int = 1,
     shared_services: bool = False,
+    settings: dict[str, str] | None = None,
 ) -> Iterator[Served]:
     """Migrate a fresh PostgreSQL database, serve it with gunicorn in production mode.
 
+    settings: environment variables that change the portal's settings for this server.
     shared_services: encrypted objects in an S3-speaking store (moto's server) and the cache
     and sessions in Redis, as the compose file runs them, instead of a local vault folder.
     """
@@ -143,6 +145,7 @@ def served_portal(
     }
     for variable in ("AWS_STORAGE_BUCKET_NAME", "REDIS_URL", "EMAIL_BACKEND"):
         env.pop(variable, None)
+    env.update(settings or {})
     if shared_services:
         from tests.portal.s3server import s3_storage_settings
 

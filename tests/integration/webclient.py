@@ -46,12 +46,7 @@ class WebClient:
         """Send one request (form-encoded data for a POST, with the CSRF token) and read all."""
         url = urlparse(self.base_url)
         conn = http.client.HTTPConnection(url.hostname, url.port, timeout=self.timeout)
-        sent = {
-            "X-Forwarded-For": self.address,
-            "X-Forwarded-Proto": "https",
-            "User-Agent": "portal-tests",
-            **(headers or {}),
-        }
+        sent = {**self.proxy_headers(), **(headers or {})}
         body = None
         if method == "POST":
             form = dict(data or {})
@@ -63,8 +58,6 @@ class WebClient:
             method, body = "POST", (data or {})["body"]
             sent["Content-Type"] = (data or {})["content_type"]
             sent["Origin"] = f"https://{url.hostname}:{url.port}"
-        if self.cookies:
-            sent["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
         try:
             conn.request(method, path, body=body, headers=sent)
             response = conn.getresponse()
@@ -91,8 +84,24 @@ class WebClient:
     def post(self, path: str, data: dict | None = None) -> Reply:
         return self.request("POST", path, data)
 
+    def proxy_headers(self) -> dict[str, str]:
+        """What every request carries: the proxy's forwarding headers and this browser's cookies."""
+        sent = {
+            "X-Forwarded-For": self.address,
+            "X-Forwarded-Proto": "https",
+            "User-Agent": "portal-tests",
+        }
+        if self.cookies:
+            sent["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
+        return sent
+
     def post_files(self, path: str, files: list[tuple[str, bytes]]) -> Reply:
         """POST files as a browser's file form does (multipart, field `files`, CSRF token)."""
+        body, content_type = self.files_form(files)
+        return self.request("POST-FILES", path, {"body": body, "content_type": content_type})
+
+    def files_form(self, files: list[tuple[str, bytes]]) -> tuple[bytes, str]:
+        """Return a file form's body and content type, as post_files sends them."""
         boundary = "----portal-webclient-5c1b7e0a9d"
         parts = [
             f'--{boundary}\r\nContent-Disposition: form-data; name="csrfmiddlewaretoken"'
@@ -106,11 +115,7 @@ class WebClient:
                 + b"\r\n"
             )
         parts.append(f"--{boundary}--\r\n".encode())
-        form = {
-            "body": b"".join(parts),
-            "content_type": f"multipart/form-data; boundary={boundary}",
-        }
-        return self.request("POST-FILES", path, form)
+        return b"".join(parts), f"multipart/form-data; boundary={boundary}"
 
     def _csrf_token(self) -> str:
         return next((v for k, v in self.cookies.items() if k.endswith("portal_csrf")), "")

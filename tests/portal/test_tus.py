@@ -10,10 +10,27 @@ from django.test import override_settings
 
 from audit.models import AccessEvent, Action
 from portal.models import StoredObject, UploadBatch, UploadChunk, UploadSession
+from portal.request_bodies import BodyTooSlow
 from portal.workspace import tus
 from tests.base import BaseTestCase
 
 TUS = {"Tus-Resumable": "1.0.0"}
+
+
+class _Stalls:
+    """A request body that stops arriving after `arrived` (as portal.request_bodies says)."""
+
+    def __init__(self, arrived: bytes) -> None:
+        self.left = arrived
+
+    def read(self, size: int = -1) -> bytes:
+        if not self.left:
+            raise BodyTooSlow("the request body arrived too slowly")
+        size = len(self.left) if size is None or size < 0 else size
+        data, self.left = self.left[:size], self.left[size:]
+        return data
+
+    readline = read
 
 
 def meta(**items: str) -> str:
@@ -78,6 +95,22 @@ class TusTestCase(BaseTestCase):
         self.assertEqual(stream.read(), self.data)
         stream.seek(99_990)
         self.assertEqual(stream.read(20), self.data[99_990:100_010])
+
+    def test_a_patch_that_stops_arriving_keeps_what_arrived(self) -> None:
+        # portal.request_bodies cut the body off (BodyTooSlow): the bytes before stay, the
+        # answer names the offset, and the client resumes from there.
+        self.login(self.bob)
+        url = self._create()["Location"]
+        r = self.client.patch(
+            url,
+            self.data,
+            content_type="application/offset+octet-stream",
+            headers={**TUS, "Upload-Offset": "0"},
+            **{"wsgi.input": _Stalls(self.data[:100_000])},
+        )
+        self.assertEqual((r.status_code, r["Upload-Offset"]), (204, "100000"))
+        self._patch(url, 100_000, self.data[100_000:])
+        self.assertEqual(tus.open_upload(UploadSession.objects.get()).read(), self.data)
 
     def test_it_keeps_the_staged_bytes_encrypted(self) -> None:
         self.login(self.bob)
