@@ -102,7 +102,7 @@ def receive(link: UploadLink, files: Iterable[tuple[str, BinaryIO]], request=Non
     sealed = _Sealed()
     try:
         skipped = _check_and_seal(link, files, rows, sealed)
-        _save(link, rows, request)
+        skipped += _save(link, rows, request, sealed)
     except BaseException:
         # Nothing was recorded: the sealed files go (their keys were never saved) and the
         # link's allowance gets back what they were charged.
@@ -225,12 +225,20 @@ class LinkClosed(Exception):
     """The link was revoked, expired or locked while the files arrived: none of them is kept."""
 
 
-def _save(link: UploadLink, rows: list[ReceivedFile], request) -> None:  # noqa: ANN001
+def _save(link: UploadLink, rows: list[ReceivedFile], request, sealed: _Sealed) -> int:  # noqa: ANN001
+    """Record the send's rows; return how many were left out (past the link's file limit).
+
+    Under the link's lock, so that sends arriving at once are recorded one after another: each
+    sees what the others kept. Their checks ran side by side: a file another send kept
+    meanwhile becomes "already sent", and rows past the file limit are not recorded.
+    """
+    dropped: list[StoredObject] = []
     with transaction.atomic():
         # Staff may revoke the link while a send arrives: one or the other comes first.
         current = UploadLink.objects.select_for_update(of=("self",)).filter(pk=link.pk).first()
         if current is None or current.status != ShareLink.Status.ACTIVE:
             raise LinkClosed
+        left_out, room_back = _keep_to_what_others_kept(link, rows, dropped)
         StoredObject.objects.bulk_create([r.blob for r in rows if r.blob is not None])
         ReceivedFile.objects.bulk_create(rows)
         services.record(
@@ -240,6 +248,36 @@ def _save(link: UploadLink, rows: list[ReceivedFile], request) -> None:  # noqa:
             received=sum(1 for r in rows if r.state == ReceivedFile.State.PENDING),
             refused=sum(1 for r in rows if r.state == ReceivedFile.State.REFUSED),
         )
+    for blob in dropped:
+        sealed.blobs.remove(blob)
+    sealed.charged -= room_back
+    discard(dropped)
+    return left_out
+
+
+def _keep_to_what_others_kept(
+    link: UploadLink, rows: list[ReceivedFile], dropped: list
+) -> tuple[int, int]:
+    """Turn copies of files another send kept into "already sent" rows and drop rows past the
+    file limit, giving back their room; collect the dropped files' objects. Return how many
+    rows were dropped and the room given back. Call with the link locked."""
+    held = _AlreadySent.of(link).digests
+    room_back = 0
+    for i, row in enumerate(rows):
+        if row.blob is not None and row.blob.sha256 in held:
+            dropped.append(row.blob)
+            room_back += row.size
+            rows[i] = ReceivedFile(link=link, name=row.name, kind=row.kind, state="refused",
+                                   reason=ReceivedFile.ALREADY_SENT)  # fmt: skip
+    allowed = max(0, settings.PORTAL_UPLOAD_LINK_MAX_FILES - link.files.count())
+    for row in rows[allowed:]:
+        if row.blob is not None:
+            dropped.append(row.blob)
+            room_back += row.size
+    left_out = max(0, len(rows) - allowed)
+    del rows[allowed:]
+    _give_back_room(link, room_back)
+    return left_out, room_back
 
 
 def _row(link: UploadLink, out: Outcome, size: int) -> ReceivedFile:
