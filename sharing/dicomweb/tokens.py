@@ -7,6 +7,7 @@ from datetime import timedelta
 from enum import IntEnum
 
 from django.core.exceptions import ValidationError
+from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -23,7 +24,16 @@ MAX_DAYS = 30
 
 
 def create_token(share: ShareLink, *, label: str = "", days: int | None = None, request=None):
-    """Return (SoftwareToken, the token): the token is shown once and never stored."""
+    """Return (SoftwareToken, the token): the token is shown once and never stored.
+
+    The share's row is locked while its live tokens are counted, so that forms sent at once
+    (several pages of the software page open) make no more than MAX_TOKENS_PER_SHARE.
+    """
+    with transaction.atomic():
+        return _create_token(lock_link(share.pk), label, days, request)
+
+
+def _create_token(share: ShareLink, label: str, days: int | None, request):  # noqa: ANN001, ANN202
     if share.status != ShareLink.Status.ACTIVE:
         raise ValidationError("This link can no longer be used.")
     refuse_control_characters(label)

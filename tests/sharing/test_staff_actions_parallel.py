@@ -5,7 +5,7 @@ processes. Whatever the order, the files end either filed (and readable) or shre
 filed twice, never filed and shredded, and no request answers 500. A share form sent several
 times at once (a double click, a reload) issues one link; a recipient's software-token form
 likewise makes one token. Senders' files arriving at once through one upload link keep to its
-room.
+room, and one file sent several times at once is kept once.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from threading import Barrier
 import pytest
 from django.test import SimpleTestCase
 
+from sharing.models import ReceivedFile
 from tests.integration.webclient import WebClient
 
 FILES = 3
@@ -113,6 +114,30 @@ class TokenFormSentAtOnceTestCase(SimpleTestCase):
         self.assertEqual(statuses, [200, 409, 409, 409])
         self.assertEqual(self.served.setup("link_tokens", code=link["code"]), 1)
 
+    def test_forms_of_eight_open_pages_sent_at_once_make_at_most_five_tokens(self) -> None:
+        link = self.served.setup("practice_links", links=1, slug="tokenmany")["links"][0]
+        first = WebClient(self.served.base_url, address="198.51.100.82")
+        first.get(f"/s/{link['token']}")
+        first.get("/s/")
+        answer = {"password": link["password"], "birth_date": link["birth_date"]}
+        self.assertEqual(first.post("/s/", answer).status, 303)
+        clients = first.same_browser(8)
+        keys = [
+            re.search(r'name="issue_key" value="([^"]+)"', c.get("/s/software/").text).group(1)
+            for c in clients
+        ]
+        barrier = Barrier(len(clients))
+
+        def send(n: int) -> int:
+            barrier.wait()
+            form = {"label": f"viewer {n}", "issue_key": keys[n]}
+            return clients[n].post("/s/software/tokens/", form).status
+
+        with ThreadPoolExecutor(len(clients)) as pool:
+            statuses = sorted(pool.map(send, range(len(clients))))
+        self.assertEqual(statuses, [200] * 5 + [400] * 3)
+        self.assertEqual(self.served.setup("link_tokens", code=link["code"]), 5)
+
 
 @pytest.mark.usefixtures("served_class")
 class UploadLinkSendsAtOnceTestCase(SimpleTestCase):
@@ -145,4 +170,35 @@ class UploadLinkSendsAtOnceTestCase(SimpleTestCase):
         self.assertEqual(state["charged"], 3 * len(reports[0]))
         self.assertEqual(len(state["refused"]) + statuses.count(413), 3)
         self.assertTrue(all("no room" in reason for reason in state["refused"]), state)
+        self.assertEqual(state["orphans"], 0)
+
+
+@pytest.mark.usefixtures("served_class")
+class SameFileSentAtOnceTestCase(SimpleTestCase):
+    def test_one_file_sent_four_times_at_once_is_kept_and_charged_once(self) -> None:
+        # A sender double-clicks, or sends from two tabs: the copies arrive together, in
+        # both worker processes. One waits for the practice; the others are "already sent".
+        report = b"%PDF-1.4\n" + b"once" * 5_000 + b"\n%%EOF\n"
+        data = self.served.setup("upload_link", slug="twice", max_bytes=10 * len(report))
+        first = WebClient(self.served.base_url, address="198.51.100.91")
+        self.assertEqual(first.get(data["path"]).status, 303)
+        self.assertEqual(first.get("/u/").status, 200)
+        verified = first.post(
+            "/u/", {"password": data["password"], "birth_date": data["birth_date"]}
+        )
+        self.assertEqual(verified.status, 303)
+        clients = first.same_browser(4)
+        barrier = Barrier(len(clients))
+
+        def send(client: WebClient) -> int:
+            barrier.wait()
+            return client.post_files("/u/files/", [("report.pdf", report)]).status
+
+        with ThreadPoolExecutor(len(clients)) as pool:
+            statuses = list(pool.map(send, clients))
+        self.assertEqual(statuses, [200] * 4)
+        state = self.served.setup("upload_link_state", code=data["code"])
+        self.assertEqual(state["kept"], [len(report)])
+        self.assertEqual(state["charged"], len(report))
+        self.assertEqual(state["refused"], [ReceivedFile.ALREADY_SENT] * 3)
         self.assertEqual(state["orphans"], 0)
