@@ -1,4 +1,4 @@
-"""Mask share tokens, and query strings, in any log line that prints a request path.
+"""Mask share tokens, DICOM UIDs and query strings in any log line that prints a request path.
 
 A query string can say who was looked for (the back office's searches and pickers ask by
 GET: ?q=<a patient's name>), so a request line keeps only that it had one.
@@ -61,6 +61,12 @@ def _mask_rest(match: re.Match) -> str:
     return f"/{prefix}/" + "/".join(kept)
 
 
+# A DICOM UID in an address (DICOMweb's studies/<uid>/series/<uid>/...) names one patient's
+# study as surely as an accession number: a path segment made of one (0, 1 or 2, then at least
+# two more numbers, dot-separated: 2.25.<number> is one) is masked.
+_UID_SEGMENT = re.compile(r"/[0-2](?:\.\d+){2,}(?=[/?#]|$)")
+UID_MASK = "/<uid>"
+
 # A decoded run is written back masked; an encoded line break in it must not become a real
 # one (a forged log line), so control characters are encoded again.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -71,6 +77,7 @@ def _mask_run(match: re.Match) -> str:
     decoded = _decoded(run)
     masked = _SHARE_REST.sub(_mask_rest, decoded)
     masked = _UNLOCK_PATH.sub(UNLOCK_MASK, _INVITE_PATH.sub(INVITE_MASK, masked))
+    masked = _UID_SEGMENT.sub(UID_MASK, masked)
     if masked == decoded:
         return run
     return _CONTROL.sub(lambda c: f"%{ord(c[0]):02X}", masked)
@@ -78,7 +85,7 @@ def _mask_run(match: re.Match) -> str:
 
 def mask_tokens(text: str) -> str:
     """Return text with every share token or invitation token replaced by a placeholder,
-    and the query string of a request line too."""
+    DICOM UIDs in addresses too, and the query string of a request line."""
     if "?" in text:
         text, masked = _QUERY_TO_PROTOCOL.subn(rf"\1{QUERY_MASK}", text)
         if not masked:

@@ -109,3 +109,20 @@ class LogMaskingTestCase(SimpleTestCase):
         self.assertFalse(_leaks(token, forged))
         series = "/s/download/series/0b5e7f3c-8a4d-4c59-9f1e-2a6b7c8d9e0f.zip"
         self.assertEqual(mask_tokens(series), series)
+
+    def test_dicom_uids_in_a_dicomweb_address_are_masked(self) -> None:
+        # A UID names one patient's study as surely as an accession number does.
+        study, series, sop = "1.2.840.113619.2.55.3.2831", "1.3.12.2.1107.5.1", "2.25.18392"
+        line = (
+            f'"GET /dicomweb/studies/{study}/series/{series}/instances/{sop}/frames/1,2 '
+            'HTTP/1.1" 200 9'
+        )
+        self.assertEqual(
+            mask_tokens(line),
+            '"GET /dicomweb/studies/<uid>/series/<uid>/instances/<uid>/frames/1,2 HTTP/1.1" 200 9',
+        )
+        encoded = f'"GET /dicomweb/studies/{study.replace(".", "%2E")}/metadata HTTP/1.1" 200 9'
+        self.assertNotIn("113619", mask_tokens(encoded))
+        for kept in ("/static/vendor/lib-1.2.3/x.js", "/dicomweb/studies", "/healthz"):
+            with self.subTest(kept=kept):
+                self.assertEqual(mask_tokens(f"GET {kept} 200"), f"GET {kept} 200")
