@@ -19,6 +19,7 @@ from portal.workspace import once
 from portal.workspace.decorators import staff_required
 from sharing.models import ReceivedFile
 from sharing.uploads import intake, services
+from sharing.uploads.waiting import CHOOSING, item_value, waiting_items
 
 OPEN_LINKS_SHOWN = 100
 
@@ -75,7 +76,9 @@ def received_list(request: HttpRequest) -> HttpResponse:
         .select_related("patient", "practice")
         .order_by("-created_at")
     )
-    groups = [(link, list(link.files.filter(state="pending").order_by("pk"))) for link in links]
+    groups = [
+        (link, waiting_items(link.files.filter(state="pending").order_by("pk"))) for link in links
+    ]
     # Links a sender may still use: one issued by mistake is revoked here, one locked after
     # wrong answers unlocked.
     still_open = (
@@ -92,14 +95,19 @@ def received_list(request: HttpRequest) -> HttpResponse:
 
 
 def _decide(request: HttpRequest, code, accept: bool) -> HttpResponse:
+    """Accept or decline a link's waiting files: those ticked on the page, or all of them
+    when the request names none and comes from no page's choice."""
     scope = request.scope
     link = fetch_or_404(
         request, scope, _links(request).select_related("patient", "practice"), code=code
     )
-    chosen = request.POST.getlist("file")
+    chosen = set(request.POST.getlist("file"))
+    if CHOOSING in request.POST and not chosen:
+        messages.error(request, "Tick the files to accept or decline first.")
+        return redirect("/received/")
     files = list(link.files.filter(state=ReceivedFile.State.PENDING).select_related("blob", "link"))
     if chosen:
-        files = [f for f in files if str(f.pk) in chosen]
+        files = [f for f in files if item_value(f) in chosen or str(f.pk) in chosen]
     if accept:
         decided = intake.accept(files, by=request.user, request=request)
         if decided:

@@ -1,0 +1,57 @@
+"""The received page: a study sent through an upload link is one item, decided as a whole.
+
+A CBCT sent by another practice is hundreds of files; one checkbox per slice made the page a
+wall of checkboxes and a decision a chore. Staff tick what they accept or decline; nothing
+ticked decides nothing.
+"""
+
+from __future__ import annotations
+
+from sharing.models import ReceivedFile
+from tests.base import BaseTestCase
+from tests.portal.ingest_helpers import pdf_bytes
+from tests.sharing.upload_helpers import UploadLinkMixin, scans
+
+
+class ReceivedPageTestCase(UploadLinkMixin, BaseTestCase):
+    def setUp(self) -> None:
+        super().setUp()
+        self.verify()
+        first, second, third = scans()
+        self.send(("IM1.dcm", first), ("IM2.dcm", second), ("IM3.dcm", third),
+                  ("report.pdf", pdf_bytes()))  # fmt: skip
+        self.login(self.bob)
+        self.study_uid = ReceivedFile.objects.get(name="IM1.dcm").study_uid
+        self.accept = f"/received/links/{self.link.code}/accept/"
+
+    def states(self) -> dict[str, str]:
+        return dict(ReceivedFile.objects.values_list("name", "state"))
+
+    def test_a_study_of_several_files_is_one_item(self) -> None:
+        page = self.client.get("/received/")
+        self.assertContains(page, 'name="file"', count=2)
+        self.assertContains(page, f'value="study:{self.study_uid}"', count=1)
+        self.assertContains(page, "CBCT from Dr Other")
+        self.assertContains(page, "DICOM study · 3 files")
+        self.assertContains(page, "report.pdf")
+        self.assertContains(page, "4 files")  # the link's heading counts every file
+
+    def test_only_the_ticked_item_is_accepted(self) -> None:
+        report = ReceivedFile.objects.get(name="report.pdf")
+        self.client.post(self.accept, {"choosing": "1", "file": [str(report.pk)]})
+        self.assertEqual(
+            self.states(),
+            {"IM1.dcm": "pending", "IM2.dcm": "pending", "IM3.dcm": "pending",
+             "report.pdf": "accepted"},
+        )  # fmt: skip
+        self.client.post(self.accept, {"choosing": "1", "file": [f"study:{self.study_uid}"]})
+        self.assertEqual(set(self.states().values()), {"accepted"})
+
+    def test_nothing_ticked_decides_nothing(self) -> None:
+        for action in ("accept", "decline"):
+            with self.subTest(action=action):
+                r = self.client.post(
+                    f"/received/links/{self.link.code}/{action}/", {"choosing": "1"}, follow=True
+                )
+                self.assertContains(r, "Tick the files to accept or decline first.")
+                self.assertEqual(set(self.states().values()), {"pending"})
