@@ -16,7 +16,7 @@ from pydicom.data import get_testdata_file
 
 from portal.demo import phantom
 from portal.ingest import ingest_files
-from portal.models import Patient, Practice, Role, StaffMember, Study
+from portal.models import DicomNode, DicomPeer, Patient, Practice, Role, StaffMember, Study
 from sharing.models import ShareLink
 from sharing.services import issue_link
 
@@ -31,6 +31,10 @@ STAFF = (
     ("demo-frontdesk", Role.FRONT_DESK),
 )
 DEMO_LINK_NAME = "Demo share"
+# The demo practice's DICOM receiver and the one device allowed to send to it, so that
+# `manage.py dicom_receiver` and `echoscu -aet CBCT1 -aec SMILEPACS 127.0.0.1 11112` work.
+DEMO_CALLED_AE = "SMILEPACS"
+DEMO_DEVICE = {"name": "Demo CBCT unit", "ae_title": "CBCT1", "address": "127.0.0.1"}
 
 
 @dataclass
@@ -50,6 +54,8 @@ class DemoResult:
     share_password: str = ""
     share_birth_date: str = ""
     ingest_lines: list[str] = field(default_factory=list)
+    dicom_node: DicomNode | None = None
+    dicom_device: DicomPeer | None = None
 
 
 def _dicom_bytes(ds: pydicom.Dataset) -> bytes:
@@ -169,7 +175,10 @@ def build_demo(*, cbct_slices: int = 300) -> DemoResult:
         recipient_name=DEMO_LINK_NAME,
         expires_in_days=practice.share_default_days,
     )
+    node, device = _dicom_receiver(practice)
     return DemoResult(
+        dicom_node=node,
+        dicom_device=device,
         practice=practice,
         cbct_study=cbct_study,
         password=password,
@@ -179,3 +188,16 @@ def build_demo(*, cbct_slices: int = 300) -> DemoResult:
         share_birth_date=CBCT_PATIENT["birth"].isoformat(),
         ingest_lines=lines,
     )
+
+
+def _dicom_receiver(practice: Practice) -> tuple[DicomNode | None, DicomPeer | None]:
+    """Give the demo practice its receiver and device, unless the AE title is taken."""
+    node = DicomNode.objects.filter(practice=practice).first()
+    if node is None and not DicomNode.objects.filter(ae_title=DEMO_CALLED_AE).exists():
+        node = DicomNode.objects.create(practice=practice, ae_title=DEMO_CALLED_AE)
+    if node is None:
+        return None, None
+    device = DicomPeer.objects.filter(practice=practice, ae_title=DEMO_DEVICE["ae_title"]).first()
+    if device is None:
+        device = DicomPeer.objects.create(practice=practice, **DEMO_DEVICE)
+    return node, device

@@ -88,6 +88,13 @@ class Command(BaseCommand):
         out(f"Share link (patient): {base}{result.share_path}")
         out(f"  password: {result.share_password}")
         out(f"  date of birth: {result.share_birth_date}")
+        if result.dicom_node and result.dicom_device:
+            node, device = result.dicom_node, result.dicom_device
+            out("")
+            receiver = f"{python} manage.py dicom_receiver"
+            out(f"DICOM receiver: `{receiver}` (port {settings.PORTAL_DICOM_PORT})")
+            sender = f"{device.ae_title} at {device.address}"
+            out(f"  called AE title {node.ae_title}: {sender} may send")
         out("")
 
 
