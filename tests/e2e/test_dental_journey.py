@@ -108,6 +108,10 @@ def test_panoramic_cross_sections_measure_and_canal(demo_server, browser, tmp_pa
     page.set_default_timeout(30_000)
     posts = []
     page.on("request", lambda r: posts.append(r.url) if r.method != "GET" else None)
+    # The viewer waits for its own turn: the server's "too many at once" never shows in the
+    # browser's console as a failed request.
+    busy = []
+    page.on("response", lambda r: busy.append(r.url) if r.status == 429 else None)
     touch = context.new_cdp_session(page) if phone else None
     shots = _shots(tmp_path)
     try:
@@ -119,6 +123,7 @@ def test_panoramic_cross_sections_measure_and_canal(demo_server, browser, tmp_pa
         _fits_the_screen(page, width)  # and all of them
         _open_panoramic_view(page)
         _fits_the_screen(page, width)
+        assert busy == [], busy
         axe.check(page, f"dental view ({screen})")
         # The panoramic starts at the patient's right, and says so; so does the axial pane.
         for view in ("panoramic", "axial"):

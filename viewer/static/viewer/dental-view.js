@@ -63,15 +63,36 @@ function occlusalRow() { return (d.curve.occlusal_index - d.geo.top_slice) * d.g
 // Dental images are fetched here, not through the slice cache: each depends on the whole curve,
 // so caching them would only push out slices. One request per pane is in flight: a newer one
 // (a dragged point, a new slab) aborts the older, and the latest wins. A busy server's 429 is
-// retried a moment later, a few times.
+// retried a moment later, a few times. The server renders three of a session's dental images
+// at once (viewer.dental_views.RENDERS): the panes' requests take turns here, so that opening
+// the view (a panoramic and five cross-sections) is not a burst of 429s.
 var RETRIES = 5;
+var AT_ONCE = 3;
+var running = 0;
+var queued = [];
+
+function turn() {
+  if (running < AT_ONCE) { running += 1; return Promise.resolve(); }
+  return new Promise(function (resolve) { queued.push(resolve); });
+}
+
+function done() {
+  var next = queued.shift();
+  if (next) next(); else running -= 1;
+}
 
 function fetchImage(pane, url, tries) {
   if (pane.controller) pane.controller.abort();
   var controller = new AbortController();
   pane.controller = controller;
   progress(1);
-  return fetch(url, { credentials: "same-origin", signal: controller.signal }).then(function (r) {
+  return turn().then(function () {
+    if (controller.signal.aborted) { done(); throw new Error("superseded"); }
+    return fetch(url, { credentials: "same-origin", signal: controller.signal }).then(function (r) {
+      done();
+      return r;
+    }, function (err) { done(); throw err; });
+  }).then(function (r) {
     progress(-1);
     if (r.status === 429 && tries > 0 && pane.wanted === url) {
       var wait = 200 * (RETRIES - tries + 1);  // the session's other images finish first
