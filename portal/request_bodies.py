@@ -11,9 +11,12 @@ is far above that and is never cut.
 gunicorn reads a body of known length until it holds what the application asked for (64 KiB
 at a time for a form), so the pace is kept where the bytes arrive: each of the socket's
 reads for the body waits only as long as the pace allows. A view sees `BodyTooSlow` from its
-reads; Django answers it through the portal's 400 handler (portal.errors), as 408. A
-connection whose body was not read to its end is closed after the answer: gunicorn would
-otherwise read the rest, at the sender's pace, before the next request.
+reads; Django answers it through the portal's 400 handler (portal.errors), as 408, and
+gunicorn closes a connection whose body could not be read. What a view left unread (a full
+upload link refuses before reading) is read here at the same pace, or the connection closes.
+A chunked body (no page of the portal sends one; Django would read it as empty) is refused
+with 411. Elsewhere (the development server) each read is checked once it returns.
+PORTAL_BODY_STALL_SECONDS=0 waits for ever.
 """
 
 from __future__ import annotations
@@ -26,6 +29,9 @@ from django.conf import settings
 from django.core.exceptions import BadRequest
 
 SLOW_BODY_MESSAGE = "the request body arrived too slowly"
+# What is left of a body the application did not read is read here, at the pace, up to this
+# much (as much as gunicorn itself would); the connection of a larger rest is closed.
+DRAIN_BYTES = 64 * 2**10
 
 
 class BodyTooSlow(BadRequest):
@@ -39,7 +45,8 @@ class Pace:
         self, *, stall: float, grace: float, min_rate: float,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:  # fmt: skip
-        self.stall, self.grace, self.min_rate, self.clock = stall, grace, min_rate, clock
+        self.stall = stall if stall > 0 else float("inf")
+        self.grace, self.min_rate, self.clock = grace, min_rate, clock
         self.started = clock()
         self.arrived = 0
 
@@ -62,7 +69,8 @@ class _PacedSocket:
         self._sock, self._pace = sock, pace
 
     def recv(self, size: int) -> bytes:
-        self._sock.settimeout(self._pace.wait_limit())
+        left = self._pace.wait_limit()
+        self._sock.settimeout(None if left == float("inf") else left)
         data = self._sock.recv(size)
         self._pace.arrived += len(data)
         return data
@@ -112,54 +120,84 @@ class PacedBody:
             yield line
 
 
-def _declared_length(environ: dict) -> int | None:
-    """The body's length, 0 for none, None when it is chunked (or its length malformed)."""
-    if "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower():
-        return None
-    try:
-        return int(environ.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        return 0  # Django answers a malformed length itself
-
-
 def _socket_reader(stream: Any) -> Any:
     """gunicorn's reader of a body of known length, which reads the connection's socket."""
     unreader = getattr(getattr(stream, "reader", None), "unreader", None)
     return unreader if hasattr(unreader, "sock") else None
 
 
+def _close_after(stream: Any) -> None:
+    """Have gunicorn close the connection after the answer rather than read the body's rest.
+
+    gunicorn reads what the application left of a body before the next request, in steps it
+    cannot bound while bytes keep trickling in; a body it could not read closes instead.
+    """
+    if hasattr(stream, "failed"):
+        stream.failed = True
+
+
+def _finish(body: PacedBody, stream: Any, length: int) -> None:
+    """Read, at the pace, what the application left of a small body; give up on a large one.
+
+    A sender refused before its body was read (a full upload link's 413) should still get
+    the answer: closing on unread bytes can reset the connection before it reads it.
+    """
+    left = length - body.delivered
+    if left <= 0 or body.too_slow:
+        return  # all read, or gunicorn closes a body whose read failed
+    if left > DRAIN_BYTES:
+        _close_after(stream)
+        return
+    try:
+        while body.read(65536):
+            pass
+    except (BodyTooSlow, OSError):
+        _close_after(stream)
+
+
+def _length_required(stream: Any, start_response: Callable) -> Iterable[bytes]:
+    _close_after(stream)
+    start_response("411 Length Required", [("Content-Type", "text/plain; charset=utf-8")])
+    return [b"A request body must say its length (Content-Length).\n"]
+
+
 def paced_bodies(app: Callable) -> Callable:
     """Wrap a WSGI application so that request bodies must keep arriving (module docstring)."""
 
     def application(environ: dict, start_response: Callable) -> Iterable[bytes]:
-        length = _declared_length(environ)
-        if length == 0 or "wsgi.input" not in environ:
+        stream = environ.get("wsgi.input")
+        if "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower():
+            # No page or script of the portal sends one, and Django would read it as empty
+            # while gunicorn read it, at the sender's pace, before the next request.
+            return _length_required(stream, start_response)
+        try:
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            length = 0  # Django answers a malformed length itself
+        if length <= 0 or stream is None:
             return app(environ, start_response)
         pace = Pace(
             stall=settings.PORTAL_BODY_STALL_SECONDS,
             grace=settings.PORTAL_BODY_GRACE_SECONDS,
             min_rate=settings.PORTAL_BODY_MIN_BYTES_PER_SECOND,
         )
-        reader = _socket_reader(environ["wsgi.input"])
-        body = PacedBody(environ["wsgi.input"], pace, on_socket=reader is not None)
+        reader = _socket_reader(stream)
+        body = PacedBody(stream, pace, on_socket=reader is not None)
         environ["wsgi.input"] = body
-        sock = environ.get("gunicorn.socket")
-        if reader is None and sock is not None:
-            sock.settimeout(pace.stall)  # a chunked body: at least no endless silence
-
-        def closing_start_response(status: str, headers: list, exc_info: Any = None) -> Any:
-            if body.too_slow or (length is not None and body.delivered < length):
-                headers = [(k, v) for k, v in headers if k.lower() != "connection"]
-                headers.append(("Connection", "close"))
-            return start_response(status, headers, exc_info)
-
         if reader is None:
-            return app(environ, closing_start_response)
+            response = app(environ, start_response)
+            _finish(body, stream, length)
+            return response
         plain = reader.sock
+        timeout = plain.gettimeout()
         reader.sock = _PacedSocket(plain, pace)
         try:
-            return app(environ, closing_start_response)
+            response = app(environ, start_response)
+            _finish(body, stream, length)
+            return response
         finally:
-            reader.sock = plain  # the connection's next request starts unpaced
+            # The answer is written, and the connection's next request read, as before.
+            reader.sock = plain
+            plain.settimeout(timeout)
 
     return application

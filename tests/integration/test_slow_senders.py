@@ -145,3 +145,68 @@ class SlowSenderTestCase(SimpleTestCase):
         self.assertTrue(reply.startswith(b"HTTP/1.1 200"), reply[:200])
         state = self.served.setup("upload_link_state", code=data["code"])
         self.assertEqual(state["kept"], [len(REPORT)])
+
+
+def _trickle(sock: socket.socket, pieces: list[bytes], every: float) -> threading.Event:
+    """Send pieces one by one, `every` seconds apart, in the background; set the event to stop."""
+    stop = threading.Event()
+
+    def run() -> None:
+        for piece in pieces:
+            if stop.wait(every):
+                return
+            try:
+                sock.sendall(piece)
+            except OSError:
+                return
+
+    threading.Thread(target=run, daemon=True).start()
+    return stop
+
+
+@pytest.mark.usefixtures("portal")
+class TricklingRefusedSendTestCase(SimpleTestCase):
+    """Bodies a view never reads: gunicorn read their rest, at the sender's pace, holding the
+    thread (a chunked one for as long as it trickled)."""
+
+    served: Served
+
+    def open(self, *headers: str) -> socket.socket:
+        url = urlparse(self.served.base_url)
+        sock = socket.create_connection((url.hostname, url.port), timeout=30)
+        head = ["POST /u/files/ HTTP/1.1", f"Host: {url.hostname}:{url.port}",
+                "X-Forwarded-Proto: https", "X-Forwarded-For: 198.51.100.40", *headers]  # fmt: skip
+        sock.sendall(("\r\n".join(head) + "\r\n\r\n").encode())
+        return sock
+
+    def assert_the_next_visitor_is_served(self, started: float) -> None:
+        other = WebClient(self.served.base_url, address="198.51.100.41", timeout=20)
+        self.assertEqual(other.get("/login/").status, 200)
+        self.assertLess(time.monotonic() - started, 10)
+
+    def test_a_chunked_body_is_refused_at_once_and_its_connection_closed(self) -> None:
+        sock = self.open("Transfer-Encoding: chunked", "Content-Type: text/plain")
+        started = time.monotonic()
+        stop = _trickle(sock, [b"1\r\na\r\n"] * 100, 0.5)
+        try:
+            reply, closed = _reply_of(sock, within=10)
+            self.assertTrue(reply.startswith(b"HTTP/1.1 411"), reply[:200])
+            self.assertTrue(closed, "the connection stayed open after the 411")
+            self.assert_the_next_visitor_is_served(started)
+        finally:
+            stop.set()
+            sock.close()
+
+    def test_a_refused_send_trickling_its_body_frees_the_thread(self) -> None:
+        # No verified link: refused (404) before the body is read; the rest trickles in.
+        sock = self.open("Content-Length: 30000", "Content-Type: multipart/form-data; boundary=x")
+        started = time.monotonic()
+        stop = _trickle(sock, [b"-" * 10] * 3000, 0.5)
+        try:
+            reply, closed = _reply_of(sock, within=15)
+            self.assertTrue(reply.startswith(b"HTTP/1.1 404"), reply[:200])
+            self.assertTrue(closed, "the connection stayed open")
+            self.assert_the_next_visitor_is_served(started)
+        finally:
+            stop.set()
+            sock.close()

@@ -7,11 +7,13 @@ gunicorn.
 from __future__ import annotations
 
 import io
+import types
+from wsgiref.validate import validator
 
 from django.test import RequestFactory, SimpleTestCase, override_settings
 
 from portal.errors import bad_request
-from portal.request_bodies import BodyTooSlow, Pace, PacedBody, paced_bodies
+from portal.request_bodies import DRAIN_BYTES, BodyTooSlow, Pace, PacedBody, paced_bodies
 
 
 class Clock:
@@ -95,52 +97,114 @@ class PacedBodyTestCase(SimpleTestCase):
             body.read(1)
 
 
-def _call(app, body: bytes, stream) -> tuple[str, list]:  # noqa: ANN001
+def _environ(body: bytes, stream, **extra) -> dict:  # noqa: ANN001
     environ = RequestFactory().post("/", data=body, content_type="text/plain").environ
     environ["wsgi.input"] = stream
+    environ.update(extra)
+    return environ
+
+
+def _call(app, environ: dict) -> tuple[str, list, bytes]:  # noqa: ANN001
     seen: list = []
-    b"".join(app(environ, lambda status, headers, exc_info=None: seen.extend([status, headers])))
-    return seen[0], seen[1]
+    iterable = app(environ, lambda status, headers, exc_info=None: seen.extend([status, headers]))
+    answer = b"".join(iterable)
+    getattr(iterable, "close", lambda: None)()
+    return seen[0], seen[1], answer
 
 
-def _reading(status: str = "200 OK"):  # noqa: ANN202
-    def app(environ, start_response):  # noqa: ANN001, ANN202
-        try:
-            environ["wsgi.input"].read()
-        except BodyTooSlow:
-            status_line = "408 Request Timeout"
-        else:
-            status_line = status
-        start_response(status_line, [("Connection", "keep-alive")])
-        return [b""]
+class GunicornBody(io.BytesIO):
+    """What gunicorn hands the application: a body whose `failed` closes the connection."""
 
-    return app
+    failed = False
+
+
+class Sock:
+    """A connected socket as gunicorn's body reader uses it."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data, self.timeouts, self.timeout = data, [], None
+
+    def gettimeout(self) -> float | None:
+        return self.timeout
+
+    def settimeout(self, value: float | None) -> None:
+        self.timeouts.append(value)
+        self.timeout = value
+
+    def recv(self, size: int) -> bytes:
+        data, self.data = self.data[:size], self.data[size:]
+        return data
+
+
+class SocketBody:
+    """gunicorn's Body of a known length: Body.reader.unreader.sock is the connection."""
+
+    def __init__(self, sock: Sock) -> None:
+        self.reader = types.SimpleNamespace(unreader=types.SimpleNamespace(sock=sock))
+        self.failed = False
+
+    def read(self, size: int | None = -1) -> bytes:
+        return self.reader.unreader.sock.recv(size if size and size > 0 else 2**20)
+
+    readline = read
+
+
+TEXT = [("Content-Type", "text/plain")]
+
+
+def _reading(environ, start_response):  # noqa: ANN001, ANN202
+    environ["wsgi.input"].read()
+    start_response("200 OK", TEXT)
+    return [b"read"]
 
 
 def _not_reading(environ, start_response):  # noqa: ANN001, ANN202
-    start_response("413 Content Too Large", [])
-    return [b""]
+    start_response("413 Content Too Large", TEXT)
+    return [b"refused"]
 
 
 @override_settings(
     PORTAL_BODY_STALL_SECONDS=30, PORTAL_BODY_GRACE_SECONDS=10, PORTAL_BODY_MIN_BYTES_PER_SECOND=1
 )
 class PacedBodiesTestCase(SimpleTestCase):
-    def test_a_body_read_whole_keeps_the_connection(self) -> None:
-        status, headers = _call(paced_bodies(_reading()), b"hello", io.BytesIO(b"hello"))
-        self.assertEqual((status, headers), ("200 OK", [("Connection", "keep-alive")]))
+    def test_it_passes_wsgis_own_checks(self) -> None:
+        # No hop-by-hop header (Connection: close made the development server answer 500).
+        for app in (_reading, _not_reading):
+            with self.subTest(app=app.__name__):
+                stream = GunicornBody(b"hello")
+                environ = _environ(b"hello", stream)
+                status, headers, _ = _call(validator(paced_bodies(app)), environ)
+                self.assertEqual(headers, TEXT)
 
-    def test_a_body_too_slow_closes_the_connection(self) -> None:
-        clock = Clock()
-        stream = Arriving(clock, [], 0, stalls=True)
-        status, headers = _call(paced_bodies(_reading()), b"hello", stream)
-        self.assertEqual(status, "408 Request Timeout")
-        self.assertEqual(headers, [("Connection", "close")])
+    def test_a_small_rest_left_unread_is_read_so_the_answer_arrives(self) -> None:
+        stream = GunicornBody(b"x" * 5000)
+        _call(paced_bodies(_not_reading), _environ(b"x" * 5000, stream))
+        self.assertEqual(stream.read(), b"")
+        self.assertFalse(stream.failed)
 
-    def test_a_body_left_unread_closes_the_connection(self) -> None:
-        # Else the server would read the rest, at the sender's pace, before the next request.
-        status, headers = _call(paced_bodies(_not_reading), b"hello", io.BytesIO(b"hello"))
-        self.assertEqual(headers, [("Connection", "close")])
+    def test_a_large_rest_left_unread_closes_the_connection(self) -> None:
+        body = b"x" * (DRAIN_BYTES + 1)
+        stream = GunicornBody(body)
+        _call(paced_bodies(_not_reading), _environ(body, stream))
+        self.assertTrue(stream.failed)
+        self.assertEqual(len(stream.read()), DRAIN_BYTES + 1)  # not read
+
+    def test_a_chunked_body_is_refused_and_its_connection_closed(self) -> None:
+        stream = GunicornBody(b"5\r\nhello\r\n0\r\n\r\n")
+        environ = _environ(b"", stream, HTTP_TRANSFER_ENCODING="chunked")
+        status, _, answer = _call(paced_bodies(_reading), environ)
+        self.assertEqual(status, "411 Length Required")
+        self.assertIn(b"Content-Length", answer)
+        self.assertTrue(stream.failed)
+
+    def test_the_sockets_own_timeout_comes_back_after_the_body(self) -> None:
+        sock = Sock(b"hello")
+        stream = SocketBody(sock)
+        status, _, _ = _call(paced_bodies(_reading), _environ(b"hello", stream))
+        self.assertEqual(status, "200 OK")
+        self.assertIs(stream.reader.unreader.sock, sock)
+        self.assertLessEqual(sock.timeouts[0], 10)  # paced while the body was read
+        self.assertIsNone(sock.timeout)  # then as gunicorn had it
 
 
 class SlowBodyPageTestCase(SimpleTestCase):
