@@ -29,6 +29,9 @@ from sharing.views import unavailable
 
 LINK_KEY, VERIFIED_KEY, SEEN_KEY = "upload_link", "upload_verified", "upload_seen"
 GENERIC_FAILURE = "Those details do not match. Check them and try again."
+# The page's script sends the chosen files in requests of at most this much (static/sharing/
+# upload_send.js): a dropped connection costs one group, not the whole send.
+SEND_GROUP_BYTES = 32 * 2**20
 TOO_MANY_FILES = (
     f"At most {settings.DATA_UPLOAD_MAX_NUMBER_FILES} files can be sent at once, so nothing "
     "was received. Put the files in a ZIP (a CD's contents, for one) and send that, or send "
@@ -124,7 +127,8 @@ def open_upload(request: HttpRequest, token: str) -> HttpResponse:
 
 def _page(request: HttpRequest, link: UploadLink, template: str, status: int = 200, **extra):
     context = {"link": link, "practice": link.practice,
-               "per_send": settings.PORTAL_UPLOAD_LINK_MAX_REQUEST_BYTES, **extra}  # fmt: skip
+               "per_send": settings.PORTAL_UPLOAD_LINK_MAX_REQUEST_BYTES,
+               "group_bytes": SEND_GROUP_BYTES, **extra}  # fmt: skip
     return render(request, f"sharing/{template}", context, status=status)
 
 

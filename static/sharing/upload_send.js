@@ -1,7 +1,11 @@
-// Sending through an upload link. Before anything leaves the browser, a choice that one send
-// cannot carry, or the link has no room for, is told at once (it used to upload in full and
-// then be refused); a send shows how far it has got, since a CBCT over a phone connection
-// takes minutes. Without this script the form still sends, and the server checks the same.
+// Sending through an upload link. The chosen files go to the practice a group at a time
+// (at most data-group-bytes, and 50 files, per request): a dropped connection costs only the
+// group under way, which is sent again a moment later, and a send stopped for good keeps what
+// got through (sending again sends only the rest). A choice the link has no room for, or a
+// file larger than a request may carry, is told before anything leaves the browser; the bar
+// shows how far the whole send has got, since a CBCT over a phone connection takes minutes.
+// Without this script the form still sends everything in one request, and the server checks
+// the same.
 (function () {
   "use strict";
   var form = document.getElementById("send-form");
@@ -23,6 +27,19 @@
     return (bytes > 0 ? Math.max(1, Math.round(bytes / KB)) : 0) + " KB";
   }
   var sending = false;
+  // Files this page has sent and the practice received: sending again after a dropped
+  // connection sends only the rest.
+  var received = {};
+  // Each request carries at most this many files, so a dropped connection loses only those.
+  var GROUP_FILES = 50, TRIES = 4;
+
+  function key(f) { return f.name + "|" + f.size + "|" + f.lastModified; }
+
+  function chosen() {
+    return Array.prototype.slice.call(input.files || []).filter(function (f) {
+      return !received[key(f)];
+    });
+  }
 
   function whatIsWrong(files) {
     var perSend = Number(form.dataset.perSend), room = Number(form.dataset.room);
@@ -31,15 +48,10 @@
       total += f.size;
       if (!biggest || f.size > biggest.size) biggest = f;
     });
-    var carries = perSend - OVERHEAD - PER_FILE * files.length;
     if (biggest && biggest.size > perSend - OVERHEAD - PER_FILE) {
-      return biggest.name + " is " + size(biggest.size) + ", more than one send carries (" +
-        size(perSend) + "). If it is a ZIP, open it and send the files inside in groups; " +
+      return biggest.name + " is " + size(biggest.size) + ", more than one file may be (" +
+        size(perSend) + "). If it is a ZIP, open it and send the files inside instead; " +
         "or call the practice.";
-    }
-    if (total > carries) {
-      return "These " + files.length + " files come to " + size(total) + "; one send carries up to " +
-        size(perSend) + ". Choose fewer, send them, then send the rest.";
     }
     if (total > room) {
       return "These files come to " + size(total) + "; this link has room for " + size(room) +
@@ -49,56 +61,132 @@
   }
 
   function check() {
-    var said = whatIsWrong(Array.prototype.slice.call(input.files || []));
+    var said = whatIsWrong(chosen());
     problem.textContent = said;
     problem.hidden = !said;
     button.disabled = !!said || sending;  // one send at a time
     return !said;
   }
 
-  function sent(xhr) {
-    // The answer is the page the server rendered (what became of each file): shown as is.
+  // Consecutive files, each group under what one request may carry.
+  function groups(files) {
+    var most = Math.min(Number(form.dataset.groupBytes), Number(form.dataset.perSend) - OVERHEAD);
+    var all = [], current = [], bytes = 0;
+    files.forEach(function (f) {
+      var adds = f.size + PER_FILE;
+      if (current.length && (bytes + adds > most || current.length >= GROUP_FILES)) {
+        all.push(current);
+        current = [];
+        bytes = 0;
+      }
+      current.push(f);
+      bytes += adds;
+    });
+    if (current.length) all.push(current);
+    return all;
+  }
+
+  function post(group, onProgress) {
+    return new Promise(function (resolve, reject) {
+      var data = new FormData();
+      data.append("csrfmiddlewaretoken", form.elements.csrfmiddlewaretoken.value);
+      group.forEach(function (f) { data.append("files", f, f.name); });
+      var xhr = new XMLHttpRequest();
+      xhr.upload.addEventListener("progress", function (e) { onProgress(e.loaded); });
+      xhr.addEventListener("load", function () { resolve(xhr); });
+      xhr.addEventListener("error", function () { reject(new Error("network")); });
+      xhr.addEventListener("abort", function () { reject(new Error("network")); });
+      xhr.open("POST", form.action);
+      xhr.send(data);
+    });
+  }
+
+  function wait(ms) { return new Promise(function (resolve) { setTimeout(resolve, ms); }); }
+
+  function show(html) {
+    // A page the server rendered (what became of the files, or why it refused): shown as is.
     document.open();
-    document.write(xhr.responseText);
+    document.write(html);
     document.close();
   }
 
-  function failed() {
+  // The server's page for the last group, telling what became of every group's files.
+  function summed(html, sent) {
+    var doc = new DOMParser().parseFromString(html, "text/html");
+    var said = doc.getElementById("send-summary");
+    if (said) {
+      var them = sent === 1 ? "it" : "them";
+      said.textContent = sent + " file" + (sent === 1 ? "" : "s") + " received. The practice " +
+        "will look at " + them + " before adding " + them + " to the record.";
+    }
+    return "<!DOCTYPE html>" + doc.documentElement.outerHTML;
+  }
+
+  function stopped(sent, total) {
     sending = false;
     progress.hidden = true;
     button.disabled = false;
-    problem.textContent = "The send did not get through. Check the connection and send again.";
+    problem.textContent = sent ?
+      sent + " of " + total + " files got through; the connection dropped before the rest. " +
+        "Send again: what got through is not sent twice." :
+      "The send did not get through. Check the connection and send again.";
     problem.hidden = false;
+  }
+
+  async function sendAll(files) {
+    var total = files.reduce(function (n, f) { return n + f.size; }, 0);
+    var done = 0, sent = 0, last = "";
+    var all = groups(files);
+    for (var g = 0; g < all.length; g++) {
+      var group = all[g], xhr = null;
+      for (var tries = 1; ; tries++) {
+        try {
+          xhr = await post(group, function (loaded) {
+            bar.value = total ? Math.min(1, (done + loaded) / total) : 1;
+            progressText.textContent = "Sending… " + size(Math.min(total, done + loaded)) +
+              " of " + size(total);
+          });
+        } catch (e) {
+          xhr = null;
+        }
+        // The portal's own pages say what to do (a full or closed link, storage failed);
+        // a timeout, other server errors and an empty answer are the connection's: again.
+        var again = !xhr || xhr.status === 408 ||
+          (xhr.status >= 500 && xhr.status !== 503) || !xhr.responseText;
+        if (!again) break;
+        if (tries >= TRIES) return stopped(files.indexOf(group[0]), files.length);
+        await wait(1000 * tries);
+      }
+      if (xhr.status !== 200) return show(xhr.responseText);
+      var page = new DOMParser().parseFromString(xhr.responseText, "text/html");
+      var said = page.getElementById("send-summary");
+      sent += said ? Number(said.dataset.sent) : 0;
+      group.forEach(function (f) { received[key(f)] = true; });
+      done += group.reduce(function (n, f) { return n + f.size; }, 0);
+      last = xhr.responseText;
+    }
+    progressText.textContent = "Sent: the files are being checked…";
+    show(summed(last, sent));
   }
 
   input.addEventListener("change", check);
   form.addEventListener("submit", function (event) {
     if (sending || !check()) { event.preventDefault(); return; }
-    if (!window.FormData || !window.XMLHttpRequest) return;
+    if (!window.FormData || !window.XMLHttpRequest || !window.DOMParser) return;
     event.preventDefault();
+    var files = chosen();
+    if (!files.length) {
+      problem.textContent = "These files were sent already.";
+      problem.hidden = false;
+      return;
+    }
     sending = true;
-    var data = new FormData(form);
-    var xhr = new XMLHttpRequest();
     button.disabled = true;
+    var before = document.getElementById("send-summary");  // about an earlier send
+    if (before) before.remove();
     bar.value = 0;
     progressText.textContent = "Sending…";
     progress.hidden = false;
-    xhr.upload.addEventListener("progress", function (e) {
-      if (!e.lengthComputable) return;
-      bar.value = e.loaded / e.total;
-      progressText.textContent = e.loaded < e.total
-        ? "Sending… " + size(e.loaded) + " of " + size(e.total)
-        : "Sent: the files are being checked…";
-    });
-    xhr.addEventListener("load", function () {
-      // The portal's own 503 (storage failed) is a page that says what to do; other
-      // server errors, and an empty answer, are the connection's.
-      if ((xhr.status >= 500 && xhr.status !== 503) || !xhr.responseText) failed();
-      else sent(xhr);
-    });
-    xhr.addEventListener("error", failed);
-    xhr.addEventListener("abort", failed);
-    xhr.open("POST", form.action);
-    xhr.send(data);
+    sendAll(files).catch(function () { stopped(0, files.length); });
   });
 })();

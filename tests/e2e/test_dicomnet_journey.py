@@ -104,14 +104,14 @@ def test_another_practice_sends_images_and_staff_accept_them(
     _shot(page, "upload-verify-desktop")
     page.set_viewport_size({"width": 390, "height": 844})
     page.click("button:has-text('Continue')")
-    page.wait_for_selector("text=One send carries up to")
+    page.wait_for_selector("text=Each file may be up to")
     scan = {"name": "IM0001.dcm", "mimeType": "application/dicom", "buffer": _scan()}
     # A choice one send cannot carry is told before anything is sent (it used to upload in
     # full, then be refused). The page's limit is lowered here so the test sends megabytes,
     # not half a gigabyte; the server keeps its own.
     page.evaluate("() => { document.getElementById('send-form').dataset.perSend = '6000'; }")
     page.set_input_files("#id_files", files=[{**scan, "name": "cd-export.zip"}])
-    page.wait_for_selector("#send-problem:has-text('more than one send carries')")
+    page.wait_for_selector("#send-problem:has-text('more than one file may be')")
     assert page.is_disabled("button:has-text('Send')")
     _shot(page, "upload-too-big-phone")
     page.set_viewport_size({"width": 1440, "height": 900})
