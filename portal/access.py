@@ -50,8 +50,9 @@ _MAX_SHARE_FACTS = 4096
 def share_facts(share: Any) -> ShareFacts:
     """Return the share's chosen series and attachments, read once per process.
 
-    issue_link sets them inside the transaction that creates the link and nothing changes
-    them later, so they may be kept; keys are codes, never pks. Expiry, revocation and lock
+    issue_link sets them inside the transaction that creates the link; later they can only
+    shrink (a chosen item shredded), and whole_study never changes, so they may be kept;
+    keys are codes, never pks. Expiry, revocation and lock
     live on the link row, which sharing.session re-reads on every request.
     """
     with _share_facts_lock:
@@ -61,7 +62,7 @@ def share_facts(share: Any) -> ShareFacts:
             return facts
     series = frozenset(share.series.values_list("pk", flat=True))
     attachments = frozenset(share.attachments.values_list("pk", flat=True))
-    facts = ShareFacts(not series and not attachments, series, attachments)
+    facts = ShareFacts(share.whole_study, series, attachments)
     with _share_facts_lock:
         _share_facts[share.code] = facts
         while len(_share_facts) > _MAX_SHARE_FACTS:

@@ -29,9 +29,14 @@ class ShareLink(models.Model):
         "portal.Series",
         blank=True,
         related_name="+",
-        help_text="Chosen series; empty with no attachments chosen means the whole study.",
+        help_text="Chosen series (whole_study says whether the link is the whole study).",
     )
     attachments = models.ManyToManyField("portal.Attachment", blank=True, related_name="+")
+    # Decided when the link is issued: a choice whose items were all deleted later (retention
+    # shreds a report) is an empty choice, never the whole study.
+    whole_study = models.BooleanField(
+        default=True, help_text="The whole study; otherwise only the chosen series and files."
+    )
     source_study = models.ForeignKey(
         "portal.Study",
         null=True,
@@ -112,10 +117,6 @@ class ShareLink(models.Model):
     @property
     def shown_patient(self):  # noqa: ANN201 - a Patient
         return self.source_patient if self.deidentified else self.patient
-
-    @property
-    def is_whole_study(self) -> bool:
-        return not self.series.exists() and not self.attachments.exists()
 
     @property
     def downloads_left(self) -> int | None:

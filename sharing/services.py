@@ -135,6 +135,8 @@ def issue_link(
             max_downloads=max_downloads,
             notify_recipient=notify_recipient and bool(recipient_email),
             created_by=created_by,
+            # A de-identified copy holds only the chosen series: it is shared whole.
+            whole_study=not ((series and copy is None) or attachments),
         )
         if series and copy is None:
             share.series.set(series)

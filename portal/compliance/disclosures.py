@@ -69,10 +69,12 @@ def _shared(share) -> str:
         label += f" of {study.study_date:%-d %B %Y}"
     if share.source_study_id is not None:
         return f"{label}: a de-identified copy (no name, ID, birth date or UIDs)"
+    if share.whole_study:
+        return f"{label}: the whole study"
     series = list(share.series.all())
     attachments = list(share.attachments.all())
     if not series and not attachments:
-        return f"{label}: the whole study"
+        return f"{label}: chosen items, since deleted"
     parts = [f"{s.modality} {s.description or 'series'}".strip() for s in series]
     parts += [a.title or a.get_kind_display() for a in attachments]
     return f"{label}: " + ", ".join(parts)
