@@ -238,7 +238,7 @@ def _save(link: UploadLink, rows: list[ReceivedFile], request, sealed: _Sealed) 
         current = UploadLink.objects.select_for_update(of=("self",)).filter(pk=link.pk).first()
         if current is None or current.status != ShareLink.Status.ACTIVE:
             raise LinkClosed
-        left_out, room_back = _keep_to_what_others_kept(link, rows, dropped)
+        left_out = _keep_to_what_others_kept(link, rows, dropped)
         StoredObject.objects.bulk_create([r.blob for r in rows if r.blob is not None])
         ReceivedFile.objects.bulk_create(rows)
         services.record(
@@ -248,19 +248,18 @@ def _save(link: UploadLink, rows: list[ReceivedFile], request, sealed: _Sealed) 
             received=sum(1 for r in rows if r.state == ReceivedFile.State.PENDING),
             refused=sum(1 for r in rows if r.state == ReceivedFile.State.REFUSED),
         )
-    for blob in dropped:
-        sealed.blobs.remove(blob)
-    sealed.charged -= room_back
+    # Committed: the rows own their files and charges now, and receive() must not undo them
+    # whatever happens next; only the files left out go.
+    sealed.blobs.clear()
+    sealed.charged = 0
     discard(dropped)
     return left_out
 
 
-def _keep_to_what_others_kept(
-    link: UploadLink, rows: list[ReceivedFile], dropped: list
-) -> tuple[int, int]:
+def _keep_to_what_others_kept(link: UploadLink, rows: list[ReceivedFile], dropped: list) -> int:
     """Turn copies of files another send kept into "already sent" rows and drop rows past the
     file limit, giving back their room; collect the dropped files' objects. Return how many
-    rows were dropped and the room given back. Call with the link locked."""
+    rows were dropped. Call with the link locked."""
     held = _AlreadySent.of(link).digests
     room_back = 0
     for i, row in enumerate(rows):
@@ -277,7 +276,7 @@ def _keep_to_what_others_kept(
     left_out = max(0, len(rows) - allowed)
     del rows[allowed:]
     _give_back_room(link, room_back)
-    return left_out, room_back
+    return left_out
 
 
 def _row(link: UploadLink, out: Outcome, size: int) -> ReceivedFile:

@@ -19,7 +19,7 @@ from portal.workspace import once
 from portal.workspace.decorators import staff_required
 from sharing.models import ReceivedFile
 from sharing.uploads import intake, services
-from sharing.uploads.waiting import CHOOSING, item_value, waiting_items
+from sharing.uploads.waiting import CHOOSING, chosen_files, waiting_items
 
 OPEN_LINKS_SHOWN = 100
 
@@ -107,7 +107,7 @@ def _decide(request: HttpRequest, code, accept: bool) -> HttpResponse:
         return redirect("/received/")
     files = list(link.files.filter(state=ReceivedFile.State.PENDING).select_related("blob", "link"))
     if chosen:
-        files = [f for f in files if item_value(f) in chosen or str(f.pk) in chosen]
+        files = chosen_files(files, chosen)
     if accept:
         decided = intake.accept(files, by=request.user, request=request)
         if decided:

@@ -16,15 +16,31 @@ from sharing.models import ReceivedFile
 CHOOSING = "choosing"
 
 
-def item_value(received: ReceivedFile) -> str:
-    """The value the page's checkbox for this file's item carries."""
+def _item_key(received: ReceivedFile) -> str:
     return f"study:{received.study_uid}" if received.study_uid else str(received.pk)
+
+
+def chosen_files(files: Iterable[ReceivedFile], chosen: set[str]) -> list[ReceivedFile]:
+    """The files the page's ticked items name: a study item names its files that were on the
+    page (its value carries the last one's number), not those that arrived since."""
+    shown_up_to: dict[str, int] = {}
+    for value in chosen:
+        if value.startswith("study:"):
+            uid, _, last = value.removeprefix("study:").rpartition(":")
+            if uid and last.isdigit():
+                shown_up_to[uid] = int(last)
+    return [
+        f
+        for f in files
+        if str(f.pk) in chosen or (f.study_uid and f.pk <= shown_up_to.get(f.study_uid, 0))
+    ]
 
 
 @dataclass
 class WaitingItem:
-    value: str
+    key: str
     first: ReceivedFile
+    last_pk: int = 0
     files: int = 0
     size: int = 0
     received_at: datetime | None = None
@@ -32,7 +48,12 @@ class WaitingItem:
 
     @property
     def is_study(self) -> bool:
-        return self.value.startswith("study:")
+        return self.key.startswith("study:")
+
+    @property
+    def value(self) -> str:
+        """What the item's checkbox sends (chosen_files reads it back)."""
+        return f"{self.key}:{self.last_pk}" if self.is_study else self.key
 
     @property
     def study_description(self) -> str:
@@ -47,8 +68,9 @@ def waiting_items(files: Iterable[ReceivedFile]) -> list[WaitingItem]:
     """Group a link's waiting files into items, in the order they arrived."""
     items: dict[str, WaitingItem] = {}
     for received in files:
-        value = item_value(received)
-        item = items.setdefault(value, WaitingItem(value, received))
+        key = _item_key(received)
+        item = items.setdefault(key, WaitingItem(key, received))
+        item.last_pk = max(item.last_pk, received.pk)
         item.files += 1
         item.size += received.size
         item.received_at = max(filter(None, [item.received_at, received.created_at]))
