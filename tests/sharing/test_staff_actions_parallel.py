@@ -179,7 +179,7 @@ class SameFileSentAtOnceTestCase(SimpleTestCase):
         # A sender double-clicks, or sends from two tabs: the copies arrive together, in
         # both worker processes. One waits for the practice; the others are "already sent".
         report = b"%PDF-1.4\n" + b"once" * 5_000 + b"\n%%EOF\n"
-        data = self.served.setup("upload_link", slug="twice", max_bytes=10 * len(report))
+        data = self.served.setup("upload_link", slug="samefile", max_bytes=10 * len(report))
         first = WebClient(self.served.base_url, address="198.51.100.91")
         self.assertEqual(first.get(data["path"]).status, 303)
         self.assertEqual(first.get("/u/").status, 200)
