@@ -7,6 +7,8 @@ originals of a study nobody had shared.
 
 from __future__ import annotations
 
+import re
+
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 from django.test import TransactionTestCase
@@ -40,6 +42,16 @@ class ScopeAfterDeletionTestCase(ShareTestCase):
         ):
             with self.subTest(url=url):
                 self.assertEqual(self.client.get(url).status_code, 404)
+
+    def test_staff_see_that_the_chosen_items_are_gone_not_a_whole_study(self) -> None:
+        shred_attachment(self.pdf)
+        self.login(self.bob)
+        rows = re.findall(
+            r'<tr class="share-row".*?</tr>', self.client.get("/shares/").content.decode(), re.S
+        )
+        chosen = next(row for row in rows if str(self.issued.share.code) in row)
+        self.assertIn("Chosen items, since deleted", chosen)
+        self.assertNotIn("Whole study", chosen)
 
     def test_the_whole_study_is_a_choice_made_when_the_link_is_issued(self) -> None:
         self.assertTrue(ShareLink.objects.get(pk=self.share.pk).whole_study)
