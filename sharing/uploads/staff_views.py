@@ -108,6 +108,9 @@ def _decide(request: HttpRequest, code, accept: bool) -> HttpResponse:
     files = list(link.files.filter(state=ReceivedFile.State.PENDING).select_related("blob", "link"))
     if chosen:
         files = chosen_files(files, chosen)
+        if not files:
+            messages.error(request, "What was ticked is no longer waiting: look at the list again.")
+            return redirect("/received/")
     if accept:
         decided = intake.accept(files, by=request.user, request=request)
         if decided:

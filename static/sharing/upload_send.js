@@ -27,17 +27,16 @@
     return (bytes > 0 ? Math.max(1, Math.round(bytes / KB)) : 0) + " KB";
   }
   var sending = false;
-  // Files this page has sent and the practice received: sending again after a dropped
-  // connection sends only the rest.
-  var received = {};
+  // Files (the chosen File objects themselves) this page has sent and the practice received:
+  // sending the same choice again after a dropped connection sends only the rest.
+  var received = new Set();
+  var through = 0;  // files of the send under way that got through
   // Each request carries at most this many files, so a dropped connection loses only those.
   var GROUP_FILES = 50, TRIES = 4;
 
-  function key(f) { return f.name + "|" + f.size + "|" + f.lastModified; }
-
   function chosen() {
     return Array.prototype.slice.call(input.files || []).filter(function (f) {
-      return !received[key(f)];
+      return !received.has(f);
     });
   }
 
@@ -122,46 +121,67 @@
     return "<!DOCTYPE html>" + doc.documentElement.outerHTML;
   }
 
-  function stopped(sent, total) {
+  function stopped(total, why) {
     sending = false;
     progress.hidden = true;
     button.disabled = false;
-    problem.textContent = sent ?
-      sent + " of " + total + " files got through; the connection dropped before the rest. " +
-        "Send again: what got through is not sent twice." :
+    problem.textContent = through ?
+      through + " of " + total + " files got through; " +
+        (why || "the connection dropped before the rest. Send again: what got through is " +
+          "not sent twice.") :
       "The send did not get through. Check the connection and send again.";
     problem.hidden = false;
+  }
+
+  // What the portal's page says went wrong: its alert, or a closed link's heading and text.
+  function saidOn(page) {
+    var alert = page.querySelector(".error[role=alert]");
+    if (alert) return alert.textContent.trim();
+    var heading = page.querySelector("h1"), text = page.querySelector("h1 + p");
+    return [heading && heading.textContent.trim(), text && text.textContent.trim()]
+      .filter(Boolean).join(": ");
   }
 
   async function sendAll(files) {
     var total = files.reduce(function (n, f) { return n + f.size; }, 0);
     var done = 0, sent = 0, last = "";
+    through = 0;
     var all = groups(files);
     for (var g = 0; g < all.length; g++) {
       var group = all[g], xhr = null;
       for (var tries = 1; ; tries++) {
         try {
           xhr = await post(group, function (loaded) {
-            bar.value = total ? Math.min(1, (done + loaded) / total) : 1;
-            progressText.textContent = "Sending… " + size(Math.min(total, done + loaded)) +
-              " of " + size(total);
+            var now = Math.min(total, done + loaded);
+            bar.value = total ? now / total : 1;
+            progressText.textContent = now < total ?
+              "Sending… " + size(now) + " of " + size(total) :
+              "Sent: the files are being checked…";
           });
         } catch (e) {
           xhr = null;
         }
-        // The portal's own pages say what to do (a full or closed link, storage failed);
-        // a timeout, other server errors and an empty answer are the connection's: again.
-        var again = !xhr || xhr.status === 408 ||
-          (xhr.status >= 500 && xhr.status !== 503) || !xhr.responseText;
-        if (!again) break;
-        if (tries >= TRIES) return stopped(files.indexOf(group[0]), files.length);
-        await wait(1000 * tries);
+        // The portal's own pages say what to do (a full or closed link, storage failed: the
+        // send page's 503); a timeout, a proxy's or a restarting server's error and an empty
+        // answer are the connection's: the group goes again, after 2, 4 and 8 seconds.
+        var portals = xhr && xhr.responseText &&
+          (xhr.status < 500 || xhr.responseText.indexOf('id="send-form"') !== -1);
+        if (portals && xhr.status !== 408) break;
+        if (tries >= TRIES) return stopped(files.length);
+        await wait(1000 * Math.pow(2, tries));
       }
-      if (xhr.status !== 200) return show(xhr.responseText);
+      if (xhr.status !== 200) {
+        // Refused: said on the page as it is, or here when earlier groups got through
+        // (the page would say nothing of them, and a reload would forget what they were).
+        if (!through) return show(xhr.responseText);
+        var refused = new DOMParser().parseFromString(xhr.responseText, "text/html");
+        return stopped(files.length, "then the portal said: " + saidOn(refused));
+      }
       var page = new DOMParser().parseFromString(xhr.responseText, "text/html");
       var said = page.getElementById("send-summary");
       sent += said ? Number(said.dataset.sent) : 0;
-      group.forEach(function (f) { received[key(f)] = true; });
+      group.forEach(function (f) { received.add(f); });
+      through += group.length;
       done += group.reduce(function (n, f) { return n + f.size; }, 0);
       last = xhr.responseText;
     }
@@ -187,6 +207,6 @@
     bar.value = 0;
     progressText.textContent = "Sending…";
     progress.hidden = false;
-    sendAll(files).catch(function () { stopped(0, files.length); });
+    sendAll(files).catch(function () { stopped(files.length); });
   });
 })();

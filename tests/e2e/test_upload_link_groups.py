@@ -107,3 +107,33 @@ def test_a_dropped_group_is_sent_again_and_a_stopped_send_resumes(demo_server, p
     )  # fmt: skip
     for n in (1, 2, 3, 4, 5):
         assert f"('IM000{n}.dcm', 'pending')" in states, states
+
+
+def test_a_link_revoked_mid_send_keeps_what_got_through_and_says_so(demo_server, page) -> None:
+    link = json.loads(run_manage(demo_server, "shell", "-c", ISSUE).strip().splitlines()[-1])
+    page.goto(demo_server["base_url"] + link["path"])
+    page.fill("#id_password", link["password"])
+    fill_birth_date(page, link["born"])
+    page.click("button:has-text('Continue')")
+    page.wait_for_selector("text=Each file may be up to")
+    page.evaluate("() => { document.getElementById('send-form').dataset.groupBytes = '1'; }")
+    posts: list[str] = []
+    code = link["path"].rstrip("/").rsplit("/", 1)[-1]
+
+    def revoke_before_the_second(route) -> None:  # noqa: ANN001
+        posts.append(route.request.method)
+        if len(posts) == 2:  # staff revoke the link while the second file is on its way
+            run_manage(
+                demo_server, "shell", "-c",
+                "from django.utils import timezone; from sharing.models import UploadLink; "
+                "from sharing.services import hash_token; "
+                f"UploadLink.objects.filter(token_hash=hash_token({code!r}))"
+                ".update(revoked_at=timezone.now())",
+            )  # fmt: skip
+        route.continue_()
+
+    page.route("**/u/files/", revoke_before_the_second)
+    page.set_input_files("#id_files", files=[_scan(n) for n in (11, 12, 13)])
+    page.click("button:has-text('Send')")
+    page.wait_for_selector("#send-problem:has-text('1 of 3 files got through; then the portal')")
+    assert len(posts) == 2  # a refusal is not sent again

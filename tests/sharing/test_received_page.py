@@ -53,6 +53,13 @@ class ReceivedPageTestCase(UploadLinkMixin, BaseTestCase):
         self.client.post(self.accept, {"choosing": "1", "file": [self.study_item]})
         self.assertEqual(set(self.states().values()), {"accepted"})
 
+    def test_a_tick_from_an_older_page_decides_nothing_and_says_so(self) -> None:
+        r = self.client.post(
+            self.accept, {"choosing": "1", "file": [f"study:{self.study_uid}"]}, follow=True
+        )
+        self.assertContains(r, "no longer waiting: look at the list again")
+        self.assertEqual(set(self.states().values()), {"pending"})
+
     def test_nothing_ticked_decides_nothing(self) -> None:
         for action in ("accept", "decline"):
             with self.subTest(action=action):
