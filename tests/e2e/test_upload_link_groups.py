@@ -44,7 +44,8 @@ def _scan(n: int) -> dict:
     return {"name": f"IM{n:04d}.dcm", "mimeType": "application/dicom", "buffer": buf.getvalue()}
 
 
-def test_a_dropped_group_is_sent_again_and_a_stopped_send_resumes(demo_server, page) -> None:
+def _open_link(demo_server, page) -> dict:  # noqa: ANN001
+    """Issue an upload link, open it as its sender, and send one file per request."""
     link = json.loads(run_manage(demo_server, "shell", "-c", ISSUE).strip().splitlines()[-1])
     page.goto(demo_server["base_url"] + link["path"])
     page.fill("#id_password", link["password"])
@@ -53,6 +54,11 @@ def test_a_dropped_group_is_sent_again_and_a_stopped_send_resumes(demo_server, p
     page.wait_for_selector("text=Each file may be up to")
     # One file per request (the server's limits are its own).
     page.evaluate("() => { document.getElementById('send-form').dataset.groupBytes = '1'; }")
+    return link
+
+
+def test_a_dropped_group_is_sent_again_and_a_stopped_send_resumes(demo_server, page) -> None:
+    _open_link(demo_server, page)
     posts: list[str] = []
     drops = {"left": 1}
 
@@ -110,13 +116,7 @@ def test_a_dropped_group_is_sent_again_and_a_stopped_send_resumes(demo_server, p
 
 
 def test_a_link_revoked_mid_send_keeps_what_got_through_and_says_so(demo_server, page) -> None:
-    link = json.loads(run_manage(demo_server, "shell", "-c", ISSUE).strip().splitlines()[-1])
-    page.goto(demo_server["base_url"] + link["path"])
-    page.fill("#id_password", link["password"])
-    fill_birth_date(page, link["born"])
-    page.click("button:has-text('Continue')")
-    page.wait_for_selector("text=Each file may be up to")
-    page.evaluate("() => { document.getElementById('send-form').dataset.groupBytes = '1'; }")
+    link = _open_link(demo_server, page)
     posts: list[str] = []
     code = link["path"].rstrip("/").rsplit("/", 1)[-1]
 

@@ -61,12 +61,7 @@ class SlowSenderTestCase(SimpleTestCase):
     def verified_sender(self, slug: str, address: str) -> tuple[WebClient, dict]:
         data = self.served.setup("upload_link", slug=slug, max_bytes=10 * len(REPORT))
         sender = WebClient(self.served.base_url, address=address)
-        self.assertEqual(sender.get(data["path"]).status, 303)
-        self.assertEqual(sender.get("/u/").status, 200)
-        verified = sender.post(
-            "/u/", {"password": data["password"], "birth_date": data["birth_date"]}
-        )
-        self.assertEqual(verified.status, 303)
+        sender.open_upload_link(data)
         return sender, data
 
     def start_send(self, sender: WebClient, **extra: str) -> tuple[socket.socket, bytes]:

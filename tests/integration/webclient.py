@@ -78,6 +78,13 @@ class WebClient:
             for _ in range(n - 1)
         ]
 
+    def open_upload_link(self, link: dict) -> None:
+        """Open an upload link and verify as its sender (link: served_data.upload_link's)."""
+        assert self.get(link["path"]).status == 303
+        assert self.get("/u/").status == 200  # the verification form
+        answer = {"password": link["password"], "birth_date": link["birth_date"]}
+        assert self.post("/u/", answer).status == 303
+
     def get(self, path: str, headers: dict | None = None) -> Reply:
         return self.request("GET", path, headers=headers)
 

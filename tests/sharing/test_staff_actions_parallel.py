@@ -93,13 +93,17 @@ class ShareFormSentAtOnceTestCase(SimpleTestCase):
 
 @pytest.mark.usefixtures("served_class")
 class TokenFormSentAtOnceTestCase(SimpleTestCase):
-    def test_one_token_form_sent_four_times_at_once_makes_one_token(self) -> None:
-        link = self.served.setup("practice_links", links=1, slug="tokentwice")["links"][0]
-        first = WebClient(self.served.base_url, address="198.51.100.81")
+    def verified_recipient(self, slug: str, address: str) -> tuple[dict, WebClient]:
+        link = self.served.setup("practice_links", links=1, slug=slug)["links"][0]
+        first = WebClient(self.served.base_url, address=address)
         first.get(f"/s/{link['token']}")
         first.get("/s/")
         answer = {"password": link["password"], "birth_date": link["birth_date"]}
         self.assertEqual(first.post("/s/", answer).status, 303)
+        return link, first
+
+    def test_one_token_form_sent_four_times_at_once_makes_one_token(self) -> None:
+        link, first = self.verified_recipient("tokentwice", "198.51.100.81")
         page = first.get("/s/software/").text
         key = re.search(r'name="issue_key" value="([^"]+)"', page).group(1)
         clients = first.same_browser(4)
@@ -115,12 +119,7 @@ class TokenFormSentAtOnceTestCase(SimpleTestCase):
         self.assertEqual(self.served.setup("link_tokens", code=link["code"]), 1)
 
     def test_forms_of_eight_open_pages_sent_at_once_make_at_most_five_tokens(self) -> None:
-        link = self.served.setup("practice_links", links=1, slug="tokenmany")["links"][0]
-        first = WebClient(self.served.base_url, address="198.51.100.82")
-        first.get(f"/s/{link['token']}")
-        first.get("/s/")
-        answer = {"password": link["password"], "birth_date": link["birth_date"]}
-        self.assertEqual(first.post("/s/", answer).status, 303)
+        link, first = self.verified_recipient("tokenmany", "198.51.100.82")
         clients = first.same_browser(8)
         keys = [
             re.search(r'name="issue_key" value="([^"]+)"', c.get("/s/software/").text).group(1)
@@ -148,12 +147,7 @@ class UploadLinkSendsAtOnceTestCase(SimpleTestCase):
         reports = [b"%PDF-1.4\n" + bytes([n]) * 20_000 + b"\n%%EOF\n" for n in range(6)]
         data = self.served.setup("upload_link", slug="sends", max_bytes=3 * len(reports[0]))
         first = WebClient(self.served.base_url, address="198.51.100.90")
-        self.assertEqual(first.get(data["path"]).status, 303)
-        self.assertEqual(first.get("/u/").status, 200)  # the verification form
-        verified = first.post(
-            "/u/", {"password": data["password"], "birth_date": data["birth_date"]}
-        )
-        self.assertEqual(verified.status, 303)
+        first.open_upload_link(data)
         clients = first.same_browser(6)
         barrier = Barrier(len(clients))
 
@@ -181,12 +175,7 @@ class SameFileSentAtOnceTestCase(SimpleTestCase):
         report = b"%PDF-1.4\n" + b"once" * 5_000 + b"\n%%EOF\n"
         data = self.served.setup("upload_link", slug="samefile", max_bytes=10 * len(report))
         first = WebClient(self.served.base_url, address="198.51.100.91")
-        self.assertEqual(first.get(data["path"]).status, 303)
-        self.assertEqual(first.get("/u/").status, 200)
-        verified = first.post(
-            "/u/", {"password": data["password"], "birth_date": data["birth_date"]}
-        )
-        self.assertEqual(verified.status, 303)
+        first.open_upload_link(data)
         clients = first.same_browser(4)
         barrier = Barrier(len(clients))
 

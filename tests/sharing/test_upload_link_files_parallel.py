@@ -40,12 +40,7 @@ class FileLimitAtOnceTestCase(SimpleTestCase):
         reports = [b"%PDF-1.4\n" + bytes([n]) * 5_000 + b"\n%%EOF\n" for n in range(8)]
         data = self.served.setup("upload_link", slug="files", max_bytes=100 * len(reports[0]))
         first = WebClient(self.served.base_url, address="198.51.100.95")
-        self.assertEqual(first.get(data["path"]).status, 303)
-        self.assertEqual(first.get("/u/").status, 200)
-        verified = first.post(
-            "/u/", {"password": data["password"], "birth_date": data["birth_date"]}
-        )
-        self.assertEqual(verified.status, 303)
+        first.open_upload_link(data)
         clients = first.same_browser(4)
         barrier = Barrier(len(clients))
 
