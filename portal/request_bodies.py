@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from django.conf import settings
@@ -126,6 +127,23 @@ def _socket_reader(stream: Any) -> Any:
     return unreader if hasattr(unreader, "sock") else None
 
 
+@contextmanager
+def _paced(reader: Any, pace: Pace) -> Iterator[None]:
+    """Keep gunicorn's socket reads for the body to the pace (nothing to do without one)."""
+    if reader is None:
+        yield
+        return
+    plain = reader.sock
+    timeout = plain.gettimeout()
+    reader.sock = _PacedSocket(plain, pace)
+    try:
+        yield
+    finally:
+        # The answer is written, and the connection's next request read, as before.
+        reader.sock = plain
+        plain.settimeout(timeout)
+
+
 def _close_after(stream: Any) -> None:
     """Have gunicorn close the connection after the answer rather than read the body's rest.
 
@@ -184,20 +202,9 @@ def paced_bodies(app: Callable) -> Callable:
         reader = _socket_reader(stream)
         body = PacedBody(stream, pace, on_socket=reader is not None)
         environ["wsgi.input"] = body
-        if reader is None:
+        with _paced(reader, pace):
             response = app(environ, start_response)
             _finish(body, stream, length)
-            return response
-        plain = reader.sock
-        timeout = plain.gettimeout()
-        reader.sock = _PacedSocket(plain, pace)
-        try:
-            response = app(environ, start_response)
-            _finish(body, stream, length)
-            return response
-        finally:
-            # The answer is written, and the connection's next request read, as before.
-            reader.sock = plain
-            plain.settimeout(timeout)
+        return response
 
     return application
