@@ -93,3 +93,58 @@ class WholeStudyMigrationTestCase(TransactionTestCase):
         self.assertFalse(ShareLink.objects.get(pk=made["chosen"].pk).whole_study)
         latest = MigrationExecutor(connection)
         latest.migrate(latest.loader.graph.leaf_nodes())
+
+
+class LostChoiceMigrationTestCase(TransactionTestCase):
+    """A link whose chosen items were all shredded before the choice was recorded cannot be
+    told from a whole-study link by its rows; the access history can: such a link grants
+    nothing rather than the whole study."""
+
+    def test_a_link_emptied_by_a_shredded_attachment_is_not_the_whole_study(self) -> None:
+        executor = MigrationExecutor(connection)
+        before = [
+            ("sharing", "0008_share_whole_study"),
+            ("audit", "0009_legal_hold_and_purge_actions"),
+        ]
+        executor.migrate(before)
+        old = executor.loader.project_state(before).apps
+        practice = old.get_model("portal", "Practice").objects.create(slug="p", name="P")
+        Patient = old.get_model("portal", "Patient")
+        Study = old.get_model("portal", "Study")
+        user = old.get_model("auth", "User").objects.create(username="alice")
+        Link = old.get_model("sharing", "ShareLink")
+        Event = old.get_model("audit", "AccessEvent")
+        made = {}
+        for n, name in enumerate(("emptied", "untouched", "shred_before", "other_patient")):
+            patient = Patient.objects.create(practice=practice, patient_id=f"P-{n}", name="Pat")
+            study = Study.objects.create(practice=practice, patient=patient, study_uid=f"1.{n}")
+            made[name] = Link.objects.create(
+                practice=practice, patient=patient, study=study, recipient_kind="patient",
+                token_hash=name, password_hash="x", expires_at=timezone.now(), created_by=user,
+            )  # fmt: skip
+        issued = made["emptied"].created_at
+
+        def shred(patient_id: int, at) -> None:  # noqa: ANN001
+            seq = Event.objects.count() + 1
+            Event.objects.create(
+                seq=seq, created_at=at, action="shred", practice=practice,
+                patient_id=patient_id, object_type="attachment", object_code="x",
+                prev_hash="0", hash=f"{seq}",
+            )  # fmt: skip
+
+        later = issued + timezone.timedelta(days=3)
+        shred(made["emptied"].patient_id, later)
+        shred(
+            made["shred_before"].patient_id,
+            made["shred_before"].created_at - timezone.timedelta(days=1),
+        )
+        shred(made["other_patient"].patient_id + 1000, later)
+        executor = MigrationExecutor(connection)
+        executor.migrate([("sharing", "0009_links_that_lost_their_choice")])
+        whole = {name: ShareLink.objects.get(pk=link.pk).whole_study for name, link in made.items()}
+        self.assertEqual(
+            whole,
+            {"emptied": False, "untouched": True, "shred_before": True, "other_patient": True},
+        )
+        latest = MigrationExecutor(connection)
+        latest.migrate(latest.loader.graph.leaf_nodes())
