@@ -262,6 +262,14 @@ def send_files(request: HttpRequest) -> HttpResponse:
     # without holding its files in memory.
     link = _verified_link(request)
     if link is None:
+        pending = _pending_link(request)
+        if pending is not None and pending.status != ShareLink.Status.ACTIVE:
+            # Withdrawn or expired while the sender had the page open: said as when the
+            # link is opened (its status is no news to a session that presented its token).
+            services.record(
+                Action.UPLOAD, pending, request, outcome=Outcome.DENIED, reason="link_closed"
+            )
+            return _unavailable(request, pending)
         raise access.deny(request, None, "upload_link", reason="not_verified")
     # A full link refuses before the body is read: each send would be received and
     # encrypted whole only to be refused.

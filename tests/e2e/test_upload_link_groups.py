@@ -135,5 +135,29 @@ def test_a_link_revoked_mid_send_keeps_what_got_through_and_says_so(demo_server,
     page.route("**/u/files/", revoke_before_the_second)
     page.set_input_files("#id_files", files=[_scan(n) for n in (11, 12, 13)])
     page.click("button:has-text('Send')")
-    page.wait_for_selector("#send-problem:has-text('1 of 3 files got through; then the portal')")
+    page.wait_for_selector(
+        "#send-problem:has-text('1 of 3 files got through; then the portal said: "
+        "This link has been withdrawn')"
+    )
     assert len(posts) == 2  # a refusal is not sent again
+
+
+def test_a_big_send_to_a_closed_link_says_why_not_that_the_connection_failed(
+    demo_server, page
+) -> None:
+    """The portal refuses a closed link's files before reading them; the sender must hear
+    that the link was withdrawn, not that there was nothing to show or a connection failed."""
+    link = _open_link(demo_server, page)
+    code = link["path"].rstrip("/").rsplit("/", 1)[-1]
+    run_manage(
+        demo_server, "shell", "-c",
+        "from django.utils import timezone; from sharing.models import UploadLink; "
+        "from sharing.services import hash_token; "
+        f"UploadLink.objects.filter(token_hash=hash_token({code!r}))"
+        ".update(revoked_at=timezone.now())",
+    )  # fmt: skip
+    big = {"name": "CBCT.zip", "mimeType": "application/zip", "buffer": b"\0" * (24 * 2**20)}
+    page.set_input_files("#id_files", files=[big])
+    page.click("button:has-text('Send')")
+    page.wait_for_selector("h1:has-text('This link has been withdrawn')", timeout=40_000)
+    assert "did not get through" not in page.text_content("body")

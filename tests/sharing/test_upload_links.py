@@ -128,6 +128,21 @@ class UploadLinkTestCase(UploadLinkMixin, BaseTestCase):
         UploadLink.objects.filter(pk=self.link.pk).update(expires_at=timezone.now())
         self.assertEqual(self.client.get(self.issued.path).status_code, 410)
 
+    def test_a_sender_whose_link_was_withdrawn_or_expired_meanwhile_hears_so(self) -> None:
+        for change, heading, status in (
+            ({"revoked_at": timezone.now()}, "This link has been withdrawn", 410),
+            ({"revoked_at": None, "expires_at": timezone.now()}, "This link has expired", 410),
+        ):
+            self.client = self.client_class()
+            UploadLink.objects.filter(pk=self.link.pk).update(
+                revoked_at=None, expires_at=timezone.now() + timedelta(days=1)
+            )
+            self.assertEqual(self.verify().status_code, 303)
+            UploadLink.objects.filter(pk=self.link.pk).update(**change)
+            r = self.send(("a.dcm", scans()[0]))
+            self.assertContains(r, heading, status_code=status)
+        self.assertFalse(ReceivedFile.objects.exists())
+
     def test_sending_needs_verification(self) -> None:
         self.client.get(self.issued.path)
         r = self.send(("a.dcm", scans()[0]))
