@@ -17,7 +17,6 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Count, Sum
 from django.http import HttpRequest, HttpResponse
-from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 
@@ -26,6 +25,7 @@ from audit.models import Action, Outcome
 from portal import vault
 from portal.models import UploadBatch, UploadChunk, UploadSession
 from portal.request_bodies import BodyTooSlow
+from portal.sizes import file_size
 from portal.textchecks import has_control_characters
 from portal.workspace.decorators import staff_required
 
@@ -144,12 +144,12 @@ def _room_refusal(request: HttpRequest, batch: UploadBatch, length: int) -> str:
         most = settings.PORTAL_MAX_ARCHIVE_MEMBERS
         return f"One upload holds at most {most} files: send the rest in another."
     if size + length > settings.PORTAL_MAX_ARCHIVE_BYTES:
-        limit = filesizeformat(settings.PORTAL_MAX_ARCHIVE_BYTES)
+        limit = file_size(settings.PORTAL_MAX_ARCHIVE_BYTES)
         return f"One upload holds at most {limit}: send the rest in another."
     staged = UploadSession.objects.filter(created_by=request.user, ingested_at__isnull=True)
     total = staged.aggregate(size=Sum("length"))["size"] or 0
     if total + length > settings.PORTAL_UPLOAD_STAGED_MAX_BYTES:
-        limit = filesizeformat(settings.PORTAL_UPLOAD_STAGED_MAX_BYTES)
+        limit = file_size(settings.PORTAL_UPLOAD_STAGED_MAX_BYTES)
         return (
             f"Your uploads not yet added to the records already hold close to {limit}: "
             "finish them (or wait until unfinished ones are cleared after two days) first."

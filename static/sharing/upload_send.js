@@ -19,11 +19,12 @@
   // The form's own fields and each file's part headers travel with the files.
   var OVERHEAD = 4096, PER_FILE = 512;
 
-  // In 1024s, as the page's own figures are written (Django's filesizeformat).
+  // In 1024s, as the page's own figures are written (portal.sizes): "512 MB", "1.5 GB".
   function size(bytes) {
     var KB = 1024, MB = KB * 1024, GB = MB * 1024;
-    if (bytes >= GB) return (bytes / GB).toFixed(1) + " GB";
-    if (bytes >= MB) return (bytes / MB).toFixed(1) + " MB";
+    function one(x) { return x.toFixed(1).replace(/\.0$/, ""); }
+    if (bytes >= GB) return one(bytes / GB) + " GB";
+    if (bytes >= MB) return one(bytes / MB) + " MB";
     return (bytes > 0 ? Math.max(1, Math.round(bytes / KB)) : 0) + " KB";
   }
   var sending = false;

@@ -143,6 +143,14 @@ class UploadLinkTestCase(UploadLinkMixin, BaseTestCase):
             self.assertContains(r, heading, status_code=status)
         self.assertFalse(ReceivedFile.objects.exists())
 
+    @override_settings(PORTAL_UPLOAD_LINK_MAX_REQUEST_BYTES=512 * 2**20)
+    def test_the_send_page_says_its_limits_as_people_write_them(self) -> None:
+        self.verify()
+        page = self.client.get("/u/").content.decode().replace("\xa0", " ")
+        self.assertIn("Each file may be up to 512 MB;", page)
+        self.assertNotIn(".0 MB", page)
+        self.assertNotIn(".0 GB", page)
+
     def test_sending_needs_verification(self) -> None:
         self.client.get(self.issued.path)
         r = self.send(("a.dcm", scans()[0]))
