@@ -17,6 +17,7 @@ from django.http import HttpRequest
 
 import audit
 from audit.models import Action
+from portal.admin.related import RelationsTheReaderMayOpen
 from portal.models import Patient, Practice, Role, StaffMember
 
 
@@ -29,7 +30,7 @@ def practice_admin(request: HttpRequest) -> StaffMember | None:
     return member if member is not None and member.role == Role.ADMIN else None
 
 
-class PracticeScopedAdmin(admin.ModelAdmin):
+class PracticeScopedAdmin(RelationsTheReaderMayOpen, admin.ModelAdmin):
     """ModelAdmin limited to the practice admin's own practice."""
 
     practice_path = "practice"
