@@ -137,9 +137,23 @@ def database_problem(exc: BaseException, command: str = "") -> str | None:
     if pending:
         return (
             f"The database is not set up ({where}): {len(pending)} migrations are not applied; "
-            "run `manage.py migrate` first"
+            f"run `manage.py migrate` first{_elsewhere_hint()}"
         )
     return None
+
+
+def _elsewhere_hint() -> str:
+    """On a laptop, an empty database is most often another data folder's: say how to pick it."""
+    import os
+
+    from django.conf import settings
+
+    if not settings.LOCAL or os.environ.get("DATABASE_URL"):
+        return ""
+    return (
+        f", or, if the portal's data is in another folder than {settings.DATA_DIR}, "
+        "set PORTAL_DATA_DIR to that folder (as for `manage.py demo`)"
+    )
 
 
 def _database_named() -> str:

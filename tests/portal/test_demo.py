@@ -5,7 +5,9 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import shlex
 from pathlib import Path
+from unittest import mock
 
 from django.conf import settings
 from django.core.management import call_command
@@ -148,7 +150,6 @@ class DemoPortTakenTestCase(TestCase):
         self.assertFalse(Practice.objects.exists(), "the demo data was made anyway")
 
     def test_a_demo_served_on_another_port_writes_links_to_that_port(self) -> None:
-        from unittest import mock
 
         from portal.management.commands.demo import serve_at
 
@@ -168,8 +169,25 @@ class DemoPortTakenTestCase(TestCase):
         out = io.StringIO()
         call_command("demo", "--no-serve", "--cbct-slices", "120", stdout=out)
         hint = next(line for line in out.getvalue().splitlines() if "totp_code" in line)
-        shown = hint.split("`")[1].split(" manage.py")[0]
+        shown = shlex.split(hint.split("`")[1].split(" manage.py")[0])[-1]  # after PORTAL_DATA_DIR
         # The command as printed runs this very Python from here (a bare `python` would be the
         # system's, without Django): relative inside the checkout, absolute elsewhere.
         self.assertEqual((Path.cwd() / shown).absolute(), Path(sys.executable).absolute())
         self.assertNotEqual(shown, "python")
+
+    def test_its_commands_name_the_data_folder_it_used(self) -> None:
+        """Run as printed, `totp_code` and `dicom_receiver` must open the demo's folder, not
+        make an empty one in ./data."""
+        folder = "/tmp/a demo's folder"
+        out = io.StringIO()
+        with mock.patch.dict("os.environ", {"PORTAL_DATA_DIR": folder}):
+            call_command("demo", "--no-serve", "--cbct-slices", "120", stdout=out)
+        printed = [line for line in out.getvalue().splitlines() if " manage.py " in line]
+        self.assertEqual(len(printed), 2, printed)
+        for line in printed:
+            self.assertIn("`PORTAL_DATA_DIR='/tmp/a demo'\"'\"'s folder' ", line)
+        with mock.patch.dict("os.environ", {}, clear=False):
+            os.environ.pop("PORTAL_DATA_DIR", None)
+            out = io.StringIO()
+            call_command("demo", "--no-serve", "--cbct-slices", "120", stdout=out)
+        self.assertNotIn("PORTAL_DATA_DIR", out.getvalue())

@@ -242,6 +242,18 @@ def test_a_database_not_migrated_says_so_in_one_line(tmp_path) -> None:
     assert lines[0].endswith("migrations are not applied; run `manage.py migrate` first")
 
 
+def test_an_empty_laptop_data_folder_says_how_to_name_the_demos(tmp_path) -> None:
+    """The demo's data in another folder: a command run without PORTAL_DATA_DIR meets an
+    empty one, and must say how to point at the right one, not only to migrate."""
+    env = {"PORTAL_MODE": "local", "PORTAL_DATA_DIR": str(tmp_path / "data")}
+    result = _manage(tmp_path, env, "verify_audit")
+    assert result.returncode == 69, result.stderr[-2000:]
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr[-2000:]
+    assert "run `manage.py migrate` first" in lines[0]
+    assert f"another folder than {tmp_path / 'data'}, set PORTAL_DATA_DIR" in lines[0]
+
+
 def test_a_bad_query_keeps_its_traceback(tmp_path) -> None:
     """Only the environment's faults are cut to a line; a bug still shows where it is."""
     env = {"PORTAL_MODE": "local", "DATABASE_URL": f"sqlite:///{tmp_path}/db.sqlite3"}

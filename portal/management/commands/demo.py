@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import shlex
 import socket
 import sys
 from pathlib import Path
@@ -81,7 +82,7 @@ class Command(BaseCommand):
         out(f"  password for every demo user: {result.password}")
         for s in result.staff:
             out(f"  {s.username:16} {s.role:15} authenticator: {s.otpauth_uri}")
-        python = _python_shown()
+        python = _env_shown() + _python_shown()
         totp = f"{python} manage.py totp_code demo-frontdesk"
         out(f"  (no authenticator app? `{totp}` prints the code)")
         out("")
@@ -136,6 +137,12 @@ def _refuse_if_taken(addrport: str) -> None:
                 "If another program uses the port, serve the demo on a free one: "
                 "manage.py demo --addrport 127.0.0.1:8001"
             ) from None
+
+
+def _env_shown() -> str:
+    """The data folder this demo used, for the commands it prints (none: the default)."""
+    folder = os.environ.get("PORTAL_DATA_DIR")
+    return f"PORTAL_DATA_DIR={shlex.quote(folder)} " if folder else ""
 
 
 def _python_shown() -> str:
