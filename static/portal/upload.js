@@ -179,7 +179,7 @@
       var a = document.createElement("a");
       a.href = s.url;
       a.className = "button";
-      a.textContent = "Open the new study: " + s.label;
+      a.textContent = "Open the study: " + s.label;  // new, or one the files add to or repeat
       p.appendChild(a);
       report.appendChild(p);
     });

@@ -113,11 +113,11 @@ def test_clinician_uploads_a_folder(demo_server, page, tmp_path) -> None:
     _sign_in(page, demo_server, "Clinician")
     page.goto(demo_server["base_url"] + "/upload/")
     page.set_input_files("#pick-folder", folder)
-    page.wait_for_selector("a:has-text('Open the new study')", timeout=120_000)
+    page.wait_for_selector("a:has-text('Open the study')", timeout=120_000)
     assert page.locator("#overall-bar").get_attribute("value") == "100"
     assert page.locator("#filelist progress").count() == 3
     assert "stored" in page.locator("#report").inner_text()
-    page.click("a:has-text('Open the new study')")
+    page.click("a:has-text('Open the study')")
     page.wait_for_selector("text=ID E2E-UP-1")
     page.goto(demo_server["base_url"] + "/")
     page.fill("#id_q", "E2E-UP-1")
@@ -125,6 +125,12 @@ def test_clinician_uploads_a_folder(demo_server, page, tmp_path) -> None:
     page.wait_for_selector("text=1 result")
     assert page.locator("ul.results li.result").count() == 1
     assert "E2E-UP-1" not in page.url  # the search was posted, not put in the address
+    # The same folder again: every file a duplicate, and nothing called new.
+    page.goto(demo_server["base_url"] + "/upload/")
+    page.set_input_files("#pick-folder", folder)
+    page.wait_for_selector("a:has-text('Open the study')", timeout=120_000)
+    said = page.locator("#report").inner_text()
+    assert said.count("duplicate") == 3 and "new" not in said.lower(), said
 
 
 def test_front_desk_sees_open_upload_links_and_revokes_one(demo_server, page) -> None:
