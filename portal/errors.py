@@ -33,17 +33,20 @@ def permission_denied(request: HttpRequest, exception=None) -> HttpResponse:
     return _page(403, "Not allowed", "You are not allowed to do that.")
 
 
-# Where a recipient's visit ends up once it has ended (closed, timed out, Back after leaving).
-RECIPIENT_PATHS = ("/s/", "/u/")
-VISIT_ENDED = (
-    "If you were sent a link to your images, your visit may have ended: open the link again "
-    "from your email or the printed handout, or call the practice."
-)
+# Where a recipient's or a sender's visit ends up once it has ended (closed, timed out, Back
+# after leaving), and what each is told.
+VISIT_ENDED = {
+    "/s/": "If you were sent a link to your images, your visit may have ended: open the link "
+    "again from your email or the printed handout, or call the practice.",
+    "/u/": "If you were sent a link to send images to a practice, your visit may have ended: "
+    "open the link again from the email or message it came in, or call the practice.",
+}
 
 
 def page_not_found(request: HttpRequest, exception=None) -> HttpResponse:
-    if request.path.startswith(RECIPIENT_PATHS):
-        return _page(404, "Nothing to show here", VISIT_ENDED)
+    ended = VISIT_ENDED.get(request.path[:3])
+    if ended:
+        return _page(404, "Nothing to show here", ended)
     return _page(404, "Not found", "There is nothing here. Check the address you were given.")
 
 

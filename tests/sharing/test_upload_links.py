@@ -151,6 +151,12 @@ class UploadLinkTestCase(UploadLinkMixin, BaseTestCase):
         self.assertNotIn(".0 MB", page)
         self.assertNotIn(".0 GB", page)
 
+    def test_an_unknown_upload_link_speaks_to_a_sender_not_a_patient(self) -> None:
+        r = self.client.get("/u/" + "x" * 43)
+        self.assertContains(r, "Nothing to show here", status_code=404)
+        self.assertContains(r, "a link to send images", status_code=404)
+        self.assertNotContains(r, "your images", status_code=404)
+
     def test_sending_needs_verification(self) -> None:
         self.client.get(self.issued.path)
         r = self.send(("a.dcm", scans()[0]))
