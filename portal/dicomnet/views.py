@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
+from django.conf import settings
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -11,7 +14,7 @@ import audit
 from audit.models import Action
 from portal.access import deny, fetch_or_404
 from portal.dicomnet.destinations import allowed
-from portal.models import Arrival, DicomPeer, Transfer
+from portal.models import Arrival, DicomNode, DicomPeer, Transfer
 from portal.workspace.decorators import staff_required
 
 ARRIVALS_SHOWN = 100
@@ -30,7 +33,18 @@ def arrivals(request: HttpRequest) -> HttpResponse:
     audit.record(
         Action.SEARCH, request=request, detail={"page": "arrivals"}, **scope.audit_kwargs()
     )
-    return render(request, "portal/arrivals.html", {"arrivals": rows, "scope": scope})
+    context = {"arrivals": rows, "scope": scope, **_how_devices_send(scope.practice)}
+    return render(request, "portal/arrivals.html", context)
+
+
+def _how_devices_send(practice) -> dict:  # noqa: ANN001
+    """What a device's technician asks for: the called AE title, host and port, who may send."""
+    return {
+        "node": DicomNode.objects.filter(practice=practice).first(),
+        "senders": DicomPeer.objects.filter(practice=practice, may_send=True).order_by("name"),
+        "dicom_host": urlsplit(settings.PORTAL_BASE_URL).hostname or "this server",
+        "dicom_port": settings.PORTAL_DICOM_PORT,
+    }
 
 
 @require_POST

@@ -154,3 +154,16 @@ def test_front_desk_sees_open_upload_links_and_revokes_one(demo_server, page) ->
     row.locator("button:has-text('Revoke the link')").click()
     page.wait_for_url(demo_server["base_url"] + "/received/")
     assert page.locator(".upload-links li", has_text="Dr Wrong Address").count() == 0
+
+
+def test_the_front_desk_reads_how_the_devices_send_here(demo_server, page) -> None:
+    """What the CBCT unit's technician asks for, on the arrivals page, phone and desktop."""
+    _sign_in(page, demo_server, "Front desk")
+    page.goto(demo_server["base_url"] + "/arrivals/")
+    said = page.locator("#how-devices-send").inner_text()
+    assert "called AE title SMILEPACS" in said and "port 11112" in said, said
+    assert "CBCT1" in said, said
+    for name, size in (("phone", None), ("desktop", {"width": 1280, "height": 900})):
+        if size:
+            page.set_viewport_size(size)
+        page.screenshot(path=str(SHOTS / f"arrivals-{name}.png"), full_page=True)
