@@ -50,3 +50,10 @@ class AdminLinksTestCase(BaseTestCase):
                 with self.subTest(page=page, href=href):
                     self.assertNotEqual(self.client.get(href).status_code, 403)
         self.assertTrue(checked)
+
+    def test_back_office_pages_name_the_portals_icon(self) -> None:
+        """Without it the browser asks for /favicon.ico, which is not there (a 404 each page)."""
+        self.login_back_office(self.alice)
+        for url in ("/admin/", "/admin/portal/patient/"):
+            with self.subTest(url=url):
+                self.assertContains(self.client.get(url), 'rel="icon"')
