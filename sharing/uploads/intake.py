@@ -35,6 +35,7 @@ from portal.ingest.sources import (
 from portal.models import StoredObject
 from sharing.models import ReceivedFile, ShareLink, UploadLink
 from sharing.uploads import services
+from sharing.uploads.waiting import names_another_patient, other_records
 
 REFUSED_OVER_LIMIT = "not kept: this link has no room left for it"
 NAME_MAX = ReceivedFile._meta.get_field("name").max_length
@@ -293,6 +294,7 @@ def _row(link: UploadLink, out: Outcome, size: int) -> ReceivedFile:
         row.study_description = (h.study.get("description") or "")[:200]
         row.study_date = h.study.get("study_date")
         row.patient_name = (h.patient_name or "")[:200]
+        row.patient_id = (h.patient_id or "")[:64]
     return row
 
 
@@ -332,16 +334,45 @@ def _still_pending(files: list[ReceivedFile]) -> list[ReceivedFile]:
     return list(locked.select_related("blob", "link__practice", "link__patient").order_by("pk"))
 
 
-def accept(files: list[ReceivedFile], *, by, request=None) -> list[ReceivedFile]:
-    """File the files still pending into the link's patient's record; return those decided."""
+@dataclass
+class Accepted:
+    """What an accept decided, and the files it left waiting (they name another patient)."""
+
+    decided: list[ReceivedFile]
+    held: list[ReceivedFile]
+
+
+def accept(files: list[ReceivedFile], *, by, request=None) -> Accepted:
+    """File the files still pending into the link's patient's record.
+
+    A DICOM file naming another patient of the practice (that record's Patient ID, under
+    another name than the link's patient's) stays waiting: a click must not file Maria's
+    scan into José's record. Staff decline it, or file it from the right record.
+    """
     from viewer.tasks import build_previews
 
     with transaction.atomic():
         pending = [f for f in _still_pending(files) if f.blob is not None]
         if not pending:
-            return []
+            return Accepted([], [])
         link = pending[0].link
         outcomes = [_outcome(i, f) for i, f in enumerate(pending)]
+        others = set(other_records(link, [o.header.patient_id for o in outcomes if o.header]))
+
+        def elsewhere(o: Outcome) -> bool:
+            h = o.header
+            return h is not None and names_another_patient(
+                link, h.patient_id, h.patient_name, others
+            )
+
+        held = [f for o, f in zip(outcomes, pending, strict=True) if elsewhere(o)]
+        kept = [(o, f) for o, f in zip(outcomes, pending, strict=True) if not elsewhere(o)]
+        if not kept:
+            return Accepted([], held)
+        outcomes = [o for o, _ in kept]
+        pending = [f for _, f in kept]
+        for i, o in enumerate(outcomes):
+            o.index = i
         plan = build(outcomes, link.practice, link.patient, request, by)
         now = timezone.now()
         for o, f in zip(outcomes, pending, strict=True):
@@ -359,7 +390,7 @@ def accept(files: list[ReceivedFile], *, by, request=None) -> list[ReceivedFile]
         if plan.series_pks or plan.attachment_pks:
             series, attachments = plan.series_pks, plan.attachment_pks
             transaction.on_commit(lambda: build_previews.delay(series, attachments))
-    return pending
+    return Accepted(pending, held)
 
 
 def decline(files: list[ReceivedFile], *, by, request=None) -> None:

@@ -19,7 +19,7 @@ from portal.workspace import once
 from portal.workspace.decorators import staff_required
 from sharing.models import ReceivedFile
 from sharing.uploads import intake, services
-from sharing.uploads.waiting import CHOOSING, chosen_files, waiting_items
+from sharing.uploads.waiting import CHOOSING, chosen_files, look_up_records, waiting_items
 
 OPEN_LINKS_SHOWN = 100
 
@@ -76,9 +76,11 @@ def received_list(request: HttpRequest) -> HttpResponse:
         .select_related("patient", "practice")
         .order_by("-created_at")
     )
-    groups = [
-        (link, waiting_items(link.files.filter(state="pending").order_by("pk"))) for link in links
-    ]
+    groups = []
+    for link in links:
+        items = waiting_items(link.files.filter(state="pending").order_by("pk"))
+        look_up_records(items, link)
+        groups.append((link, items))
     # Links a sender may still use: one issued by mistake is revoked here, one locked after
     # wrong answers unlocked.
     still_open = (
@@ -112,10 +114,20 @@ def _decide(request: HttpRequest, code, accept: bool) -> HttpResponse:
             messages.error(request, "What was ticked is no longer waiting: look at the list again.")
             return redirect("/received/")
     if accept:
-        decided = intake.accept(files, by=request.user, request=request)
-        if decided:
+        accepted = intake.accept(files, by=request.user, request=request)
+        if accepted.decided:
             # Messages travel in a cookie: never the patient's name.
-            messages.success(request, f"Accepted {_files(len(decided))} into the patient's record.")
+            done = _files(len(accepted.decided))
+            messages.success(request, f"Accepted {done} into the patient's record.")
+        if accepted.held:
+            one = len(accepted.held) == 1
+            it, names = ("it", "names") if one else ("them", "name")
+            messages.error(
+                request,
+                f"{_files(len(accepted.held))} not accepted: {'it' if one else 'they'} {names} "
+                f"another patient of the practice. Decline {it}, or ask the sender whose "
+                f"{'it is' if one else 'they are'}.",
+            )
     else:
         intake.decline(files, by=request.user, request=request)
         if files:

@@ -64,10 +64,12 @@ def test_recipient_makes_a_token_for_their_own_viewer(
         assert token not in p.content()  # shown once
 
 
-def _scan() -> bytes:
+def _scan(patient_id: str = "THEIRS-1", name: str = "", n: int = 7) -> bytes:
     ds = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
-    uid = f"1.2.826.0.1.3680043.8.498.7{int(time.time())}"
-    ds.PatientID = "THEIRS-1"
+    uid = f"1.2.826.0.1.3680043.8.498.{n}{int(time.time())}"
+    ds.PatientID = patient_id
+    if name:
+        ds.PatientName = name
     ds.StudyInstanceUID, ds.SeriesInstanceUID = f"{uid}.1", f"{uid}.1.1"
     ds.SOPInstanceUID = f"{uid}.1.1.1"
     ds.StudyDescription = "CBCT from the oral surgeon"
@@ -118,10 +120,13 @@ def test_another_practice_sends_images_and_staff_accept_them(
     _shot(page, "upload-too-big-desktop")
     page.set_viewport_size({"width": 390, "height": 844})
     page.reload()
-    page.set_input_files("#id_files", files=[scan])
+    # The second names another patient of the practice (José, by his ID and name).
+    other = {"name": "IM0002.dcm", "mimeType": "application/dicom",
+             "buffer": _scan("DEMO-0002", "Alvarez-Demo^Jose", n=6)}  # fmt: skip
+    page.set_input_files("#id_files", files=[scan, other])
     assert page.is_enabled("button:has-text('Send')")
     page.click("button:has-text('Send')")
-    page.wait_for_selector("text=1 file received")
+    page.wait_for_selector("text=2 files received")
     assert page.url.endswith("/u/")  # sent in the background: a reload sends nothing again
     page.screenshot(path=str(tmp_path / "upload-sent-phone.png"), full_page=True)
     # A link with no room left says so before anything is chosen (a send was read whole,
@@ -141,10 +146,13 @@ def test_another_practice_sends_images_and_staff_accept_them(
 
     staff.goto(demo_server["base_url"] + "/received/")
     staff.wait_for_selector("text=CBCT from the oral surgeon")
+    staff.wait_for_selector(".warning:has-text('names another patient of the practice')")
     _shot(staff, "received-waiting-desktop")
     staff.set_viewport_size({"width": 390, "height": 844})
     _shot(staff, "received-waiting-phone")
     staff.set_viewport_size({"width": 1440, "height": 900})
     staff.click("button:has-text('Accept into')")
-    staff.wait_for_selector("text=Nothing is waiting")
     staff.wait_for_selector("text=Accepted 1 file into")
+    staff.wait_for_selector("text=1 file not accepted: it names another patient")
+    staff.click("button:has-text('Decline')")
+    staff.wait_for_selector("text=Nothing is waiting")

@@ -15,16 +15,19 @@ PASSWORD = "amber-anchor-apple-arrow-12"
 GEOMETRY = PhantomGeometry(slices=3, rows=32, columns=32, pixel_spacing_mm=2.0, marker_slice=1)
 
 
-def scans(patient_id: str = "OTHER-77") -> list[bytes]:
+def scans(
+    patient_id: str = "OTHER-77", patient_name: str = "Example^Pat", **more: object
+) -> list[bytes]:
     folder = Path(tempfile.mkdtemp(prefix="upload-link-"))
     files = write_cbct(
         folder,
         GEOMETRY,
-        patient_name="Example^Pat",
+        patient_name=patient_name,
         patient_id=patient_id,  # another practice numbers its patients its own way
         birth_date=date(1980, 5, 17),
         study_date=date(2025, 11, 3),
         description="CBCT from Dr Other",
+        **more,
     )
     return [f.read_bytes() for f in files]
 
