@@ -298,6 +298,9 @@ class ReceivedFile(models.Model):
     study_date = models.DateField(null=True, blank=True)
     patient_name = models.CharField(max_length=200, blank=True, help_text="As the file names them.")
     patient_id = models.CharField(max_length=64, blank=True, help_text="As the file numbers them.")
+    instance_uid = models.CharField(
+        max_length=64, blank=True, help_text="A DICOM file's SOP Instance UID, kept or not."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     decided_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"

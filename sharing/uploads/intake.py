@@ -170,12 +170,16 @@ def _check_and_seal(link: UploadLink, files, rows: list, sealed: _Sealed) -> int
                 discard([out.blob])
                 ctx.release(out)
             continue
-        size = out.blob.plain_size if out.blob is not None else 0
-        if out.status == "ok" and not _take_room(link, size):
-            sealed.blobs.remove(out.blob)
-            discard([out.blob])
+        # A copy of a file the practice holds is charged as a new one: a room that fell for
+        # one and not the other would tell the sender what the practice holds.
+        size = out.blob.plain_size if out.blob is not None else (item.size or 0)
+        charged = out.status in ("ok", "duplicate")
+        if charged and not _take_room(link, size):
+            if out.blob is not None:
+                sealed.blobs.remove(out.blob)
+                discard([out.blob])
             out.status, out.reason, out.blob = "rejected", REFUSED_OVER_LIMIT, None
-        elif out.status == "ok":
+        elif charged:
             sent.remember(out)
             sealed.charged += size
             room -= size
@@ -202,7 +206,13 @@ class _AlreadySent:
             .exclude(blob=None)
             .values("blob")
         )
-        return cls(set(pending.values_list("sha256", flat=True)), set())
+        held = ReceivedFile.objects.filter(
+            link=link, state=ReceivedFile.State.REFUSED, reason=ReceivedFile.ALREADY_HELD
+        ).exclude(instance_uid="")
+        return cls(
+            set(pending.values_list("sha256", flat=True)),
+            set(held.values_list("instance_uid", flat=True)),
+        )
 
     def again(self, out: Outcome) -> bool:
         """Whether out repeats a file already sent and kept."""
@@ -211,8 +221,9 @@ class _AlreadySent:
         return out.status == "ok" and out.blob is not None and out.blob.sha256 in self.digests
 
     def remember(self, out: Outcome) -> None:
-        """Note a file kept (and charged) in this send."""
-        self.digests.add(out.blob.sha256)
+        """Note a file charged in this send (kept, or a copy of one the practice holds)."""
+        if out.blob is not None:
+            self.digests.add(out.blob.sha256)
         if out.header is not None:
             self.instances.add(out.header.sop_uid)
 
@@ -261,11 +272,14 @@ def _keep_to_what_others_kept(link: UploadLink, rows: list[ReceivedFile], droppe
     """Turn copies of files another send kept into "already sent" rows and drop rows past the
     file limit, giving back their room; collect the dropped files' objects. Return how many
     rows were dropped. Call with the link locked."""
-    held = _AlreadySent.of(link).digests
+    kept = _AlreadySent.of(link)
     room_back = 0
     for i, row in enumerate(rows):
-        if row.blob is not None and row.blob.sha256 in held:
-            dropped.append(row.blob)
+        copy_kept = row.blob is not None and row.blob.sha256 in kept.digests
+        copy_held = row.reason == ReceivedFile.ALREADY_HELD and row.instance_uid in kept.instances
+        if copy_kept or copy_held:
+            if row.blob is not None:
+                dropped.append(row.blob)
             room_back += row.size
             rows[i] = ReceivedFile(link=link, name=row.name, kind=row.kind, state="refused",
                                    reason=ReceivedFile.ALREADY_SENT)  # fmt: skip
@@ -273,7 +287,7 @@ def _keep_to_what_others_kept(link: UploadLink, rows: list[ReceivedFile], droppe
     for row in rows[allowed:]:
         if row.blob is not None:
             dropped.append(row.blob)
-            room_back += row.size
+        room_back += row.size  # what was charged for it: kept, or a copy the practice holds
     left_out = max(0, len(rows) - allowed)
     del rows[allowed:]
     _give_back_room(link, room_back)
@@ -282,8 +296,15 @@ def _keep_to_what_others_kept(link: UploadLink, rows: list[ReceivedFile], droppe
 
 def _row(link: UploadLink, out: Outcome, size: int) -> ReceivedFile:
     if out.status == "duplicate":
-        return ReceivedFile(link=link, name=_fit_name(out.name), kind=out.kind, state="refused",
-                            reason=ReceivedFile.ALREADY_HELD)  # fmt: skip
+        return ReceivedFile(
+            link=link,
+            name=_fit_name(out.name),
+            kind=out.kind,
+            state="refused",
+            reason=ReceivedFile.ALREADY_HELD,
+            size=size,  # charged, as a new file is
+            instance_uid=out.header.sop_uid[:64] if out.header is not None else "",
+        )
     if out.status != "ok":
         return ReceivedFile(link=link, name=_fit_name(out.name), kind=out.kind, state="refused",
                             reason=out.reason[:REASON_MAX])  # fmt: skip
@@ -295,6 +316,7 @@ def _row(link: UploadLink, out: Outcome, size: int) -> ReceivedFile:
         row.study_date = h.study.get("study_date")
         row.patient_name = (h.patient_name or "")[:200]
         row.patient_id = (h.patient_id or "")[:64]
+        row.instance_uid = h.sop_uid[:64]
     return row
 
 

@@ -265,6 +265,26 @@ class UploadLinkTestCase(UploadLinkMixin, BaseTestCase):
         told = re.findall(r"<li>(IM\d\.dcm) <span class=\"muted\">· ([^<]*)</span>", page)
         self.assertEqual(sorted(told), [("IM1.dcm", "Received"), ("IM2.dcm", "Received")])
 
+    def test_the_room_left_does_not_tell_what_the_practice_already_holds(self) -> None:
+        """The room a link has left fell for a new file and not for a copy of one the practice
+        held: a sender could test whether the practice holds an image of any patient. Each is
+        charged once, whichever it is, and a copy sent again is not charged again."""
+        held, new, _ = scans("OTHER-77")
+        self.assertEqual(len(held), len(new))
+        folder = Path(tempfile.mkdtemp(prefix="upload-link-held-"))
+        (folder / "IM1.dcm").write_bytes(held)
+        ingest_path(folder, practice=self.practice)
+        self.verify()
+
+        def charged(name: str, data: bytes) -> int:
+            before = UploadLink.objects.get(pk=self.link.pk).received_bytes
+            self.assertContains(self.send((name, data)), "1 file received")
+            return UploadLink.objects.get(pk=self.link.pk).received_bytes - before
+
+        self.assertEqual(charged("IM1.dcm", held), charged("IM2.dcm", new))
+        self.assertEqual(charged("IM1.dcm", held), 0)  # sent again: charged once, as ...
+        self.assertEqual(charged("IM2.dcm", new), 0)  # ... a new file sent again
+
     def test_a_send_that_fails_midway_leaves_no_file_and_no_charge(self) -> None:
         from django.db import DatabaseError
 
