@@ -17,13 +17,21 @@ upload link refuses before reading) is read here at the same pace, or the connec
 A chunked body (no page of the portal sends one; Django would read it as empty) is refused
 with 411. Elsewhere (the development server) each read is checked once it returns.
 PORTAL_BODY_STALL_SECONDS=0 waits for ever.
+
+A body silent for PORTAL_BODY_STALLED_AFTER_SECONDS is stalled: each client address may hold
+only PORTAL_BODY_STALLS_PER_ADDRESS web threads with stalled bodies at once, and a body that
+stalls beyond that share is answered 408 at once. Eight connections that sent their headers
+and then nothing held every thread of two web processes for a minute, again and again; a
+phone that lost its network holds one thread, as before, and other visitors are served.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from types import SimpleNamespace
 from typing import Any
 
 from django.conf import settings
@@ -62,17 +70,63 @@ class Pace:
         return left
 
 
+class Stalls:
+    """How many web threads of this process each client address holds with a stalled body."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._held: dict[str, int] = {}
+
+    def enter(self, address: str, share: int) -> bool:
+        """Count one more for address; False (and nothing counted) if it holds its share."""
+        with self._lock:
+            held = self._held.get(address, 0)
+            if share > 0 and held >= share:
+                return False
+            self._held[address] = held + 1
+            return True
+
+    def leave(self, address: str) -> None:
+        with self._lock:
+            held = self._held.get(address, 0) - 1
+            if held > 0:
+                self._held[address] = held
+            else:
+                self._held.pop(address, None)
+
+
+_stalls = Stalls()
+
+
 class _PacedSocket:
     """The connection's socket as gunicorn's body reader sees it: each read waits only as long
-    as the pace allows."""
+    as the pace allows, and a silent one only while its address holds no more than its share
+    of stalled bodies."""
 
-    def __init__(self, sock: Any, pace: Pace) -> None:
-        self._sock, self._pace = sock, pace
+    def __init__(self, sock: Any, pace: Pace, address: str = "") -> None:
+        self._sock, self._pace, self._address = sock, pace, address
+        self._stalled_after = settings.PORTAL_BODY_STALLED_AFTER_SECONDS or float("inf")
+        self._share = settings.PORTAL_BODY_STALLS_PER_ADDRESS
 
     def recv(self, size: int) -> bytes:
-        left = self._pace.wait_limit()
-        self._sock.settimeout(None if left == float("inf") else left)
-        data = self._sock.recv(size)
+        stalled = False
+        try:
+            while True:
+                left = self._pace.wait_limit()
+                wait = left if stalled else min(left, self._stalled_after)
+                self._sock.settimeout(None if wait == float("inf") else wait)
+                try:
+                    data = self._sock.recv(size)
+                    break
+                except TimeoutError:
+                    if stalled or wait >= left:
+                        raise
+                    if not _stalls.enter(self._address, self._share):
+                        raise TimeoutError(SLOW_BODY_MESSAGE) from None
+                    stalled = True
+        finally:
+            if stalled:
+                _stalls.leave(self._address)
         self._pace.arrived += len(data)
         return data
 
@@ -128,14 +182,14 @@ def _socket_reader(stream: Any) -> Any:
 
 
 @contextmanager
-def _paced(reader: Any, pace: Pace) -> Iterator[None]:
+def _paced(reader: Any, pace: Pace, address: str) -> Iterator[None]:
     """Keep gunicorn's socket reads for the body to the pace (nothing to do without one)."""
     if reader is None:
         yield
         return
     plain = reader.sock
     timeout = plain.gettimeout()
-    reader.sock = _PacedSocket(plain, pace)
+    reader.sock = _PacedSocket(plain, pace, address)
     try:
         yield
     finally:
@@ -202,7 +256,12 @@ def paced_bodies(app: Callable) -> Callable:
         reader = _socket_reader(stream)
         body = PacedBody(stream, pace, on_socket=reader is not None)
         environ["wsgi.input"] = body
-        with _paced(reader, pace):
+        # The client's address as the trusted proxy tells it (as the throttles read it);
+        # imported here: the logging set-up imports this module before the apps are ready.
+        from audit.services import client_ip
+
+        address = client_ip(SimpleNamespace(META=environ)) or ""
+        with _paced(reader, pace, address):
             response = app(environ, start_response)
             _finish(body, stream, length)
         return response

@@ -59,6 +59,10 @@ PORTAL_UPLOAD_LINK_MAX_FILES = env.int("PORTAL_UPLOAD_LINK_MAX_FILES", default=2
 PORTAL_BODY_STALL_SECONDS = env.int("PORTAL_BODY_STALL_SECONDS", default=60)
 PORTAL_BODY_GRACE_SECONDS = env.int("PORTAL_BODY_GRACE_SECONDS", default=60)
 PORTAL_BODY_MIN_BYTES_PER_SECOND = env.int("PORTAL_BODY_MIN_BYTES_PER_SECOND", default=1024)
+# A body silent this long is "stalled"; one client address may hold this many web threads
+# with stalled bodies at once (in each web process), and a further one is answered 408.
+PORTAL_BODY_STALLED_AFTER_SECONDS = env.int("PORTAL_BODY_STALLED_AFTER_SECONDS", default=5)
+PORTAL_BODY_STALLS_PER_ADDRESS = env.int("PORTAL_BODY_STALLS_PER_ADDRESS", default=1)
 # A BAA's signed document, encrypted into the vault as it is uploaded through the admin.
 PORTAL_BAA_DOCUMENT_MAX_BYTES = env.int("PORTAL_BAA_DOCUMENT_MAX_BYTES", default=50 * 2**20)
 

@@ -205,3 +205,67 @@ class TricklingRefusedSendTestCase(SimpleTestCase):
         finally:
             stop.set()
             sock.close()
+
+
+SHARED_LIMITS = {
+    "PORTAL_BODY_STALL_SECONDS": "60",  # as served: a phone may be silent that long
+    "PORTAL_BODY_STALLED_AFTER_SECONDS": "1",
+    "PORTAL_BODY_STALLS_PER_ADDRESS": "1",
+}
+
+
+@pytest.fixture(scope="module")
+def four_threads(tmp_path_factory) -> Iterator[Served]:
+    with served_portal(
+        tmp_path_factory.mktemp("four-threads"), workers=1, threads=4, settings=SHARED_LIMITS
+    ) as portal:
+        yield portal
+
+
+@pytest.fixture
+def shared(request, four_threads: Served) -> None:
+    request.cls.served = four_threads
+
+
+@pytest.mark.usefixtures("shared")
+class SilentBodiesFromOneAddressTestCase(SimpleTestCase):
+    """Eight connections sending headers and then nothing held every web thread for a minute,
+    again and again: one address may hold only its share of threads with silent bodies."""
+
+    served: Served
+
+    def silent_sign_in(self, address: str) -> socket.socket:
+        url = urlparse(self.served.base_url)
+        sock = socket.create_connection((url.hostname, url.port), timeout=30)
+        head = [
+            "POST /login/ HTTP/1.1",
+            f"Host: {url.hostname}:{url.port}",
+            "X-Forwarded-Proto: https",
+            f"X-Forwarded-For: {address}",
+            "Content-Type: application/x-www-form-urlencoded",
+            "Content-Length: 60000",
+        ]
+        sock.sendall(("\r\n".join(head) + "\r\n\r\n").encode())
+        return sock
+
+    def test_one_address_holds_only_its_share_of_threads_with_silent_bodies(self) -> None:
+        started = time.monotonic()
+        socks = [self.silent_sign_in("198.51.100.60") for _ in range(4)]
+        try:
+            cut = 0
+            for sock in socks[1:]:
+                reply, _ = _reply_of(sock, within=10)
+                cut += reply.startswith(b"HTTP/1.1 408")
+            self.assertEqual(cut, 3)  # all but the address's one
+            self.assertLess(time.monotonic() - started, 10)
+            other = WebClient(self.served.base_url, address="198.51.100.61", timeout=10)
+            self.assertEqual(other.get("/login/").status, 200)
+            # Another address's silent body is not cut for the first one's.
+            elsewhere = self.silent_sign_in("198.51.100.62")
+            reply, _ = _reply_of(elsewhere, within=3)
+            self.assertEqual(reply, b"")
+            elsewhere.close()
+            self.assertNotIn("Traceback", self.served.log())
+        finally:
+            for sock in socks:
+                sock.close()
