@@ -44,6 +44,17 @@ def _scan(n: int) -> dict:
     return {"name": f"IM{n:04d}.dcm", "mimeType": "application/dicom", "buffer": buf.getvalue()}
 
 
+def _revoke(demo_server, code: str) -> None:  # noqa: ANN001
+    """Staff revoke the upload link (as its row says: revoked now)."""
+    run_manage(
+        demo_server, "shell", "-c",
+        "from django.utils import timezone; from sharing.models import UploadLink; "
+        "from sharing.services import hash_token; "
+        f"UploadLink.objects.filter(token_hash=hash_token({code!r}))"
+        ".update(revoked_at=timezone.now())",
+    )  # fmt: skip
+
+
 def _open_link(demo_server, page) -> dict:  # noqa: ANN001
     """Issue an upload link, open it as its sender, and send one file per request."""
     link = json.loads(run_manage(demo_server, "shell", "-c", ISSUE).strip().splitlines()[-1])
@@ -123,13 +134,7 @@ def test_a_link_revoked_mid_send_keeps_what_got_through_and_says_so(demo_server,
     def revoke_before_the_second(route) -> None:  # noqa: ANN001
         posts.append(route.request.method)
         if len(posts) == 2:  # staff revoke the link while the second file is on its way
-            run_manage(
-                demo_server, "shell", "-c",
-                "from django.utils import timezone; from sharing.models import UploadLink; "
-                "from sharing.services import hash_token; "
-                f"UploadLink.objects.filter(token_hash=hash_token({code!r}))"
-                ".update(revoked_at=timezone.now())",
-            )  # fmt: skip
+            _revoke(demo_server, code)
         route.continue_()
 
     page.route("**/u/files/", revoke_before_the_second)
@@ -149,13 +154,7 @@ def test_a_big_send_to_a_closed_link_says_why_not_that_the_connection_failed(
     that the link was withdrawn, not that there was nothing to show or a connection failed."""
     link = _open_link(demo_server, page)
     code = link["path"].rstrip("/").rsplit("/", 1)[-1]
-    run_manage(
-        demo_server, "shell", "-c",
-        "from django.utils import timezone; from sharing.models import UploadLink; "
-        "from sharing.services import hash_token; "
-        f"UploadLink.objects.filter(token_hash=hash_token({code!r}))"
-        ".update(revoked_at=timezone.now())",
-    )  # fmt: skip
+    _revoke(demo_server, code)
     big = {"name": "CBCT.zip", "mimeType": "application/zip", "buffer": b"\0" * (24 * 2**20)}
     page.set_input_files("#id_files", files=[big])
     page.click("button:has-text('Send')")
