@@ -14,7 +14,7 @@ from typing import BinaryIO
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from audit.models import Action
@@ -206,18 +206,21 @@ class _AlreadySent:
             .exclude(blob=None)
             .values("blob")
         )
-        held = ReceivedFile.objects.filter(
-            link=link, state=ReceivedFile.State.REFUSED, reason=ReceivedFile.ALREADY_HELD
-        ).exclude(instance_uid="")
+        # DICOM instances waiting, or held by the practice already, as each was sent.
+        charged = ReceivedFile.objects.filter(link=link).filter(
+            Q(state=ReceivedFile.State.PENDING)
+            | Q(state=ReceivedFile.State.REFUSED, reason=ReceivedFile.ALREADY_HELD)
+        )
         return cls(
             set(pending.values_list("sha256", flat=True)),
-            set(held.values_list("instance_uid", flat=True)),
+            set(charged.exclude(instance_uid="").values_list("instance_uid", flat=True)),
         )
 
     def again(self, out: Outcome) -> bool:
-        """Whether out repeats a file already sent and kept."""
-        if out.status == "duplicate":
-            return out.header is not None and out.header.sop_uid in self.instances
+        """Whether out repeats a file already sent: the same bytes, or the same DICOM instance
+        in other bytes (exported again), which staff would meet twice."""
+        if out.header is not None and out.header.sop_uid in self.instances:
+            return out.status in ("ok", "duplicate")
         return out.status == "ok" and out.blob is not None and out.blob.sha256 in self.digests
 
     def remember(self, out: Outcome) -> None:
@@ -276,8 +279,8 @@ def _keep_to_what_others_kept(link: UploadLink, rows: list[ReceivedFile], droppe
     room_back = 0
     for i, row in enumerate(rows):
         copy_kept = row.blob is not None and row.blob.sha256 in kept.digests
-        copy_held = row.reason == ReceivedFile.ALREADY_HELD and row.instance_uid in kept.instances
-        if copy_kept or copy_held:
+        charged = row.state == ReceivedFile.State.PENDING or row.reason == ReceivedFile.ALREADY_HELD
+        if copy_kept or (charged and row.instance_uid and row.instance_uid in kept.instances):
             if row.blob is not None:
                 dropped.append(row.blob)
             room_back += row.size

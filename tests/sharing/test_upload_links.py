@@ -10,6 +10,7 @@ from datetime import date, timedelta
 from pathlib import Path
 from unittest import mock
 
+import pydicom
 from django.contrib.messages.storage.cookie import CookieStorage
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client, RequestFactory, override_settings
@@ -284,6 +285,22 @@ class UploadLinkTestCase(UploadLinkMixin, BaseTestCase):
         self.assertEqual(charged("IM1.dcm", held), charged("IM2.dcm", new))
         self.assertEqual(charged("IM1.dcm", held), 0)  # sent again: charged once, as ...
         self.assertEqual(charged("IM2.dcm", new), 0)  # ... a new file sent again
+
+    def test_another_copy_of_an_instance_waiting_is_not_kept_twice(self) -> None:
+        """The same instance exported again (other bytes, same SOP Instance UID) waited twice,
+        for staff to accept one and see the other refused as a duplicate."""
+        first = scans("OTHER-77")[0]
+        again = pydicom.dcmread(io.BytesIO(first))
+        again.InstitutionName = "Exported again"
+        buffer = io.BytesIO()
+        again.save_as(buffer, enforce_file_format=True)
+        self.verify()
+        self.assertContains(self.send(("IM1.dcm", first)), "1 file received")
+        self.assertContains(self.send(("IM1-again.dcm", buffer.getvalue())), "1 file received")
+        self.assertEqual(
+            dict(ReceivedFile.objects.values_list("name", "reason")),
+            {"IM1.dcm": "", "IM1-again.dcm": ReceivedFile.ALREADY_SENT},
+        )
 
     def test_a_send_that_fails_midway_leaves_no_file_and_no_charge(self) -> None:
         from django.db import DatabaseError
