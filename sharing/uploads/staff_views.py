@@ -18,7 +18,7 @@ from portal.access import fetch_or_404
 from portal.workspace import once
 from portal.workspace.decorators import staff_required
 from sharing.models import ReceivedFile
-from sharing.uploads import intake, services
+from sharing.uploads import decisions, services
 from sharing.uploads.waiting import CHOOSING, chosen_files, look_up_records, waiting_items
 
 OPEN_LINKS_SHOWN = 100
@@ -114,7 +114,7 @@ def _decide(request: HttpRequest, code, accept: bool) -> HttpResponse:
             messages.error(request, "What was ticked is no longer waiting: look at the list again.")
             return redirect("/received/")
     if accept:
-        accepted = intake.accept(files, by=request.user, request=request)
+        accepted = decisions.accept(files, by=request.user, request=request)
         if accepted.decided:
             # Messages travel in a cookie: never the patient's name.
             done = _files(len(accepted.decided))
@@ -129,7 +129,7 @@ def _decide(request: HttpRequest, code, accept: bool) -> HttpResponse:
                 f"{'it is' if one else 'they are'}.",
             )
     else:
-        intake.decline(files, by=request.user, request=request)
+        decisions.decline(files, by=request.user, request=request)
         if files:
             messages.success(request, f"Declined {_files(len(files))}: they were shredded.")
     return redirect("/received/")

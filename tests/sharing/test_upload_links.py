@@ -341,13 +341,13 @@ class UploadLinkTestCase(UploadLinkMixin, BaseTestCase):
     def test_a_second_decision_on_files_already_decided_changes_nothing(self) -> None:
         """A double-clicked accept, or a decline racing an accept, read the files as pending
         before the first decision committed: the second finds them decided and stops."""
-        from sharing.uploads import intake
+        from sharing.uploads import decisions
 
         self.verify()
         self.send(("IM1.dcm", scans()[0]))
         stale = list(ReceivedFile.objects.select_related("blob", "link"))
-        intake.accept(stale, by=self.bob)
-        for decide in (intake.accept, intake.decline):
+        decisions.accept(stale, by=self.bob)
+        for decide in (decisions.accept, decisions.decline):
             again = list(ReceivedFile.objects.filter(pk__in=[f.pk for f in stale]))
             for f in again:  # as read before the first decision committed
                 f.state = ReceivedFile.State.PENDING
